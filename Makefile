@@ -1,0 +1,50 @@
+# WonderTix — see README.md. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install run migrate seed test lint unit integration deploy-tests e2e bench clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+migrate: install
+	$(BIN)/wondertix migrate --noinput
+
+seed: migrate
+	$(BIN)/wondertix seed_demo
+
+run: seed
+	@echo "WonderTix demo storefront: http://127.0.0.1:8000  (staff: http://127.0.0.1:8000/staff/)"
+	$(BIN)/wondertix runserver 127.0.0.1:8000
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q tests/unit -n 2
+
+integration: install
+	$(BIN)/pytest -q tests/integration
+
+deploy-tests: install
+	$(BIN)/pytest -q tests/deploy
+
+e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+# Every layer, from specific to general. CI runs exactly this.
+test: lint unit integration deploy-tests e2e
+
+bench: install
+	$(BIN)/python bench/onsale.py
+
+clean:
+	rm -rf var/static .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""WonderTix: ticketing and box office for small theaters."""

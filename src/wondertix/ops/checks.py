@@ -1,0 +1,37 @@
+"""Deploy checks: a process with DEBUG off refuses insecure or missing settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+
+@register(Tags.security, deploy=True)
+def wondertix_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    errors: list[Error] = []
+    if not settings.SECRET_KEY or len(settings.SECRET_KEY) < 40:
+        errors.append(Error("SECRET_KEY is missing or too short.", id="wondertix.E001"))
+    if settings.STAFF_API_TOKEN_KEY == settings.SECRET_KEY:
+        errors.append(
+            Error("STAFF_API_TOKEN_KEY must be its own secret.", id="wondertix.E002")
+        )
+    if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK:
+        errors.append(
+            Error("WONDERTIX_UNSAFE_DISABLE_SALES_LOCK is a test switch.", id="wondertix.E003")
+        )
+    if settings.PAYMENT_PROVIDER == "stripe" and not (
+        settings.STRIPE_SECRET_KEY and settings.STRIPE_WEBHOOK_SECRET
+    ):
+        errors.append(Error("Stripe keys are missing.", id="wondertix.E004"))
+    return errors
+
+
+@register()
+def refuse_unsafe_switch_without_debug(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK and not settings.DEBUG:
+        return [Error("The sales lock may only be disabled with DEBUG on.", id="wondertix.E005")]
+    if not settings.DEBUG and not settings.SECRET_KEY:
+        return [Error("SECRET_KEY must be set when DEBUG is off.", id="wondertix.E006")]
+    return []

@@ -1,0 +1,48 @@
+"""Health, readiness and metrics endpoints (the seam wtx and HAProxy use)."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from wondertix.ops import metrics
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is alive and answering. Never touches the database."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready for traffic: database reachable and every migration applied."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:  # noqa: BLE001 - any database failure means "not ready"
+        return JsonResponse(
+            {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
+            status=503,
+        )
+    if plan:
+        return JsonResponse(
+            {"status": "unavailable", "database": "ok", "pending_migrations": len(plan)},
+            status=503,
+        )
+    return JsonResponse({"status": "ok", "database": "ok", "pending_migrations": 0})
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    from django.utils import timezone
+
+    from wondertix.sales.models import Hold
+
+    metrics.HOLDS_ACTIVE.set(Hold.objects.filter(expires_at__gt=timezone.now()).count())
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)

@@ -1,0 +1,42 @@
+from django.db import models
+
+from wondertix.sales.models import Order
+
+
+class Payment(models.Model):
+    """Money moving for an order: a charge, or a refund (negative direction, kind=refund)."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+    KIND_CHOICES = [(CHARGE, "Charge"), (REFUND, "Refund")]
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUS_CHOICES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    kind = models.CharField(max_length=8, choices=KIND_CHOICES, default=CHARGE)
+    provider = models.CharField(max_length=20)  # test | stripe | cash | comp
+    reference = models.CharField(max_length=120, blank=True, db_index=True)
+    amount_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=PENDING)
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.provider} {self.amount_cents}¢ {self.status}"
+
+
+class WebhookEvent(models.Model):
+    """Every provider webhook event id processed, so a redelivery is a no-op."""
+
+    provider = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=120)
+    event_type = models.CharField(max_length=80)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "event_id"], name="webhook_event_once")]

@@ -1,0 +1,67 @@
+"""An in-process simulated card processor for dev, stg and tests.
+
+Card numbers behave like a card network's test cards: 4242 4242 4242 4242 succeeds,
+4000 0000 0000 0002 is declined, 4000 0000 0000 9995 has insufficient funds. Any other
+number that passes the Luhn check succeeds; one that fails it is refused as invalid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from wondertix.payments.providers.base import ChargeResult, PaymentDetails, RefundResult
+
+DECLINED = {
+    "4000000000000002": ("card_declined", "Your card was declined. Please use a different card."),
+    "4000000000009995": ("insufficient_funds", "Your card has insufficient funds. Please use a different card."),
+}
+
+
+def luhn_ok(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def normalize_card(number: str) -> str:
+    return "".join(ch for ch in (number or "") if ch.isdigit())
+
+
+class TestCardProvider:
+    name = "test"
+    synchronous = True
+
+    def charge(self, *, amount_cents: int, details: PaymentDetails, description: str, idempotency_key: str) -> ChargeResult:
+        number = normalize_card(details.card_number)
+        if not luhn_ok(number):
+            return ChargeResult(False, message="That card number is not valid. Please check it and try again.", code="invalid_card")
+        if number in DECLINED:
+            code, message = DECLINED[number]
+            return ChargeResult(False, message=message, code="payment_declined")
+        digest = hashlib.sha256(f"{idempotency_key}:{amount_cents}".encode()).hexdigest()[:20]
+        return ChargeResult(True, reference=f"test_ch_{digest}")
+
+    def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> RefundResult:
+        digest = hashlib.sha256(f"{idempotency_key}:{reference}:{amount_cents}".encode()).hexdigest()[:20]
+        return RefundResult(True, reference=f"test_re_{digest}")
+
+
+class CashProvider:
+    """Money taken at the box office window: always succeeds, refunds are paid out in cash."""
+
+    name = "cash"
+    synchronous = True
+
+    def charge(self, *, amount_cents: int, details: PaymentDetails, description: str, idempotency_key: str) -> ChargeResult:
+        return ChargeResult(True, reference=f"cash_{idempotency_key[:24]}")
+
+    def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> RefundResult:
+        return RefundResult(True, reference=f"cash_re_{idempotency_key[:24]}")

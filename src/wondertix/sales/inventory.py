@@ -1,0 +1,152 @@
+"""Seat inventory: how many seats are taken, and the lock every sale goes through.
+
+The rule, everywhere: open a transaction, lock the performances a request touches (by primary
+key order, so two buyers never deadlock), re-count what is taken, write, commit.
+Taken = tickets issued (Performance.tickets_sold) + unexpired hold lines.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from wondertix.catalog.models import Performance, PriceType
+from wondertix.sales import errors
+from wondertix.sales.models import HoldLine, Ticket
+
+
+@dataclass(frozen=True)
+class Availability:
+    capacity: int
+    sold: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.capacity - self.sold - self.held)
+
+
+def lock_performances(ids: Iterable[int]) -> dict[int, Performance]:
+    """Row-lock the performances (ascending pk). Must run inside transaction.atomic()."""
+    wanted = sorted(set(ids))
+    qs = Performance.objects.filter(pk__in=wanted).select_related("event").order_by("pk")
+    if not settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK:
+        qs = qs.select_for_update(of=("self",))
+    found = {p.pk: p for p in qs}
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise errors.not_found("unknown_performance", "That performance does not exist.")
+    return found
+
+
+def held_seats(performance_ids: Iterable[int], now: datetime, exclude_hold_id: int | None = None) -> dict[int, int]:
+    qs = HoldLine.objects.filter(performance_id__in=list(performance_ids), expires_at__gt=now)
+    if exclude_hold_id is not None:
+        qs = qs.exclude(hold_id=exclude_hold_id)
+    return {row["performance_id"]: row["n"] for row in qs.values("performance_id").annotate(n=Sum("quantity"))}
+
+
+def taken_by_price_type(pairs: set[tuple[int, int]], now: datetime, exclude_hold_id: int | None = None) -> dict[tuple[int, int], int]:
+    """Tickets issued plus unexpired holds, for each (performance, price type) pair asked about."""
+    if not pairs:
+        return {}
+    perf_ids = {p for p, _ in pairs}
+    type_ids = {t for _, t in pairs}
+    taken: dict[tuple[int, int], int] = defaultdict(int)
+    tickets = (
+        Ticket.objects.filter(performance_id__in=perf_ids, price_type_id__in=type_ids, status=Ticket.VALID)
+        .values("performance_id", "price_type_id")
+        .annotate(n=Count("id"))
+    )
+    for row in tickets:
+        taken[(row["performance_id"], row["price_type_id"])] += row["n"]
+    holds = HoldLine.objects.filter(performance_id__in=perf_ids, price_type_id__in=type_ids, expires_at__gt=now)
+    if exclude_hold_id is not None:
+        holds = holds.exclude(hold_id=exclude_hold_id)
+    for row in holds.values("performance_id", "price_type_id").annotate(n=Sum("quantity")):
+        taken[(row["performance_id"], row["price_type_id"])] += row["n"]
+    return {pair: taken.get(pair, 0) for pair in pairs}
+
+
+def ensure_capacity(
+    performances: dict[int, Performance],
+    demand: dict[tuple[int, int], int],
+    price_types: dict[int, PriceType],
+    *,
+    now: datetime,
+    exclude_hold_id: int | None = None,
+) -> None:
+    """Raise sold_out unless every requested seat fits. Call with the performances locked."""
+    per_performance: dict[int, int] = defaultdict(int)
+    for (perf_id, _), qty in demand.items():
+        per_performance[perf_id] += qty
+    held = held_seats(per_performance, now, exclude_hold_id)
+    for perf_id, qty in per_performance.items():
+        perf = performances[perf_id]
+        left = perf.capacity - perf.tickets_sold - held.get(perf_id, 0)
+        if qty > left:
+            left = max(0, left)
+            message = (
+                "Sorry, this performance is sold out."
+                if left == 0
+                else f"Sorry, only {left} seat{'s' if left != 1 else ''} left for this performance."
+            )
+            raise errors.sold_out(message, performance_id=perf_id, available=left)
+    limited = {pair for pair in demand if price_types[pair[1]].limit_per_performance is not None}
+    if limited:
+        taken = taken_by_price_type(limited, now, exclude_hold_id)
+        for pair in limited:
+            pt = price_types[pair[1]]
+            left = max(0, (pt.limit_per_performance or 0) - taken[pair])
+            if demand[pair] > left:
+                raise errors.SaleError(
+                    "sold_out",
+                    f"Sorry, only {left} “{pt.name}” ticket{'s' if left != 1 else ''} left for this performance.",
+                    status=409,
+                    performance_id=pair[0],
+                    price_type_id=pt.pk,
+                    available=left,
+                )
+
+
+def availability_for(performance_ids: Iterable[int], now: datetime | None = None) -> dict[int, Availability]:
+    """Read-only view for pages and the API (no lock: a display, not a promise)."""
+    now = now or timezone.now()
+    ids = list(performance_ids)
+    held = held_seats(ids, now)
+    return {
+        p["pk"]: Availability(p["capacity"], p["tickets_sold"], held.get(p["pk"], 0))
+        for p in Performance.objects.filter(pk__in=ids).values("pk", "capacity", "tickets_sold")
+    }
+
+
+def price_type_availability(performance: Performance, price_types: Iterable[PriceType], now: datetime | None = None) -> dict[int, int | None]:
+    """Seats left per price type (None = no limit of its own) for one performance."""
+    now = now or timezone.now()
+    pts = list(price_types)
+    pairs = {(performance.pk, pt.pk) for pt in pts if pt.limit_per_performance is not None}
+    taken = taken_by_price_type(pairs, now)
+    return {
+        pt.pk: (max(0, pt.limit_per_performance - taken[(performance.pk, pt.pk)]) if pt.limit_per_performance is not None else None)
+        for pt in pts
+    }
+
+
+def add_sold(performances: dict[int, Performance], sold: dict[int, int]) -> None:
+    """Move the issued-ticket counters. The performances were locked by this transaction."""
+    from django.db.models import F
+
+    for perf_id, n in sold.items():
+        if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK:
+            # The naive read-modify-write the lock exists to prevent (test switch only).
+            perf = performances[perf_id]
+            Performance.objects.filter(pk=perf_id).update(tickets_sold=perf.tickets_sold + n)
+        else:
+            Performance.objects.filter(pk=perf_id).update(tickets_sold=F("tickets_sold") + n)
+        performances[perf_id].tickets_sold += n

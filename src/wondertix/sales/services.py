@@ -1,0 +1,460 @@
+"""Selling tickets. Every write of the sale path is here, one transaction per use case.
+
+Views and the API parse input, call one of these functions, and render the result; a
+SaleError means nothing was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from wondertix.catalog.models import Performance, PriceType
+from wondertix.ops import audit, metrics
+from wondertix.patrons.models import Donation, Patron
+from wondertix.payments.models import Payment
+from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.registry import get_provider
+from wondertix.sales import errors, inventory, pricing
+from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    performance_id: int
+    price_type_id: int
+    quantity: int
+    # Only for pay-what-you-can types, or to assert the price the client displayed.
+    unit_price_cents: int | None = None
+
+
+@dataclass
+class Buyer:
+    first_name: str
+    last_name: str
+    email: str
+    phone: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    accommodation: str = ""
+    newsletter: bool = False
+
+    def clean(self) -> Buyer:
+        for name in ("first_name", "last_name", "email", "phone", "address_line1", "address_line2", "city", "region", "postal_code", "accommodation"):
+            setattr(self, name, (getattr(self, name) or "").strip())
+        if not self.first_name or not self.last_name:
+            raise errors.invalid("invalid_name", "Please enter your first and last name.", field="name")
+        if len(self.first_name) > 80 or len(self.last_name) > 80:
+            raise errors.invalid("invalid_name", "Names can be at most 80 characters.", field="name")
+        try:
+            validate_email(self.email)
+        except ValidationError:
+            raise errors.invalid("invalid_email", f"“{self.email}” is not a valid email address.", field="email") from None
+        self.email = self.email.lower()
+        if self.phone and (len(self.phone) > 40 or sum(ch.isdigit() for ch in self.phone) < 7):
+            raise errors.invalid("invalid_phone", "Please enter a phone number with at least 7 digits.", field="phone")
+        if len(self.accommodation) > 200:
+            raise errors.invalid("invalid_accommodation", "Please keep the accommodation note under 200 characters.", field="accommodation")
+        return self
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+@dataclass
+class CheckoutDetails:
+    buyer: Buyer
+    donation_cents: int = 0
+    donation_anonymous: bool = False
+    donation_comment: str = ""
+    discount_code: str = ""
+    payment: PaymentDetails = field(default_factory=PaymentDetails)
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _normalize_lines(lines: list[LineRequest]) -> list[LineRequest]:
+    if not lines:
+        raise errors.invalid("invalid_quantity", "Choose at least one ticket.", field="quantity")
+    merged: dict[tuple[int, int, int | None], int] = defaultdict(int)
+    for line in lines:
+        pricing.validate_quantity(line.quantity)
+        merged[(line.performance_id, line.price_type_id, line.unit_price_cents)] += line.quantity
+    out = [LineRequest(p, t, q, u) for (p, t, u), q in merged.items()]
+    pricing.validate_quantity(sum(line.quantity for line in out))
+    return out
+
+
+def _load_price_types(lines: list[LineRequest], performances: dict[int, Performance], *, staff: bool) -> dict[int, PriceType]:
+    ids = {line.price_type_id for line in lines}
+    price_types = {pt.pk: pt for pt in PriceType.objects.filter(pk__in=ids)}
+    for line in lines:
+        pt = price_types.get(line.price_type_id)
+        perf = performances[line.performance_id]
+        if pt is None or pt.event_id != perf.event_id or not pt.active or (pt.staff_only and not staff):
+            raise errors.invalid("invalid_price_type", "That ticket type is not sold for this performance.", field="price_type_id")
+    return price_types
+
+
+def _ensure_on_sale(perf: Performance, now: Any, *, staff: bool) -> None:
+    if perf.status == Performance.CANCELED:
+        raise errors.invalid("performance_canceled", "This performance has been canceled.")
+    if not staff and not perf.event.active:
+        raise errors.not_found("unknown_performance", "That performance does not exist.")
+    if perf.starts_at <= now - timedelta(hours=3 if staff else 0) or (not staff and now >= perf.sales_close_at):
+        raise errors.invalid("performance_past", "Sales for this performance have closed.")
+    if not staff and perf.on_sale_from and now < perf.on_sale_from:
+        local = timezone.localtime(perf.on_sale_from)
+        raise errors.invalid("not_on_sale_yet", f"Tickets for this performance go on sale {local:%B %-d at %-I:%M %p}.")
+
+
+def _demand(lines: list[LineRequest]) -> dict[tuple[int, int], int]:
+    demand: dict[tuple[int, int], int] = defaultdict(int)
+    for line in lines:
+        demand[(line.performance_id, line.price_type_id)] += line.quantity
+    return dict(demand)
+
+
+# ---------------------------------------------------------------------------- holds
+
+
+def create_hold(
+    lines: list[LineRequest],
+    *,
+    minutes: int | None = None,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    staff: bool = False,
+) -> Hold:
+    """Hold seats for a cart. Seats held count against capacity until the hold expires."""
+    lines = _normalize_lines(lines)
+    now = timezone.now()
+    expires_at = now + timedelta(minutes=minutes or settings.HOLD_MINUTES)
+    with transaction.atomic():
+        performances = inventory.lock_performances(line.performance_id for line in lines)
+        for perf in performances.values():
+            _ensure_on_sale(perf, now, staff=staff)
+        price_types = _load_price_types(lines, performances, staff=staff)
+        unit_prices = [pricing.unit_price(price_types[line.price_type_id], line.unit_price_cents) for line in lines]
+        inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
+        hold = Hold.objects.create(expires_at=expires_at, created_by=actor if staff else None, reason=reason)
+        HoldLine.objects.bulk_create(
+            HoldLine(
+                hold=hold,
+                performance_id=line.performance_id,
+                price_type_id=line.price_type_id,
+                quantity=line.quantity,
+                unit_price_cents=price,
+                expires_at=expires_at,
+            )
+            for line, price in zip(lines, unit_prices, strict=True)
+        )
+    metrics.HOLDS_CREATED.inc()
+    return hold
+
+
+def get_hold(token: str) -> Hold:
+    hold = Hold.objects.filter(token=token).first()
+    if hold is None:
+        raise errors.not_found("hold_not_found", "Your cart could not be found. Please choose your tickets again.")
+    return hold
+
+
+def release_hold(token: str) -> None:
+    """Give the seats back (patron emptied the cart, or payment was declined or abandoned)."""
+    with transaction.atomic():
+        hold = Hold.objects.select_for_update().filter(token=token, consumed_at__isnull=True).first()
+        if hold is not None:
+            hold.lines.all().delete()
+            hold.expires_at = min(hold.expires_at, timezone.now())
+            hold.save(update_fields=["expires_at"])
+
+
+# ---------------------------------------------------------------------------- orders
+
+
+def request_fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _existing_for_key(key: str | None, fingerprint: str) -> Order | None:
+    if not key:
+        return None
+    existing = Order.objects.filter(idempotency_key=key).first()
+    if existing is not None and fingerprint and existing.request_fingerprint != fingerprint:
+        raise errors.invalid(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request.",
+        )
+    return existing
+
+
+def _find_or_create_patron(buyer: Buyer) -> Patron:
+    """Match the contact by email. An existing contact's details are never overwritten from a
+    checkout (anyone can type anyone's email); what the buyer typed is kept on the order."""
+    patron = Patron.objects.filter(email__iexact=buyer.email).order_by("pk").first()
+    if patron is None:
+        patron = Patron.objects.create(
+            first_name=buyer.first_name,
+            last_name=buyer.last_name,
+            email=buyer.email,
+            phone=buyer.phone,
+            address_line1=buyer.address_line1,
+            address_line2=buyer.address_line2,
+            city=buyer.city,
+            region=buyer.region,
+            postal_code=buyer.postal_code,
+            accommodation=buyer.accommodation,
+            newsletter=buyer.newsletter,
+        )
+    return patron
+
+
+def _place_order(
+    *,
+    lines: list[LineRequest],
+    details: CheckoutDetails,
+    channel: str,
+    provider_name: str,
+    idempotency_key: str | None,
+    fingerprint: str,
+    hold: Hold | None,
+    actor: AbstractBaseUser | None,
+    staff: bool,
+    price_overrides: dict[int, int] | None = None,
+) -> Order:
+    """The one sale path: lock, re-check, charge, write. Runs inside the caller's atomic block."""
+    now = timezone.now()
+    donation = pricing.validate_donation(details.donation_cents)
+    discount = pricing.find_discount(details.discount_code) if details.discount_code.strip() else None
+    patron = _find_or_create_patron(details.buyer)
+
+    performances = inventory.lock_performances(line.performance_id for line in lines)
+    if hold is not None:
+        # Re-read the hold under the performance locks: a competing sale that saw it expire
+        # has committed by now, so this check and theirs cannot both pass.
+        hold = Hold.objects.get(pk=hold.pk)
+        if hold.consumed_at is not None:
+            raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
+        if hold.is_expired(now):
+            raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
+    for perf in performances.values():
+        _ensure_on_sale(perf, now, staff=staff)
+    price_types = _load_price_types(lines, performances, staff=staff)
+    inventory.ensure_capacity(performances, _demand(lines), price_types, now=now, exclude_hold_id=hold.pk if hold else None)
+
+    totals = pricing.Totals(donation_cents=donation)
+    for line in lines:
+        pt = price_types[line.price_type_id]
+        if price_overrides and pt.pk in price_overrides:
+            price = price_overrides[pt.pk]
+        elif hold is not None:
+            price = line.unit_price_cents if line.unit_price_cents is not None else pt.price_cents
+        else:
+            price = pricing.unit_price(pt, line.unit_price_cents)
+        for _ in range(line.quantity):
+            totals.tickets.append(pricing.PricedTicket(line.performance_id, pt, price, pt.fee_cents if not staff else 0))
+    totals.subtotal_cents = sum(t.price_cents for t in totals.tickets)
+    totals.fees_cents = sum(t.fee_cents for t in totals.tickets)
+    if discount is not None:
+        if discount.usage_limit is not None:
+            discount = DiscountCode.objects.select_for_update().get(pk=discount.pk)
+        pricing.apply_discount(discount, totals, now)
+
+    order = Order(
+        status=Order.PENDING,
+        channel=channel,
+        patron=patron,
+        buyer_name=details.buyer.full_name,
+        buyer_email=details.buyer.email,
+        buyer_phone=details.buyer.phone,
+        buyer_accommodation=details.buyer.accommodation,
+        subtotal_cents=totals.subtotal_cents,
+        fees_cents=totals.fees_cents,
+        discount_cents=totals.discount_cents,
+        donation_cents=donation,
+        total_cents=totals.total_cents,
+        discount_code=discount,
+        hold=hold,
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+        created_by=actor,
+    )
+
+    provider = get_provider(provider_name)
+    payment: Payment | None = None
+    if order.total_cents > 0:
+        result = provider.charge(
+            amount_cents=order.total_cents,
+            details=details.payment,
+            description=f"{settings.THEATER_NAME} tickets",
+            idempotency_key=idempotency_key or order.token,
+        )
+        if not result.ok:
+            metrics.ORDERS.labels("declined").inc()
+            raise errors.payment_failed(result.code or "payment_declined", result.message)
+        payment = Payment(order=order, provider=provider.name, reference=result.reference, amount_cents=order.total_cents, status=Payment.SUCCEEDED)
+    order.status = Order.PAID
+    order.paid_at = now
+    order.save()
+
+    Ticket.objects.bulk_create(
+        Ticket(
+            order=order,
+            performance_id=t.performance_id,
+            price_type=t.price_type,
+            price_cents=t.price_cents,
+            fee_cents=t.fee_cents,
+            discount_cents=t.discount_cents,
+        )
+        for t in totals.tickets
+    )
+    if payment is not None:
+        payment.order = order
+        payment.save()
+    if donation:
+        Donation.objects.create(
+            patron=patron, order=order, amount_cents=donation,
+            anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
+        )
+    if discount is not None:
+        DiscountCode.objects.filter(pk=discount.pk).update(times_used=discount.times_used + 1)
+    sold: dict[int, int] = defaultdict(int)
+    for t in totals.tickets:
+        sold[t.performance_id] += 1
+    inventory.add_sold(performances, sold)
+    if hold is not None:
+        HoldLine.objects.filter(hold=hold).delete()
+        Hold.objects.filter(pk=hold.pk).update(consumed_at=now)
+    order.ticket_count = len(totals.tickets)  # type: ignore[attr-defined]
+    audit.record(
+        "order.paid",
+        actor=actor,
+        obj=order,
+        after={"total_cents": order.total_cents, "tickets": len(totals.tickets), "channel": channel, "provider": provider.name if payment else "free"},
+    )
+    return order
+
+
+def checkout(
+    hold_token: str,
+    details: CheckoutDetails,
+    *,
+    channel: str = Order.ONLINE,
+    provider_name: str | None = None,
+    idempotency_key: str | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Order:
+    """Turn a patron's hold into a paid order. A declined card releases the held seats."""
+    details.buyer.clean()
+    hold = get_hold(hold_token)
+    lines = [
+        LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents)
+        for hl in hold.lines.all()
+    ]
+    if hold.consumed_at is not None:
+        raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
+    if not lines:
+        raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
+    fingerprint = request_fingerprint({"hold": hold_token})
+    try:
+        order = _idempotent(
+            idempotency_key,
+            fingerprint,
+            lambda: _place_order(
+                lines=lines, details=details, channel=channel,
+                provider_name=provider_name or settings.PAYMENT_PROVIDER,
+                idempotency_key=idempotency_key, fingerprint=fingerprint,
+                hold=hold, actor=actor, staff=False,
+            ),
+        )
+    except errors.SaleError as exc:
+        if exc.status == 402:
+            release_hold(hold_token)
+        raise
+    return order
+
+
+def sell(
+    lines: list[LineRequest],
+    details: CheckoutDetails,
+    *,
+    channel: str = Order.API,
+    provider_name: str | None = None,
+    idempotency_key: str | None = None,
+    actor: AbstractBaseUser | None = None,
+    staff: bool = False,
+    price_overrides: dict[int, int] | None = None,
+) -> Order:
+    """Sell and pay in one call (API integrations, load tests, the box office)."""
+    lines = _normalize_lines(lines)
+    details.buyer.clean()
+    fingerprint = request_fingerprint(
+        {
+            "lines": [asdict(line) for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id))],
+            "email": details.buyer.email,
+            "donation": details.donation_cents,
+            "discount": details.discount_code.strip().upper(),
+            "overrides": price_overrides or {},
+        }
+    )
+    return _idempotent(
+        idempotency_key,
+        fingerprint,
+        lambda: _place_order(
+            lines=lines, details=details, channel=channel,
+            provider_name=provider_name or settings.PAYMENT_PROVIDER,
+            idempotency_key=idempotency_key, fingerprint=fingerprint,
+            hold=None, actor=actor, staff=staff, price_overrides=price_overrides,
+        ),
+    )
+
+
+def _idempotent(key: str | None, fingerprint: str, place: Callable[[], Order]) -> Order:
+    """Run one order-creating transaction at most once per idempotency key.
+
+    The key is stored on the order in the same transaction, so a retry after an unknown
+    outcome (dropped connection, failover) finds the first order instead of selling twice.
+    """
+    existing = _existing_for_key(key, fingerprint)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            order = place()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its order.
+        existing = _existing_for_key(key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+    _sold(order)
+    return order
+
+
+def _sold(order: Order) -> None:
+    metrics.ORDERS.labels("paid").inc()
+    metrics.TICKETS_SOLD.labels(order.channel).inc(order.ticket_count)  # type: ignore[attr-defined]
+    from wondertix.sales import notifications
+
+    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk))

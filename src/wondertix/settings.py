@@ -1,0 +1,222 @@
+"""The one settings module. Every value comes from the environment (12-factor).
+
+`make run` works with no variables at all: dev defaults, SQLite under var/, and a generated
+dev secret. A process started with DEBUG off refuses insecure settings (see ops.checks).
+Code never branches on WONDERTIX_ENV; it is a label for logs and metrics only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+
+SRC_DIR = Path(__file__).resolve().parent
+# The project checkout (or the release directory when installed from a wheel: var/ is then
+# given by WONDERTIX_VAR_DIR).
+BASE_DIR = SRC_DIR.parent.parent
+
+env = environ.Env()
+
+VAR_DIR = Path(env.str("WONDERTIX_VAR_DIR", default=str(BASE_DIR / "var")))
+
+WONDERTIX_ENV = env.str("WONDERTIX_ENV", default="dev")
+DEBUG = env.bool("DEBUG", default=True)
+
+
+def _dev_secret_key() -> str:
+    """A per-checkout secret for local development, generated once, never committed."""
+    path = VAR_DIR / "dev-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or (_dev_secret_key() if DEBUG else "")
+# Signs staff API tokens; a token minted by one environment is useless in another.
+STAFF_API_TOKEN_KEY = env.str("STAFF_API_TOKEN_KEY", default="") or SECRET_KEY
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Source networks allowed to reach this environment (checked again in the app, behind HAProxy).
+ALLOWED_SOURCE_NETWORKS = env.list("ALLOWED_SOURCE_NETWORKS", default=[])
+# Proxies whose X-Forwarded-For we believe (HAProxy on loopback).
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "axes",
+    "wondertix.ops",
+    "wondertix.catalog",
+    "wondertix.patrons",
+    "wondertix.sales",
+    "wondertix.payments",
+    "wondertix.boxoffice",
+    "wondertix.storefront",
+    "wondertix.reports",
+    "wondertix.api",
+]
+
+MIDDLEWARE = [
+    "wondertix.ops.middleware.RequestIdMiddleware",
+    "wondertix.ops.middleware.SourceNetworkMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
+    "wondertix.ops.middleware.MetricsMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "wondertix.urls"
+WSGI_APPLICATION = "wondertix.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [SRC_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "wondertix.ops.context.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'dev.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # BEGIN IMMEDIATE takes SQLite's write lock at the start of every transaction, so the
+    # sale path's "lock, re-check, write" is serialized exactly as row locks do on PostgreSQL.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# The theater's zone: performance times are shown and entered in it.
+TIME_ZONE = env.str("THEATER_TIME_ZONE", default="America/Los_Angeles")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+LOGIN_URL = "/staff/login/"
+LOGIN_REDIRECT_URL = "/staff/"
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+
+# Security headers; the environment spec turns HTTPS settings on where TLS terminates.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = False
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "style-src": ["'self'"],
+        "script-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'", "https://checkout.stripe.com"],
+    }
+}
+
+# Login throttling for staff (django-axes).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# Sales.
+HOLD_MINUTES = env.int("HOLD_MINUTES", default=15)
+MAX_TICKETS_PER_ORDER = env.int("MAX_TICKETS_PER_ORDER", default=20)
+CURRENCY = env.str("CURRENCY", default="USD")
+# Test-only: skips the capacity lock so the concurrency tests can prove they catch a race.
+# ops.checks refuses it whenever DEBUG is off.
+WONDERTIX_UNSAFE_DISABLE_SALES_LOCK = env.bool("WONDERTIX_UNSAFE_DISABLE_SALES_LOCK", default=False)
+
+# Payments: "test" (in-process simulated card processor) or "stripe".
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="test")
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+THEATER_NAME = env.str("THEATER_NAME", default="WonderTix Community Theater")
+
+# Email: console in dev; the environment spec sets EMAIL_BACKEND (file, smtp) elsewhere.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="box-office@wondertix.localhost")
+
+# Logging: console lines in dev, JSON elsewhere; every line carries env and request id.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FILE = env.str("LOG_FILE", default="")
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+
+from wondertix.ops.logging import build_logging_config  # noqa: E402
+
+LOGGING = build_logging_config(
+    fmt=LOG_FORMAT, level=LOG_LEVEL, log_file=LOG_FILE, env_name=WONDERTIX_ENV
+)
+LOGGING_CONFIG = "logging.config.dictConfig"
