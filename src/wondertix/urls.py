@@ -12,6 +12,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("staff/", include("wondertix.boxoffice.urls")),
     path("staff/reports/", include("wondertix.reports.urls")),
+    path("staff/sales/", include("wondertix.sales.staff_urls")),
+    path("staff/contacts/", include("wondertix.patrons.urls")),
     path("", include("wondertix.payments.urls")),
     path("", include("wondertix.storefront.urls")),
 ]

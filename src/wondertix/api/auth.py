@@ -24,5 +24,5 @@ class StaffToken(HttpBearer):
 
             if not user_has_role(user, *self.roles):
                 return None
-        request.user = user
+        request.user = user  # type: ignore[assignment]
         return user

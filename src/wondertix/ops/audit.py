@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from wondertix.ops.models import AuditEntry
 from wondertix.ops.requestid import current_request_id
 
-Actor = AbstractBaseUser | AnonymousUser | None
+Actor = User | AnonymousUser | None
 
 
 def entry(
@@ -24,7 +24,7 @@ def entry(
     actor_label: str = "",
 ) -> AuditEntry:
     """An unsaved entry (for bulk_create on the hot path)."""
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user = actor if isinstance(actor, User) else None
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk

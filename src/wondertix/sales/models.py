@@ -65,6 +65,9 @@ class HoldLine(models.Model):
         indexes = [models.Index(fields=["performance", "expires_at"], name="holdline_perf_expiry")]
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="holdline_quantity_positive")]
 
+    def __str__(self) -> str:
+        return f"{self.quantity} x price type {self.price_type_id} for performance {self.performance_id}"
+
 
 class DiscountCode(models.Model):
     AMOUNT = "amount"

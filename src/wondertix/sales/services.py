@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -142,7 +142,7 @@ def create_hold(
     lines: list[LineRequest],
     *,
     minutes: int | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     reason: str = "",
     staff: bool = False,
 ) -> Hold:
@@ -239,7 +239,7 @@ def _place_order(
     idempotency_key: str | None,
     fingerprint: str,
     hold: Hold | None,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     staff: bool,
     price_overrides: dict[int, int] | None = None,
 ) -> Order:
@@ -363,7 +363,7 @@ def checkout(
     channel: str = Order.ONLINE,
     provider_name: str | None = None,
     idempotency_key: str | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> Order:
     """Turn a patron's hold into a paid order. A declined card releases the held seats."""
     details.buyer.clean()
@@ -402,7 +402,7 @@ def sell(
     channel: str = Order.API,
     provider_name: str | None = None,
     idempotency_key: str | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     staff: bool = False,
     price_overrides: dict[int, int] | None = None,
 ) -> Order:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from wondertix.catalog.models import Event, Performance, PriceType, Season
 from wondertix.sales.models import DiscountCode
 
-SHOWS = [
+SHOWS: list[dict[str, Any]] = [
     {
         "slug": "the-tempest",
         "title": "The Tempest",
