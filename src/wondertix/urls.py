@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics_view, name="metrics"),
+    path("ops/raise-error", ops_views.raise_error, name="raise-error"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("staff/", include("wondertix.boxoffice.urls")),

@@ -46,3 +46,23 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     metrics.HOLDS_ACTIVE.set(Hold.objects.filter(expires_at__gt=timezone.now()).count())
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)
+
+
+def raise_error(request: HttpRequest) -> HttpResponse:
+    """Fail on purpose, so an operator can see an environment's error handling end to end
+    (debug page in dev; friendly page with a request id, and a logged error, elsewhere).
+    Admins only: a staff API token with the admin role, or a signed-in superuser."""
+    from django.core.exceptions import PermissionDenied
+
+    from wondertix.api.auth import StaffToken
+    from wondertix.boxoffice.roles import ADMIN, user_has_role
+
+    header = request.headers.get("Authorization", "")
+    user = None
+    if header.startswith("Bearer "):
+        user = StaffToken(ADMIN).authenticate(request, header.removeprefix("Bearer ").strip())
+    elif user_has_role(request.user, ADMIN):
+        user = request.user
+    if user is None:
+        raise PermissionDenied("Admins only.")
+    raise RuntimeError("Deliberate error raised by /ops/raise-error to test error handling")
