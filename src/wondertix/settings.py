@@ -184,6 +184,7 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_LOCKOUT_TEMPLATE = "boxoffice/locked_out.html"
 
 # Sales.
 HOLD_MINUTES = env.int("HOLD_MINUTES", default=15)

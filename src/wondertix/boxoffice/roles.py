@@ -55,3 +55,12 @@ def require_role(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Calla
         return wrapped
 
     return decorator
+
+
+def ensure_role_groups(**kwargs: Any) -> None:
+    """post_migrate hook: the three role groups always exist (idempotent)."""
+    from django.contrib.auth.models import Group
+
+    using = kwargs.get("using", "default")
+    for name in ROLES:
+        Group.objects.using(using).get_or_create(name=name)

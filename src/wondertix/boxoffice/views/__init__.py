@@ -1,0 +1,1 @@
+"""Staff UI views: thin — parse input, call one service, render."""
