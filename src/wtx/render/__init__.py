@@ -1,0 +1,1 @@
+"""Renderers: turn the one environment spec into what each engine needs."""

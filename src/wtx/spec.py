@@ -1,0 +1,495 @@
+"""The environment spec: deploy/environments.toml, loaded and validated once.
+
+Every error names the file, the environment and the field, because the person reading it is
+an operator about to deploy, not someone debugging pydantic. Models forbid unknown keys so a
+typo (``basic_auht``) is an error, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SPEC_RELATIVE_PATH = Path("deploy") / "environments.toml"
+
+# App servers of an environment listen on base_port + slot, slot in [0, APP_PORT_SLOTS):
+# room for two colors (blue/green) of up to a few replicas each during a deploy.
+APP_PORT_SLOTS = 10
+
+# Secrets wtx generates itself (random, once) ...
+GENERATED_SECRETS = ("SECRET_KEY", "STAFF_API_TOKEN_KEY", "DB_PASSWORD", "BASIC_AUTH_PASSWORD")
+# ... and secrets only the theater can provide (from its payment processor's dashboard).
+PROVIDED_SECRETS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+KNOWN_SECRETS = GENERATED_SECRETS + PROVIDED_SECRETS
+
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+class SpecError(Exception):
+    """The spec is wrong. The message names the file, the environment and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = int  # validated by Field(ge=1024, le=65535) where used
+
+
+class HealthCheck(_Strict):
+    path: str = "/healthz"
+    inter_ms: int = Field(500, ge=100, le=60_000)
+    fall: int = Field(2, ge=1, le=10)
+    rise: int = Field(2, ge=1, le=10)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v
+
+
+class Defaults(_Strict):
+    theater_time_zone: str = "America/Los_Angeles"
+    haproxy_http_port: Port = Field(8080, ge=1024, le=65535)
+    haproxy_https_port: Port = Field(8443, ge=1024, le=65535)
+    haproxy_stats_port: Port = Field(8404, ge=1024, le=65535)
+    health_check: HealthCheck = Field(default_factory=lambda: HealthCheck.model_validate({}))
+    readiness_path: str = "/readyz"
+    # At least 2: the previous release must stay installed so rollback is a traffic switch.
+    release_keep: int = Field(3, ge=2, le=50)
+
+    @field_validator("theater_time_zone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Los_Angeles)") from None
+        return v
+
+    @field_validator("readiness_path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v
+
+
+class Access(_Strict):
+    allowed_networks: list[str] = Field(min_length=1)
+    basic_auth: bool = False
+    basic_auth_user: str = ""
+    tls: bool = False
+    # Empty: wtx generates a self-signed certificate under var/ (local machines). On a real
+    # host: the path of the PEM (certificate + key) HAProxy should serve.
+    tls_certificate: str = ""
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
+        return out
+
+
+class Database(_Strict):
+    engine: Literal["sqlite", "postgresql"]
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    role: str = Field("", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
+    port: Port | None = Field(None, ge=1024, le=65535)
+    data_policy: Literal["demo", "scrubbed-copy-of-prd", "real"]
+
+
+class Logging(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["console", "json"] = "json"
+    metrics: bool = True
+
+
+class App(_Strict):
+    replicas: int = Field(1, ge=1, le=16)
+    base_port: Port = Field(ge=1024, le=65535 - APP_PORT_SLOTS)
+    payments: Literal["test", "stripe"] = "test"
+    email: Literal["console", "file", "smtp"] = "file"
+
+
+class Failover(_Strict):
+    mode: Literal["none", "backup"] = "none"
+    backup: str = ""
+
+
+class Environment(_Strict):
+    name: str
+    description: str = ""
+    hostnames: list[str] = []
+    url: str = ""
+    debug: bool = False
+    promote_from: str | None = None
+    gates: list[str] = []
+    secrets: list[str] = []
+    backup_of: str | None = None
+    access: Access
+    database: Database
+    logging: Logging = Logging()
+    app: App
+    failover: Failover = Failover()
+
+    @field_validator("promote_from", "backup_of", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, v: list[str]) -> list[str]:
+        for host in v:
+            if not _HOSTNAME.match(host):
+                raise ValueError(f"{host!r} is not a lower-case hostname")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a hostname twice")
+        return v
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in KNOWN_SECRETS:
+                hint = _did_you_mean(name, KNOWN_SECRETS)
+                raise ValueError(f"unknown secret {name!r}{hint}; known: {', '.join(KNOWN_SECRETS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a secret twice")
+        return v
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: list[str]) -> list[str]:
+        if any(not g.strip() for g in v) or len(set(v)) != len(v):
+            raise ValueError("gate names must be non-empty and listed once")
+        return v
+
+    # -- conveniences for renderers and backends -------------------------------------------
+    @property
+    def is_backup(self) -> bool:
+        return self.backup_of is not None
+
+    @property
+    def secrets_owner(self) -> str:
+        """Whose secrets.env this environment uses: its own, or its primary's."""
+        return self.backup_of or self.name
+
+    def app_port(self, slot: int) -> int:
+        if not 0 <= slot < APP_PORT_SLOTS:
+            raise ValueError(f"slot {slot} outside 0..{APP_PORT_SLOTS - 1}")
+        return self.app.base_port + slot
+
+    @property
+    def app_ports(self) -> range:
+        return range(self.app.base_port, self.app.base_port + APP_PORT_SLOTS)
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    defaults: Defaults
+    environments: dict[str, Environment]
+    path: Path
+
+    def env(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments)
+            raise SpecError(
+                f"{self.path}: no environment {name!r}{_did_you_mean(name, self.environments)} "
+                f"(known: {known})"
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self.environments)
+
+    def primary_for(self, env: Environment) -> Environment:
+        """The environment whose hostnames, URL and secrets a backup serves with."""
+        return self.environments[env.backup_of] if env.backup_of else env
+
+    def backup_for(self, env: Environment) -> Environment | None:
+        return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
+
+
+# --------------------------------------------------------------------------------------------
+# Locating the project
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The checkout: WTX_ROOT if set, else the nearest directory (from `start`, the current
+    directory, then this file) that holds deploy/environments.toml."""
+    if os.environ.get("WTX_ROOT"):
+        return Path(os.environ["WTX_ROOT"]).resolve()
+    candidates = [start or Path.cwd(), Path(__file__).resolve().parent]
+    for origin in candidates:
+        for directory in [origin.resolve(), *origin.resolve().parents]:
+            if (directory / SPEC_RELATIVE_PATH).is_file():
+                return directory
+    raise SpecError(
+        f"cannot find {SPEC_RELATIVE_PATH} above {candidates[0]}; run wtx inside the checkout "
+        "or set WTX_ROOT"
+    )
+
+
+def var_dir(root: Path | None = None) -> Path:
+    """Runtime state: WTX_VAR_DIR if set, else <root>/var."""
+    if os.environ.get("WTX_VAR_DIR"):
+        return Path(os.environ["WTX_VAR_DIR"]).resolve()
+    return (root or project_root()) / "var"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_spec(path: Path | None = None) -> Spec:
+    path = Path(path) if path else project_root() / SPEC_RELATIVE_PATH
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return parse_spec(raw, path)
+
+
+def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
+    """Validate an already-parsed spec document (tests build variants in memory)."""
+    unknown = set(raw) - {"defaults", "environments"}
+    if unknown:
+        raise SpecError(f"{path}: unknown top-level table(s) {sorted(unknown)}; expected [defaults] and [environments.*]")
+    try:
+        defaults = Defaults.model_validate(raw.get("defaults", {}))
+    except ValidationError as exc:
+        raise SpecError(_describe(path, "[defaults]", exc)) from None
+
+    envs_raw = raw.get("environments")
+    if not isinstance(envs_raw, dict) or not envs_raw:
+        raise SpecError(f"{path}: no [environments.<name>] tables")
+    environments: dict[str, Environment] = {}
+    for name, body in envs_raw.items():
+        where = f"environment {name!r}"
+        if not _ENV_NAME.match(name):
+            raise SpecError(f"{path}: {where}: the name must be lower-case letters, digits and '-' (at most 20)")
+        if not isinstance(body, dict):
+            raise SpecError(f"{path}: {where}: must be a table")
+        if "name" in body:
+            raise SpecError(f"{path}: {where}: field 'name': do not set it, the table key is the name")
+        try:
+            environments[name] = Environment.model_validate({"name": name, **body})
+        except ValidationError as exc:
+            raise SpecError(_describe(path, where, exc)) from None
+
+    spec = Spec(defaults=defaults, environments=environments, path=path)
+    _check_relations(spec)
+    return spec
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_FIELDS_BY_MODEL: dict[str, type[BaseModel]] = {
+    "": Environment,
+    "access": Access,
+    "database": Database,
+    "logging": Logging,
+    "app": App,
+    "failover": Failover,
+    "health_check": HealthCheck,
+}
+
+
+def _describe(path: Path, where: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        field = ".".join(loc) or "(table)"
+        if err["type"] == "extra_forbidden":
+            parent = loc[-2] if len(loc) > 1 else ""
+            model = _FIELDS_BY_MODEL.get(parent) or (Defaults if where == "[defaults]" and not parent else None)
+            hint = _did_you_mean(loc[-1], model.model_fields) if model else ""
+            msg = f"unknown field{hint}"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {where}: field '{field}': {msg}")
+    return "\n".join(lines)
+
+
+def _fail(spec: Spec, env: str | None, field: str, msg: str) -> None:
+    where = f"environment {env!r}" if env else "[defaults]"
+    raise SpecError(f"{spec.path}: {where}: field '{field}': {msg}")
+
+
+def _check_relations(spec: Spec) -> None:
+    """Rules that span fields or environments (pydantic checks each value on its own)."""
+    envs = spec.environments
+    d = spec.defaults
+    front_ports = {"haproxy_http_port": d.haproxy_http_port, "haproxy_https_port": d.haproxy_https_port,
+                   "haproxy_stats_port": d.haproxy_stats_port}
+    if len(set(front_ports.values())) != len(front_ports):
+        _fail(spec, None, "haproxy_*_port", "the HTTP, HTTPS and stats ports must differ")
+
+    # Every port anything listens on, with who claims it.
+    claimed: dict[int, str] = {port: f"[defaults] {key}" for key, port in front_ports.items()}
+    hostnames: dict[str, str] = {}
+    databases: dict[tuple[str, int | None, str], str] = {}
+
+    for name, env in envs.items():
+        # -- relations between environments
+        if env.promote_from is not None:
+            if env.promote_from == name:
+                _fail(spec, name, "promote_from", "an environment cannot be promoted from itself")
+            if env.promote_from not in envs:
+                _fail(spec, name, "promote_from", f"names unknown environment {env.promote_from!r}{_did_you_mean(env.promote_from, envs)} (known: {', '.join(envs)})")
+        if env.backup_of is not None:
+            primary = envs.get(env.backup_of)
+            if primary is None or env.backup_of == name:
+                _fail(spec, name, "backup_of", f"names unknown environment {env.backup_of!r}{_did_you_mean(env.backup_of, envs)}")
+            assert primary is not None
+            if primary.failover.mode != "backup" or primary.failover.backup != name:
+                _fail(spec, name, "backup_of", f"{env.backup_of!r} must declare failover = {{ mode = \"backup\", backup = \"{name}\" }}")
+            if primary.is_backup:
+                _fail(spec, name, "backup_of", f"{env.backup_of!r} is itself a backup")
+            if env.secrets:
+                _fail(spec, name, "secrets", f"a backup uses its primary's secrets ({env.backup_of!r}); list none")
+            if env.hostnames or env.url:
+                _fail(spec, name, "hostnames", f"a backup serves {env.backup_of!r}'s hostnames and URL; leave hostnames and url empty")
+            if env.database.data_policy != primary.database.data_policy:
+                _fail(spec, name, "database.data_policy", f"must equal {env.backup_of!r}'s ({primary.database.data_policy!r})")
+            if env.access.tls != primary.access.tls:
+                _fail(spec, name, "access.tls", f"must equal {env.backup_of!r}'s: it serves the same clients")
+            if env.failover.mode != "none":
+                _fail(spec, name, "failover.mode", "a backup has no backup of its own")
+        if env.failover.mode == "backup":
+            backup = envs.get(env.failover.backup)
+            if backup is None or env.failover.backup == name:
+                _fail(spec, name, "failover.backup", f"names unknown environment {env.failover.backup!r}{_did_you_mean(env.failover.backup, envs)}")
+            assert backup is not None
+            if backup.backup_of != name:
+                _fail(spec, name, "failover.backup", f"{env.failover.backup!r} must declare backup_of = \"{name}\"")
+        elif env.failover.backup:
+            _fail(spec, name, "failover.backup", "set only with mode = \"backup\"")
+
+        # -- endpoint
+        if not env.is_backup:
+            if not env.hostnames:
+                _fail(spec, name, "hostnames", "at least one hostname is required")
+            _check_url(spec, name, env)
+        for host in env.hostnames:
+            if host in hostnames:
+                _fail(spec, name, "hostnames", f"{host!r} is already served by {hostnames[host]!r}")
+            hostnames[host] = name
+
+        # -- access
+        if env.access.basic_auth:
+            if not env.access.basic_auth_user:
+                _fail(spec, name, "access.basic_auth_user", "required when basic_auth = true")
+            if "BASIC_AUTH_PASSWORD" not in _owned_secrets(spec, env):
+                _fail(spec, name, "secrets", "basic_auth = true needs BASIC_AUTH_PASSWORD in secrets")
+        elif env.access.basic_auth_user:
+            _fail(spec, name, "access.basic_auth_user", "set only with basic_auth = true")
+        if env.access.tls_certificate and not env.access.tls:
+            _fail(spec, name, "access.tls_certificate", "set only with tls = true")
+
+        # -- secrets every running environment must own
+        owned = _owned_secrets(spec, env)
+        for required in ("SECRET_KEY", "STAFF_API_TOKEN_KEY"):
+            if required not in owned:
+                _fail(spec, name, "secrets", f"must include {required} (each environment signs with its own)")
+        if env.app.payments == "stripe":
+            for required in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
+                if required not in owned:
+                    _fail(spec, name, "secrets", f"payments = \"stripe\" needs {required}")
+
+        # -- database
+        db = env.database
+        if db.engine == "postgresql":
+            if not db.role:
+                _fail(spec, name, "database.role", "required for engine = \"postgresql\"")
+            if db.port is None:
+                _fail(spec, name, "database.port", "required for engine = \"postgresql\" (each environment runs its own cluster)")
+            if "DB_PASSWORD" not in owned:
+                _fail(spec, name, "secrets", "engine = \"postgresql\" needs DB_PASSWORD")
+        else:
+            if db.role or db.port is not None:
+                _fail(spec, name, "database.port" if db.port is not None else "database.role", "not used with engine = \"sqlite\"")
+            if db.data_policy == "real":
+                _fail(spec, name, "database.engine", "data_policy = \"real\" needs engine = \"postgresql\"")
+        if db.data_policy == "real" and env.debug:
+            _fail(spec, name, "debug", "an environment with real data (data_policy = \"real\") never shows debug pages")
+        key = (db.engine, db.port, db.name)
+        if key in databases:
+            other = databases[key]
+            if not (env.backup_of == other or envs[other].backup_of == name):
+                _fail(spec, name, "database", f"shares {other!r}'s database; environments are isolated")
+        else:
+            databases[key] = name
+
+        # -- ports
+        ports = [(p, f"environment {name!r} app ports") for p in env.app_ports]
+        if db.port is not None and not (env.is_backup and envs[env.secrets_owner].database.port == db.port):
+            ports.append((db.port, f"environment {name!r} database.port"))
+        for port, owner in ports:
+            if port in claimed:
+                field = "database.port" if owner.endswith("database.port") else "app.base_port"
+                _fail(spec, name, field, f"port {port} is already used by {claimed[port]} (app servers use base_port .. base_port+{APP_PORT_SLOTS - 1})")
+            claimed[port] = owner
+
+    _check_promotion_cycles(spec)
+
+
+def _owned_secrets(spec: Spec, env: Environment) -> list[str]:
+    return spec.environments[env.secrets_owner].secrets
+
+
+def _check_url(spec: Spec, name: str, env: Environment) -> None:
+    parts = urlsplit(env.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(spec, name, "url", f"{env.url!r} is not an http(s) URL")
+    if parts.hostname not in env.hostnames:
+        _fail(spec, name, "url", f"host {parts.hostname!r} is not one of hostnames {env.hostnames}")
+    want = "https" if env.access.tls else "http"
+    if parts.scheme != want:
+        _fail(spec, name, "url", f"must use {want}:// (access.tls = {str(env.access.tls).lower()})")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    front = spec.defaults.haproxy_https_port if env.access.tls else spec.defaults.haproxy_http_port
+    if port not in (front, 443 if env.access.tls else 80):
+        _fail(spec, name, "url", f"port {port} is not HAProxy's {want} port ({front})")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        _fail(spec, name, "url", "must be scheme://host[:port] only")
+
+
+def _check_promotion_cycles(spec: Spec) -> None:
+    for name in spec.environments:
+        seen = [name]
+        current = spec.environments[name].promote_from
+        while current is not None:
+            if current in seen:
+                _fail(spec, name, "promote_from", f"promotion goes round in a circle: {' <- '.join([*seen, current])}")
+            seen.append(current)
+            current = spec.environments[current].promote_from
