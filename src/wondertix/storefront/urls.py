@@ -1,3 +1,18 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from wondertix.storefront import views
+
+app_name = "storefront"
+
+urlpatterns = [
+    path("", views.events, name="events"),
+    path("events/<slug:slug>/", views.event_detail, name="event"),
+    path("performances/<int:performance_id>/", views.performance, name="performance"),
+    path("cart/", views.cart_view, name="cart"),
+    path("cart/empty/", views.cart_empty, name="cart_empty"),
+    path("cart/hold-again/", views.cart_hold_again, name="cart_hold_again"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/<str:token>/", views.order_detail, name="order"),
+    path("tickets/<str:code>/qr.svg", views.ticket_qr, name="ticket_qr"),
+    path("donate/", views.donate, name="donate"),
+]

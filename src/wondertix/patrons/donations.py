@@ -1,0 +1,126 @@
+"""Gifts made on their own (the storefront's donation page).
+
+A stand-alone gift is recorded as an Order with no tickets whose total is the donation, with
+its Payment and its Donation row. Reports, refunds and the box office then see it exactly like
+any other sale: one place for money received, one refund path, one audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from wondertix.ops import audit, metrics
+from wondertix.patrons.models import Donation
+from wondertix.payments.models import Payment
+from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.registry import get_provider
+from wondertix.sales import errors, pricing
+from wondertix.sales.models import Order
+from wondertix.sales.services import Buyer, _find_or_create_patron, request_fingerprint
+
+log = logging.getLogger(__name__)
+
+MIN_DONATION_CENTS = 100
+
+
+def _existing(key: str | None, fingerprint: str) -> Order | None:
+    if not key:
+        return None
+    found = Order.objects.filter(idempotency_key=key).first()
+    if found is not None and found.request_fingerprint != fingerprint:
+        raise errors.invalid("idempotency_key_reused", "This gift was already submitted with different details.")
+    return found
+
+
+def donate(
+    amount_cents: int,
+    buyer: Buyer,
+    *,
+    payment: PaymentDetails,
+    anonymous: bool = False,
+    comment: str = "",
+    idempotency_key: str | None = None,
+    provider_name: str | None = None,
+) -> Order:
+    """Charge and record a gift in one transaction. A refused gift writes nothing.
+
+    `idempotency_key` makes a double submit (or a retry after an unknown outcome) return the
+    first gift instead of charging twice.
+    """
+    buyer.clean()
+    amount = pricing.validate_donation(amount_cents)
+    if amount < MIN_DONATION_CENTS:
+        raise errors.invalid("invalid_donation", "The smallest gift we can take online is $1.00.", field="donation_cents")
+    comment = (comment or "").strip()
+    if len(comment) > 500:
+        raise errors.invalid("invalid_comment", "Please keep the comment under 500 characters.", field="comment")
+    provider = get_provider(provider_name)
+    if not provider.synchronous:
+        raise errors.invalid(
+            "donations_unavailable",
+            "Online gifts are not available right now. Please call the box office — thank you!",
+        )
+    key = f"donation:{idempotency_key}" if idempotency_key else None
+    fingerprint = request_fingerprint({"donation": amount, "email": buyer.email, "anonymous": anonymous, "comment": comment})
+    existing = _existing(key, fingerprint)
+    if existing is not None:
+        return existing
+
+    try:
+        with transaction.atomic():
+            order = _record(amount, buyer, payment=payment, anonymous=anonymous, comment=comment,
+                            key=key, fingerprint=fingerprint, provider_name=provider.name)
+    except IntegrityError:
+        existing = _existing(key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+    metrics.ORDERS.labels("donation").inc()
+    from wondertix.sales import notifications
+
+    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk))
+    return order
+
+
+def _record(
+    amount: int, buyer: Buyer, *, payment: PaymentDetails, anonymous: bool, comment: str,
+    key: str | None, fingerprint: str, provider_name: str,
+) -> Order:
+    now = timezone.now()
+    patron = _find_or_create_patron(buyer)
+    order = Order(
+        status=Order.PAID,
+        channel=Order.ONLINE,
+        patron=patron,
+        buyer_name=buyer.full_name,
+        buyer_email=buyer.email,
+        buyer_phone=buyer.phone,
+        donation_cents=amount,
+        total_cents=amount,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        paid_at=now,
+    )
+    provider = get_provider(provider_name)
+    result = provider.charge(
+        amount_cents=amount,
+        details=payment,
+        description=f"Gift to {settings.THEATER_NAME}",
+        idempotency_key=key or order.token,
+    )
+    if not result.ok:
+        metrics.ORDERS.labels("declined").inc()
+        raise errors.payment_failed(result.code or "payment_declined", result.message)
+    order.save()
+    Payment.objects.create(order=order, provider=provider.name, reference=result.reference, amount_cents=amount, status=Payment.SUCCEEDED)
+    donation = Donation.objects.create(patron=patron, order=order, amount_cents=amount, anonymous=anonymous, comment=comment)
+    audit.record(
+        "donation.received",
+        obj=donation,
+        after={"amount_cents": amount, "order": order.pk, "anonymous": anonymous, "provider": provider.name},
+    )
+    return order

@@ -1,0 +1,172 @@
+"""The patron's cart as the storefront sees it: a hold token kept in the session.
+
+The hold itself (seats, prices, expiry) lives in the database and is written only by
+wondertix.sales.services. The session remembers three things for the patron: which hold is
+theirs, what they chose (so a declined card or an expired hold can be held again with one
+button), and which orders they placed (so a replayed checkout lands on the order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.utils import timezone
+
+from wondertix.catalog.models import Performance, PriceType
+from wondertix.sales.models import Hold, Order
+from wondertix.sales.services import LineRequest
+
+HOLD_KEY = "storefront.hold"
+SELECTION_KEY = "storefront.selection"
+CONTACT_KEY = "storefront.contact"
+ORDERS_KEY = "storefront.orders"
+BADGE_KEY = "storefront.badge"
+
+ACTIVE = "active"
+EXPIRED = "expired"
+CHECKED_OUT = "checked_out"
+EMPTY = "empty"
+
+
+@dataclass
+class CartLine:
+    performance: Performance
+    price_type: PriceType
+    quantity: int
+    unit_price_cents: int
+    fee_cents: int
+
+    @property
+    def line_total_cents(self) -> int:
+        return self.quantity * (self.unit_price_cents + self.fee_cents)
+
+
+@dataclass
+class Cart:
+    state: str
+    hold: Hold | None = None
+    lines: list[CartLine] = field(default_factory=list)
+    order: Order | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def subtotal_cents(self) -> int:
+        return sum(line.quantity * line.unit_price_cents for line in self.lines)
+
+    @property
+    def fees_cents(self) -> int:
+        return sum(line.quantity * line.fee_cents for line in self.lines)
+
+    @property
+    def total_cents(self) -> int:
+        return self.subtotal_cents + self.fees_cents
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.hold.expires_at if self.hold else None
+
+
+# ------------------------------------------------------------------ session
+
+
+def hold_token(session: SessionBase) -> str:
+    return session.get(HOLD_KEY, "")
+
+
+def remember_hold(session: SessionBase, hold: Hold, lines: list[LineRequest]) -> None:
+    session[HOLD_KEY] = hold.token
+    session[SELECTION_KEY] = [[x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents] for x in lines]
+    session[BADGE_KEY] = {"count": sum(x.quantity for x in lines), "expires_at": hold.expires_at.isoformat()}
+
+
+def selection(session: SessionBase) -> list[LineRequest]:
+    return [LineRequest(int(p), int(t), int(q), None if u is None else int(u)) for p, t, q, u in session.get(SELECTION_KEY, [])]
+
+
+def forget_hold(session: SessionBase, *, keep_selection: bool = False) -> None:
+    session.pop(HOLD_KEY, None)
+    session.pop(BADGE_KEY, None)
+    if not keep_selection:
+        session.pop(SELECTION_KEY, None)
+        session.pop(CONTACT_KEY, None)
+
+
+def remember_order(session: SessionBase, hold_token_: str, order: Order) -> None:
+    orders = dict(session.get(ORDERS_KEY, {}))
+    orders[hold_token_] = order.token
+    # A session only needs its most recent orders to answer a replayed checkout.
+    session[ORDERS_KEY] = dict(list(orders.items())[-10:])
+
+
+def order_for_hold(session: SessionBase, token: str) -> Order | None:
+    """The order a hold of this session became, if any (double submit, back button).
+
+    Knowing the hold token is proof enough: it only ever lived in this patron's session.
+    """
+    if not token:
+        return None
+    order_token = session.get(ORDERS_KEY, {}).get(token)
+    if order_token:
+        found = Order.objects.filter(token=order_token).first()
+        if found is not None:
+            return found
+    return Order.objects.filter(hold__token=token).order_by("pk").first()
+
+
+def badge(session: SessionBase) -> dict[str, Any] | None:
+    """The header's cart badge, read from the session without touching the database."""
+    data = session.get(BADGE_KEY)
+    if not data:
+        return None
+    try:
+        expires = datetime.fromisoformat(data["expires_at"])
+    except (KeyError, ValueError):
+        return None
+    if expires <= timezone.now():
+        return None
+    return {"count": data.get("count", 0), "expires_at": expires}
+
+
+# ------------------------------------------------------------------ reading the hold
+
+
+def load(session: SessionBase) -> Cart:
+    token = hold_token(session)
+    if not token:
+        return Cart(EMPTY)
+    hold = Hold.objects.filter(token=token).first()
+    if hold is None:
+        forget_hold(session, keep_selection=True)
+        return Cart(EMPTY)
+    if hold.consumed_at is not None:
+        return Cart(CHECKED_OUT, hold=hold, order=order_for_hold(session, token))
+    rows = list(hold.lines.select_related("performance__event", "price_type").order_by("performance__starts_at", "price_type__sort_order", "pk"))
+    if not rows or hold.is_expired():
+        return Cart(EXPIRED, hold=hold)
+    lines = [
+        CartLine(row.performance, row.price_type, row.quantity, row.unit_price_cents, row.price_type.fee_cents)
+        for row in rows
+    ]
+    return Cart(ACTIVE, hold=hold, lines=lines)
+
+
+def preview(lines: list[LineRequest]) -> list[CartLine]:
+    """What a remembered selection would cost, for display while its seats are not held."""
+    if not lines:
+        return []
+    perfs = {p.pk: p for p in Performance.objects.filter(pk__in={x.performance_id for x in lines}).select_related("event")}
+    types = {t.pk: t for t in PriceType.objects.filter(pk__in={x.price_type_id for x in lines})}
+    out = []
+    for x in lines:
+        perf, pt = perfs.get(x.performance_id), types.get(x.price_type_id)
+        if perf is None or pt is None:
+            continue
+        price = x.unit_price_cents if x.unit_price_cents is not None else pt.price_cents
+        out.append(CartLine(perf, pt, x.quantity, price, pt.fee_cents))
+    return out

@@ -1,0 +1,382 @@
+"""The public storefront: thin views that parse a form, call one service and render.
+
+Patron journey: events → event → performance (choose quantities; a hold is created) → cart
+(hold countdown) → checkout (contact, donation, discount, card) → order page with QR codes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from wondertix.catalog import services as catalog
+from wondertix.catalog.models import Event
+from wondertix.patrons import donations
+from wondertix.payments.registry import get_provider
+from wondertix.sales import errors, inventory, services
+from wondertix.sales.models import Order, Ticket
+from wondertix.storefront import cart as carts
+from wondertix.storefront.forms import CheckoutForm, DonationForm, TicketSelectionForm
+
+# Where a SaleError's `field` (the service's vocabulary) is shown on the checkout form.
+CHECKOUT_FIELDS = {
+    "name": "first_name",
+    "email": "email",
+    "phone": "phone",
+    "accommodation": "accommodation",
+    "donation_cents": "donation_amount",
+    "discount_code": "discount_code",
+}
+DONATION_FIELDS = {"name": "first_name", "email": "email", "phone": "phone", "donation_cents": "amount", "comment": "comment"}
+# Refusals after which the cart's seats are gone and the patron is offered "Try again".
+HOLD_EXPIRED = "Your seats were held for a limited time and have been released, so this order was not placed."
+RELEASED = {"hold_expired", "payment_declined", "insufficient_funds", "invalid_card", "card_declined"}
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    context.setdefault("cart_badge", carts.badge(request.session))
+    return render(request, template, context, status=status)
+
+
+def _add_sale_error(form: Any, exc: errors.SaleError, mapping: dict[str, str]) -> None:
+    name = mapping.get(exc.field) or ("discount_code" if exc.code.startswith("discount_") else None)
+    if name and name in form.fields:
+        form.add_error(name, exc.message)
+    else:
+        form.add_error(None, exc.message)
+
+
+# ------------------------------------------------------------------ browsing
+
+
+@require_GET
+def events(request: HttpRequest) -> HttpResponse:
+    listing: list[dict[str, Any]] = []
+    for event in catalog.public_events():
+        states = catalog.states_for(list(event.upcoming))  # type: ignore[attr-defined]
+        if not states:
+            continue
+        buyable = [s for s in states if s.buyable]
+        listing.append(
+            {
+                "event": event,
+                "states": states[:4],
+                "more": max(0, len(states) - 4),
+                "first": states[0].performance.starts_at,
+                "last": states[-1].performance.starts_at,
+                "all_sold_out": bool(states) and all(s.status == catalog.SOLD_OUT for s in states),
+                "buyable": len(buyable),
+            }
+        )
+    listing.sort(key=lambda item: item["first"])
+    return _page(request, "storefront/events.html", {"listing": listing})
+
+
+@require_GET
+def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    event = get_object_or_404(Event.objects.select_related("season"), slug=slug, active=True)
+    upcoming = list(event.performances.filter(starts_at__gt=timezone.now()).select_related("event").order_by("starts_at"))
+    states = catalog.states_for(upcoming)
+    price_types = list(event.price_types.filter(active=True, staff_only=False))
+    return _page(request, "storefront/event.html", {"event": event, "states": states, "price_types": price_types})
+
+
+def _selection_form(request: HttpRequest, perf: Any, state: catalog.PerformanceState, data: Any = None) -> TicketSelectionForm:
+    price_types = catalog.public_price_types(perf)
+    left = inventory.price_type_availability(perf, price_types)
+    # What the patron already holds for this performance counts as available to them.
+    cart = carts.load(request.session)
+    mine = {line.price_type.pk: line for line in cart.lines if line.performance.pk == perf.pk}
+    mine_total = sum(line.quantity for line in mine.values())
+    limits = {}
+    for pt in price_types:
+        own = mine[pt.pk].quantity if pt.pk in mine else 0
+        cap = state.available + mine_total
+        type_left = left[pt.pk]
+        most = cap if type_left is None else min(cap, type_left + own)
+        limits[pt.pk] = min(most, settings.MAX_TICKETS_PER_ORDER) if state.buyable or mine else 0
+    initial: dict[str, Any] = {}
+    for pt_id, line in mine.items():
+        initial[f"qty_{pt_id}"] = line.quantity
+        if line.price_type.pay_what_you_can:
+            initial[f"amount_{pt_id}"] = f"{line.unit_price_cents // 100}.{line.unit_price_cents % 100:02d}"
+    return TicketSelectionForm(data, initial=initial, price_types=price_types, limits=limits, performance_id=perf.pk)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
+    perf = catalog.get_public_performance(performance_id)
+    if perf is None:
+        raise Http404("No such performance")
+    state = catalog.states_for([perf])[0]
+    form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _hold_selection(request, perf.pk, form.lines())
+            except errors.SaleError as exc:
+                form.add_error(None, exc.message)
+                status = exc.status
+                state = catalog.states_for([perf])[0]
+            else:
+                return redirect("storefront:cart")
+        else:
+            status = 422
+    return _page(request, "storefront/performance.html", {"perf": perf, "state": state, "form": form, "rows": form.rows()}, status)
+
+
+def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[services.LineRequest]) -> None:
+    """Put the chosen tickets in the cart, keeping what it holds for other performances.
+
+    The old hold is released before the new one is created so the patron's own seats do not
+    count against them; if the new hold is refused, the old selection is held again.
+    """
+    session = request.session
+    cart = carts.load(session)
+    kept = [
+        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None)
+        for line in cart.lines
+        if line.performance.pk != performance_id
+    ]
+    old = kept + [
+        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None)
+        for line in cart.lines
+        if line.performance.pk == performance_id
+    ]
+    if cart.state == carts.ACTIVE and cart.hold is not None:
+        services.release_hold(cart.hold.token)
+        carts.forget_hold(session)
+    lines = kept + new_lines
+    try:
+        hold = services.create_hold(lines)
+    except errors.SaleError:
+        if cart.state == carts.ACTIVE and old:
+            try:
+                carts.remember_hold(session, services.create_hold(old), old)
+            except errors.SaleError:
+                messages.warning(request, "The seats that were in your cart have been released.")
+        raise
+    carts.remember_hold(session, hold, lines)
+
+
+# ------------------------------------------------------------------ cart
+
+
+@never_cache
+@require_GET
+def cart_view(request: HttpRequest) -> HttpResponse:
+    cart = carts.load(request.session)
+    if cart.state == carts.CHECKED_OUT and cart.order is not None:
+        carts.forget_hold(request.session)
+        return redirect("storefront:order", token=cart.order.token)
+    return _page(
+        request,
+        "storefront/cart.html",
+        {"cart": cart, "was_holding": [] if cart.state == carts.ACTIVE else carts.preview(carts.selection(request.session))},
+    )
+
+
+@require_POST
+def cart_empty(request: HttpRequest) -> HttpResponse:
+    token = carts.hold_token(request.session)
+    if token:
+        services.release_hold(token)
+    carts.forget_hold(request.session)
+    messages.info(request, "Your cart is empty now, and the seats were released.")
+    return redirect("storefront:events")
+
+
+@require_POST
+def cart_hold_again(request: HttpRequest) -> HttpResponse:
+    """Hold the same selection again after a declined card or an expired hold."""
+    lines = carts.selection(request.session)
+    if not lines:
+        messages.info(request, "Your cart is empty. Please choose your tickets again.")
+        return redirect("storefront:events")
+    old = carts.hold_token(request.session)
+    if old:
+        services.release_hold(old)
+    try:
+        hold = services.create_hold(lines)
+    except errors.SaleError as exc:
+        carts.forget_hold(request.session, keep_selection=True)
+        messages.error(request, exc.message)
+        return redirect("storefront:cart")
+    carts.remember_hold(request.session, hold, lines)
+    return redirect("storefront:checkout" if request.POST.get("next") == "checkout" else "storefront:cart")
+
+
+# ------------------------------------------------------------------ checkout
+
+
+def _provider_is_synchronous() -> bool:
+    return bool(get_provider().synchronous)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    session = request.session
+    token = carts.hold_token(session)
+    cart = carts.load(session)
+    if cart.state == carts.CHECKED_OUT:
+        # Back button or a second click after the order was placed: show the order.
+        if cart.order is not None:
+            carts.forget_hold(session)
+            return redirect("storefront:order", token=cart.order.token)
+    if cart.state == carts.EMPTY:
+        messages.info(request, "Your cart is empty. Choose a performance to start.")
+        return redirect("storefront:events")
+    if cart.state == carts.EXPIRED and request.method == "GET":
+        return redirect("storefront:cart")
+
+    synchronous = _provider_is_synchronous()
+    form_kwargs: dict[str, Any] = {"cart_total_cents": cart.total_cents, "card_fields": synchronous}
+    if request.method == "GET":
+        form = CheckoutForm(initial=session.get(carts.CONTACT_KEY, {}), **form_kwargs)
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous))
+
+    form = CheckoutForm(request.POST, **form_kwargs)
+    if cart.state != carts.ACTIVE:
+        # The hold ran out while the patron was typing: refuse before anything else.
+        return _refused(request, form, errors.conflict("hold_expired", HOLD_EXPIRED), synchronous)
+    if not form.is_valid():
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=422)
+    details = form.details()
+    try:
+        if synchronous:
+            order = services.checkout(token, details, idempotency_key=f"web-{token}")
+            redirect_to = reverse("storefront:order", kwargs={"token": order.token})
+        else:
+            from wondertix.sales.pending import start_payment  # type: ignore[import-not-found,unused-ignore]
+
+            order, redirect_to = start_payment(token, details)
+    except errors.SaleError as exc:
+        if exc.code == "cart_already_checked_out":
+            existing = carts.order_for_hold(session, token)
+            if existing is not None:
+                carts.forget_hold(session)
+                return redirect("storefront:order", token=existing.token)
+        if exc.code in RELEASED or exc.status == 402:
+            return _refused(request, form, exc, synchronous)
+        _add_sale_error(form, exc, CHECKOUT_FIELDS)
+        return _page(request, "storefront/checkout.html", _checkout_context(request, carts.load(session), form, synchronous), status=exc.status)
+
+    carts.remember_order(session, token, order)
+    carts.forget_hold(session, keep_selection=not synchronous)
+    if order.status == Order.PAID:
+        messages.success(request, f"Thank you! Your order is confirmed. We emailed your tickets to {order.buyer_email}.")
+    return redirect(redirect_to)
+
+
+def _refused(request: HttpRequest, form: CheckoutForm, exc: errors.SaleError, synchronous: bool) -> HttpResponse:
+    """The cart's seats are gone (hold expired, or released by a declined payment).
+
+    Keep what the patron typed (never the card) and offer one button that holds the same
+    selection again, so they do not start over.
+    """
+    session = request.session
+    session[carts.CONTACT_KEY] = form.remembered()
+    carts.forget_hold(session, keep_selection=True)
+    ctx = _checkout_context(request, carts.load(session), None, synchronous)
+    ctx.update({"refusal": exc, "declined": exc.status == 402, "can_hold_again": bool(ctx["was_holding"])})
+    return _page(request, "storefront/checkout.html", ctx, status=exc.status)
+
+
+def _checkout_context(request: HttpRequest, cart: carts.Cart, form: CheckoutForm | None, synchronous: bool) -> dict[str, Any]:
+    return {
+        "cart": cart,
+        "form": form,
+        "synchronous": synchronous,
+        "test_provider": settings.PAYMENT_PROVIDER == "test",
+        # What the patron had chosen, shown while its seats are not held.
+        "was_holding": [] if cart.state == carts.ACTIVE else carts.preview(carts.selection(request.session)),
+    }
+
+
+# ------------------------------------------------------------------ orders and tickets
+
+
+@never_cache
+@require_GET
+def order_detail(request: HttpRequest, token: str) -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("discount_code"), token=token)
+    tickets = list(order.tickets.select_related("performance__event", "price_type").order_by("performance__starts_at", "id"))
+    groups: list[dict[str, Any]] = []
+    for ticket in tickets:
+        if not groups or groups[-1]["performance"].pk != ticket.performance_id:
+            groups.append({"performance": ticket.performance, "tickets": []})
+        groups[-1]["tickets"].append(ticket)
+    gifts = list(order.donations.all())
+    response = _page(
+        request,
+        "storefront/order.html",
+        {
+            "order": order,
+            "groups": groups,
+            "ticket_count": len(tickets),
+            "valid_count": sum(1 for t in tickets if t.status == Ticket.VALID),
+            "gifts": gifts,
+            "pending": order.status == Order.PENDING,
+        },
+    )
+    # An order page is reached by its secret link: keep it out of shared caches and indexes.
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_GET
+def ticket_qr(request: HttpRequest, code: str) -> HttpResponse:
+    """The ticket's QR code as SVG. It encodes the ticket code and nothing else."""
+    if not Ticket.objects.filter(code=code, status=Ticket.VALID).exists():
+        raise Http404("No such ticket")
+    image = qrcode.make(code, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    response = HttpResponse(image.to_string(encoding="unicode"), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+# ------------------------------------------------------------------ donations
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def donate(request: HttpRequest) -> HttpResponse:
+    synchronous = _provider_is_synchronous()
+    if request.method == "GET":
+        form = DonationForm(initial={"submission": secrets.token_urlsafe(16)}, card_fields=synchronous)
+        return _page(request, "storefront/donate.html", _donate_context(form, synchronous))
+    form = DonationForm(request.POST, card_fields=synchronous)
+    status = 422
+    if form.is_valid():
+        d = form.cleaned_data
+        try:
+            order = donations.donate(
+                d["amount"], form.buyer(), payment=form.payment(), anonymous=bool(d.get("anonymous")),
+                comment=d.get("comment", ""), idempotency_key=d["submission"],
+            )
+        except errors.SaleError as exc:
+            _add_sale_error(form, exc, DONATION_FIELDS)
+            status = exc.status
+        else:
+            messages.success(request, f"Thank you for your gift! A receipt is on its way to {order.buyer_email}.")
+            return redirect("storefront:order", token=order.token)
+    return _page(request, "storefront/donate.html", _donate_context(form, synchronous), status)
+
+
+def _donate_context(form: DonationForm, synchronous: bool) -> dict[str, Any]:
+    return {"form": form, "available": synchronous, "presets": DonationForm.PRESETS, "test_provider": settings.PAYMENT_PROVIDER == "test"}
