@@ -1,0 +1,1 @@
+"""Reusable helpers for tests and benchmarks: a throwaway PostgreSQL cluster, a live server."""
