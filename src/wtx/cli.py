@@ -1,0 +1,474 @@
+"""`wtx`: the command line of WonderTix's deployment system.
+
+Thin, like the app's views: parse arguments, call one function of spec/release/ledger or the
+backend, render the answer (a rich table for people, --json for scripts). Failures end with
+one line on stderr ("wtx: error: …") and a non-zero exit code; WTX_DEBUG=1 shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from wtx import ledger
+from wtx import release as releases
+from wtx.release import Progress, ReleaseError
+from wtx.render.envfile import app_environment, default_database_url
+from wtx.secrets import MASK, SecretsError, read_secrets_file, secrets_path
+from wtx.spec import Environment, Spec, SpecError, load_spec, project_root
+from wtx.spec import var_dir as default_var_dir
+
+app = typer.Typer(
+    name="wtx",
+    help="WonderTix deployments: environments, releases, deploys, rollbacks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+spec_app = typer.Typer(help="The environment spec (deploy/environments.toml).", no_args_is_help=True)
+db_app = typer.Typer(help="An environment's database.", no_args_is_help=True)
+app.add_typer(spec_app, name="spec")
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommandError(Exception):
+    """A failure to report in one line."""
+
+
+@dataclasses.dataclass
+class Context:
+    root: Path
+    var_dir: Path
+    _spec: Spec | None = None
+
+    @property
+    def spec(self) -> Spec:
+        if self._spec is None:
+            self._spec = load_spec(self.root / "deploy" / "environments.toml")
+        return self._spec
+
+    def env(self, name: str) -> Environment:
+        return self.spec.env(name)
+
+
+_state: dict[str, Context] = {}
+
+
+def _ctx() -> Context:
+    if "ctx" not in _state:
+        root = project_root()
+        _state["ctx"] = Context(root=root, var_dir=default_var_dir(root))
+    return _state["ctx"]
+
+
+@app.callback()
+def _main(
+    root: Path | None = typer.Option(None, "--root", envvar="WTX_ROOT",
+                                     help="Project root (the checkout holding deploy/environments.toml)."),
+    var: Path | None = typer.Option(None, "--var-dir", envvar="WTX_VAR_DIR",
+                                    help="Runtime state directory (default: <root>/var)."),
+) -> None:
+    _state.pop("ctx", None)
+    try:
+        resolved = root.resolve() if root else project_root()
+    except SpecError as exc:
+        _die(str(exc))
+    _state["ctx"] = Context(root=resolved, var_dir=(var.resolve() if var else resolved / "var"))
+
+
+def _die(message: str, code: int = 1) -> Any:
+    first, *rest = str(message).strip().splitlines() or ["failed"]
+    err.print(f"[bold red]wtx: error:[/] {first}", markup=True, highlight=False)
+    for line in rest:
+        err.print(f"  {line}", markup=False)
+    raise typer.Exit(code)
+
+
+def command(fn: F) -> F:
+    """Turn every known failure into one line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (SpecError, SecretsError, ReleaseError, CommandError) as exc:
+            _die(str(exc))
+        except KeyboardInterrupt:
+            _die("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("WTX_DEBUG"):
+                raise
+            _die(f"{type(exc).__name__}: {exc}".splitlines()[0] + "  (WTX_DEBUG=1 for the traceback)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _backend(ctx: Context) -> Any:
+    try:
+        from wtx.backends.local import LocalBackend  # type: ignore[attr-defined,unused-ignore]  # on use
+    except ImportError as exc:
+        raise CommandError(f"the local backend (wtx.backends.local) is not available: {exc}") from None
+    return LocalBackend(ctx.spec, ctx.root, ctx.var_dir)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Progress]:
+    """A spinner on stderr (stdout stays clean for --json); each step is also logged."""
+    if not err.is_terminal:
+        def plain(msg: str) -> None:
+            err.print(f"· {msg}", markup=False)
+        yield plain
+        return
+    with err.status(title) as status:
+        def update(msg: str) -> None:
+            err.log(msg, markup=False)
+            status.update(msg)
+        yield update
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _envs(ctx: Context, names: list[str] | None) -> list[str]:
+    if not names:
+        return ctx.spec.names()
+    for name in names:
+        ctx.env(name)  # SpecError naming the known ones
+    return names
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    if isinstance(item, dict):
+        return item
+    return dict(vars(item))
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        parts = [str(value.get(k)) for k in ("release", "ts", "event") if value.get(k)]
+        return " ".join(parts) if parts else json.dumps(value, default=str)
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Environments
+
+
+@app.command()
+@command
+def up(envs: list[str] | None = typer.Argument(None, help="Environments (default: all).")) -> None:
+    """Bring environments up: databases, app servers, HAProxy (all of them by default)."""
+    ctx = _ctx()
+    names = _envs(ctx, envs)
+    backend = _backend(ctx)
+    with _progress(f"bringing up {', '.join(names)}"):
+        backend.up(names)
+    out.print(f"up: {', '.join(names)}  (see `wtx status`)")
+
+
+@app.command()
+@command
+def down(envs: list[str] | None = typer.Argument(None, help="Environments (default: all).")) -> None:
+    """Stop environments (their data stays under var/)."""
+    ctx = _ctx()
+    names = _envs(ctx, envs)
+    backend = _backend(ctx)
+    with _progress(f"stopping {', '.join(names)}"):
+        backend.down(names)
+    out.print(f"down: {', '.join(names)}")
+
+
+@app.command()
+@command
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Per environment: URL, release, health, database, last deploy."""
+    ctx = _ctx()
+    rows = [_as_dict(s) for s in _backend(ctx).status()]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="WonderTix environments")
+    for col in ("env", "url", "release", "health", "database", "last deploy"):
+        table.add_column(col)
+    for row in rows:
+        health = _fmt(row.get("health"))
+        colour = "green" if health in ("healthy", "up", "ok") else "red"
+        table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), _fmt(row.get("release")),
+                      f"[{colour}]{health}[/]", _fmt(row.get("database")), _fmt(row.get("last_deploy")))
+    out.print(table)
+
+
+@app.command()
+@command
+def logs(
+    env: str = typer.Argument(..., help="Environment."),
+    lines: int = typer.Option(50, "-n", "--lines", min=1, max=100_000, help="How many lines."),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
+) -> None:
+    """An environment's log lines (its own directory under var/envs/ENV/logs)."""
+    ctx = _ctx()
+    ctx.env(env)
+    result = _backend(ctx).logs(env, lines, follow)
+    if result is not None:
+        for line in result:
+            out.print(str(line).rstrip("\n"), markup=False, highlight=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Releases
+
+
+@app.command()
+@command
+def build(
+    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Build uncommitted changes too."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Build an immutable, content-addressed release of the current commit."""
+    ctx = _ctx()
+    with _progress("building a release") as progress:
+        built = releases.build(ctx.root, ctx.var_dir, allow_dirty=allow_dirty, progress=progress)
+    if as_json:
+        _print_json(built.summary())
+        return
+    s = built.summary()
+    dirty = " (dirty work tree)" if s["dirty"] else ""
+    out.print(f"release [bold]{built.id}[/] from commit {s['commit'][:12]}{dirty}: "
+              f"{s['files']} files, {s['size_bytes'] / 1e6:.1f} MB → {built.path}")
+
+
+def _running(ctx: Context) -> dict[str, str]:
+    """Which release each environment was last put on (from the ledger)."""
+    current: dict[str, str] = {}
+    for record in ledger.read(ctx.var_dir):
+        if record.get("event") in (ledger.DEPLOY, ledger.ROLLBACK) and record.get("env") and record.get("release"):
+            current[record["env"]] = record["release"]
+    return current
+
+
+@app.command("releases")
+@command
+def releases_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Built releases, newest last, and where each runs."""
+    ctx = _ctx()
+    running = _running(ctx)
+    rows = []
+    for r in releases.list_releases(ctx.var_dir):
+        row = r.summary()
+        row["environments"] = sorted(e for e, rid in running.items() if rid == r.id)
+        rows.append(row)
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        out.print("no releases yet: run `wtx build`")
+        return
+    table = Table(title=f"Releases in {releases.releases_dir(ctx.var_dir)}")
+    for col in ("id", "commit", "built", "size", "running in"):
+        table.add_column(col)
+    for row in rows:
+        commit = row["commit"][:12] + (" +dirty" if row["dirty"] else "")
+        table.add_row(row["id"], commit, row["built_at"], f"{row['size_bytes'] / 1e6:.1f} MB",
+                      ", ".join(row["environments"]) or "—")
+    out.print(table)
+
+
+@app.command()
+@command
+def history(
+    env: str = typer.Argument(..., help="Environment."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """The ledger for one environment: every deploy, abort and rollback."""
+    ctx = _ctx()
+    ctx.env(env)
+    records = ledger.read(ctx.var_dir, env)
+    if as_json:
+        _print_json(records)
+        return
+    if not records:
+        out.print(f"{env}: nothing in the ledger yet")
+        return
+    table = Table(title=f"History of {env}")
+    for col in ("when (UTC)", "event", "release", "previous", "detail"):
+        table.add_column(col)
+    for rec in records:
+        detail = rec.get("reason") or rec.get("detail") or (f"{rec['seconds']} s" if "seconds" in rec else "")
+        style = "red" if rec.get("event") == ledger.ABORT else ""
+        table.add_row(rec.get("ts", ""), rec.get("event", ""), _fmt(rec.get("release")),
+                      _fmt(rec.get("previous")), str(detail), style=style)
+    out.print(table)
+
+
+@app.command()
+@command
+def deploy(
+    env: str = typer.Argument(..., help="Environment."),
+    release_id: str | None = typer.Argument(None, metavar="[RELEASE]", help="Release id or prefix (default: newest build)."),
+) -> None:
+    """Deploy a release with no dropped request; a failing step aborts and the old one keeps serving."""
+    ctx = _ctx()
+    target = ctx.env(env)
+    if target.is_backup:
+        raise CommandError(f"{env} is {target.backup_of}'s backup and follows its release; deploy {target.backup_of}")
+    chosen = releases.get(release_id, ctx.var_dir) if release_id else releases.latest(ctx.var_dir)
+    backend = _backend(ctx)
+    with _progress(f"deploying {chosen.id} to {env}") as progress:
+        result = backend.deploy(env, chosen.id, progress=progress)
+    extra = f" ({result})" if isinstance(result, str) and result else ""
+    out.print(f"{env} now serves release [bold]{chosen.id}[/]{extra}")
+
+
+@app.command()
+@command
+def rollback(env: str = typer.Argument(..., help="Environment.")) -> None:
+    """Put the previous release back on traffic (it is still installed: a traffic switch)."""
+    ctx = _ctx()
+    ctx.env(env)
+    backend = _backend(ctx)
+    with _progress(f"rolling {env} back"):
+        result = backend.rollback(env)
+    now = result if isinstance(result, str) and result else _running(ctx).get(env, "the previous release")
+    out.print(f"{env} rolled back to [bold]{now}[/]")
+
+
+# --------------------------------------------------------------------------------------------
+# Spec
+
+
+@spec_app.command("check")
+@command
+def spec_check() -> None:
+    """Validate deploy/environments.toml."""
+    spec = _ctx().spec
+    out.print(f"{spec.path}: valid — {len(spec.environments)} environments ({', '.join(spec.names())})")
+
+
+def _masked_view(ctx: Context, env: Environment) -> dict[str, Any]:
+    """The environment as declared, plus the variables a release starts with — every secret
+    value replaced by a mask before it is even computed (real values are never read here)."""
+    spec = ctx.spec
+    owner = spec.env(env.secrets_owner)
+    path = secrets_path(owner.name, ctx.var_dir)
+    present = read_secrets_file(path) if path.exists() else {}
+    placeholder = dict.fromkeys(owner.secrets, MASK)
+    secret_state = {name: ("set" if present.get(name) else "not generated yet") for name in owner.secrets}
+    db_url = default_database_url(env, spec, placeholder, ctx.var_dir)
+    started_with = app_environment(env, spec, placeholder, var_dir=ctx.var_dir, database_url=db_url)
+    started_with["DATABASE_URL"] = started_with["DATABASE_URL"].replace(quote(MASK, safe=""), MASK)
+    view = env.model_dump(mode="json")
+    view["secrets"] = {"file": str(path), "owner": owner.name, "values": secret_state}
+    view["release_environment"] = started_with
+    return view
+
+
+@spec_app.command("show")
+@command
+def spec_show(
+    env: str = typer.Argument(..., help="Environment."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """One environment as wtx sees it (secrets masked)."""
+    ctx = _ctx()
+    view = _masked_view(ctx, ctx.env(env))
+    if as_json:
+        _print_json(view)
+        return
+    table = Table(title=f"{env}: {view['description']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in view.items():
+        if key in ("release_environment", "secrets", "description"):
+            continue
+        if isinstance(value, dict):
+            for sub, subval in value.items():
+                table.add_row(f"{key}.{sub}", _fmt(subval))
+        else:
+            table.add_row(key, _fmt(value))
+    sec = view["secrets"]
+    for name, state in sec["values"].items():
+        table.add_row(f"secret {name}", f"{MASK} ({state}; {sec['file']})")
+    out.print(table)
+    envs = Table(title="started with (secrets masked)", show_header=False)
+    envs.add_column("variable", style="bold")
+    envs.add_column("value")
+    for key, value in view["release_environment"].items():
+        envs.add_row(key, value)
+    out.print(envs)
+
+
+# --------------------------------------------------------------------------------------------
+# Database
+
+
+def _refuse_real(env: Environment, action: str) -> None:
+    if env.database.data_policy == "real":
+        raise CommandError(
+            f"refusing to {action} {env.name}: its data_policy is \"real\" (real patrons, real money)")
+
+
+@db_app.command("seed")
+@command
+def db_seed(env: str = typer.Argument(..., help="Environment.")) -> None:
+    """Load the demo data into an environment's database."""
+    ctx = _ctx()
+    target = ctx.env(env)
+    _refuse_real(target, "seed demo data into")
+    with _progress(f"seeding {env}"):
+        _backend(ctx).db_seed(env)
+    out.print(f"{env}: demo data loaded")
+
+
+@db_app.command("reset")
+@command
+def db_reset(
+    env: str = typer.Argument(..., help="Environment."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a terminal)."),
+) -> None:
+    """Drop and re-create an environment's database (never prd)."""
+    ctx = _ctx()
+    target = ctx.env(env)
+    _refuse_real(target, "reset")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CommandError(f"resetting {env} erases its data; pass --yes to confirm")
+        typer.confirm(f"Erase every row in {env}'s database?", abort=True)
+    with _progress(f"resetting {env}"):
+        _backend(ctx).db_reset(env)
+    out.print(f"{env}: database reset")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
