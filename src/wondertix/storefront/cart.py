@@ -104,6 +104,12 @@ def remember_order(session: SessionBase, hold_token_: str, order: Order) -> None
     session[ORDERS_KEY] = dict(list(orders.items())[-10:])
 
 
+def order_placed_from(session: SessionBase, token: str) -> Order | None:
+    """The order this session placed from the hold `token`, if it placed one."""
+    order_token = session.get(ORDERS_KEY, {}).get(token) if token else None
+    return Order.objects.filter(token=order_token).first() if order_token else None
+
+
 def order_for_hold(session: SessionBase, token: str) -> Order | None:
     """The order a hold of this session became, if any (double submit, back button).
 

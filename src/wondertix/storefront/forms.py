@@ -36,8 +36,8 @@ class AmountField(forms.CharField):
         super().__init__(*args, **kwargs)
         self.widget.attrs.update({"inputmode": "decimal", "autocomplete": "off", "class": "amount"})
 
-    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
-        text = super().to_python(value)
+    def clean(self, value: Any) -> int | None:  # type: ignore[override]
+        text = super().clean(value)  # required and length checks on the text as typed
         if not text:
             return None
         return _amount(text, label=str(self.label or "Amount"))

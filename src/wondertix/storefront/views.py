@@ -231,6 +231,14 @@ def _provider_is_synchronous() -> bool:
 def checkout(request: HttpRequest) -> HttpResponse:
     session = request.session
     token = carts.hold_token(session)
+    posted = ""
+    if request.method == "POST":
+        # The form carries the hold it was shown for. A replay of a form whose hold this
+        # session already turned into an order (double submit, back button) shows that order.
+        posted = request.POST.get("hold", "")
+        placed = carts.order_placed_from(session, posted)
+        if placed is not None:
+            return redirect("storefront:order", token=placed.token)
     cart = carts.load(session)
     if cart.state == carts.CHECKED_OUT:
         # Back button or a second click after the order was placed: show the order.
@@ -250,6 +258,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous))
 
     form = CheckoutForm(request.POST, **form_kwargs)
+    if cart.state == carts.ACTIVE and posted and posted != token:
+        # The cart changed in another tab since this form was shown: never charge for
+        # something other than what the patron saw.
+        form.add_error(None, "Your cart changed in another window. Please check your order below and submit again.")
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=409)
     if cart.state != carts.ACTIVE:
         # The hold ran out while the patron was typing: refuse before anything else.
         return _refused(request, form, errors.conflict("hold_expired", HOLD_EXPIRED), synchronous)
