@@ -191,3 +191,7 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"Ticket {self.code}"
+
+
+# Refunds and exchanges live in their own module (back office); imported here so Django sees them.
+from wondertix.sales.refund_models import Exchange, ExchangeItem, Refund, RefundItem, RefundSource  # noqa: E402, F401

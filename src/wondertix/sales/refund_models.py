@@ -1,0 +1,124 @@
+"""What staff changed after a sale: refunds and exchanges (rows written by sales/refunds.py and
+sales/exchanges.py, never edited afterwards).
+
+Money bookkeeping per order, kept exact in integer cents:
+
+    charges − refund payments == order.total_cents − order.refunded_cents
+
+An exchange changes the order's total by the price difference (a charge when it goes up, a
+refund payment when it goes down); a refund raises `order.refunded_cents` by what it returns.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Refund(models.Model):
+    ORIGINAL = "original"
+    CASH = "cash"
+    METHOD_CHOICES = [(ORIGINAL, "Original payment"), (CASH, "Cash")]
+
+    order = models.ForeignKey("sales.Order", on_delete=models.PROTECT, related_name="refunds")
+    # A refund request carries a key stored with the refund in the same transaction: repeating
+    # the request finds this row and changes nothing.
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    method = models.CharField(max_length=10, choices=METHOD_CHOICES, default=ORIGINAL)
+    amount_cents = models.PositiveIntegerField()
+    tickets_cents = models.PositiveIntegerField(default=0)
+    fees_cents = models.PositiveIntegerField(default=0)
+    donations_cents = models.PositiveIntegerField(default=0)
+    subscriptions_cents = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    amount_cents=models.F("tickets_cents") + models.F("fees_cents") + models.F("donations_cents") + models.F("subscriptions_cents")
+                ),
+                name="refund_amount_adds_up",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund {self.pk} of order {self.order_id}: {self.amount_cents}¢"
+
+
+class RefundItem(models.Model):
+    """One thing given back: a ticket (face value and/or fee), a donation, or a subscription."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="items")
+    ticket = models.ForeignKey("sales.Ticket", null=True, blank=True, on_delete=models.PROTECT, related_name="refund_items")
+    donation = models.ForeignKey("patrons.Donation", null=True, blank=True, on_delete=models.PROTECT, related_name="refund_items")
+    subscription = models.ForeignKey("patrons.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="refund_items")
+    # Face value (price − discount) returned, and the booking fee returned, for tickets;
+    # for a donation or subscription only amount_cents is used.
+    amount_cents = models.PositiveIntegerField(default=0)
+    fee_cents = models.PositiveIntegerField(default=0)
+    # True when this item took a seat back (the ticket went from valid to refunded).
+    seat_returned = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(ticket__isnull=False, donation__isnull=True, subscription__isnull=True)
+                    | Q(ticket__isnull=True, donation__isnull=False, subscription__isnull=True)
+                    | Q(ticket__isnull=True, donation__isnull=True, subscription__isnull=False)
+                ),
+                name="refund_item_one_target",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Refund item {self.pk}: {self.amount_cents + self.fee_cents}¢"
+
+
+class RefundSource(models.Model):
+    """Which charge a provider refund went back to, so no charge is refunded beyond itself."""
+
+    payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, related_name="refund_source")
+    charge = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, related_name="refunded_by")
+
+    def __str__(self) -> str:
+        return f"Refund payment {self.payment_id} of charge {self.charge_id}"
+
+
+class Exchange(models.Model):
+    order = models.ForeignKey("sales.Order", on_delete=models.PROTECT, related_name="exchanges")
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    to_performance = models.ForeignKey("catalog.Performance", on_delete=models.PROTECT, related_name="+")
+    # New value − old value of the tickets moved: > 0 was charged, < 0 was refunded.
+    difference_cents = models.IntegerField(default=0)
+    # cash | card | waive (charge side) or original | cash (refund side); "" when even.
+    method = models.CharField(max_length=10, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Exchange {self.pk} of order {self.order_id} ({self.difference_cents:+d}¢)"
+
+
+class ExchangeItem(models.Model):
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="items")
+    old_ticket = models.OneToOneField("sales.Ticket", on_delete=models.PROTECT, related_name="exchanged_into")
+    new_ticket = models.OneToOneField("sales.Ticket", on_delete=models.PROTECT, related_name="issued_by_exchange")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.old_ticket_id} → {self.new_ticket_id}"
