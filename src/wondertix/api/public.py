@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
-from ninja import Header, Router
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Header, Path, Query, Router
 
 from wondertix.api import schemas as s
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event, Performance
 from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services
 from wondertix.sales.models import Hold, Order
 
 router = Router(tags=["public"])
+
+_TOKEN = re.compile(s.TOKEN)
+_KEY = re.compile(r"^[\x21-\x7e]{8,100}$")  # printable ASCII, no spaces
+# Every endpoint that reads input can answer these; documented on each operation.
+_BAD = {400: s.ErrorOut, 422: s.ErrorOut}
+# django-ninja validates path ids before the view runs: keep them within the database range.
+PerformanceId = Path(..., ge=1, le=s.MAX_ID, description="A performance id")
+
+
+def _hold_not_found() -> errors.SaleError:
+    return errors.not_found("hold_not_found", "No hold has that token. It may have been mistyped.")
 
 
 def _perf_out(state: catalog.PerformanceState) -> dict:
@@ -47,19 +61,25 @@ def _event_out(event: Event) -> dict:
     }
 
 
-@router.get("/events", response=list[s.EventOut], summary="Events on sale, with their upcoming performances")
+@router.get("/events", response={200: list[s.EventOut]}, summary="Events on sale, with their upcoming performances")
 def list_events(request: HttpRequest) -> list[dict]:
     return [_event_out(e) for e in catalog.public_events()]
 
 
-@router.get("/events/{slug}", response=s.EventOut, summary="One event by its slug")
+@router.get("/events/{slug}", response={200: s.EventOut, 404: s.ErrorOut}, summary="One event by its slug")
 def get_event(request: HttpRequest, slug: str) -> dict:
-    event = get_object_or_404(Event.objects.select_related("season"), slug=slug, active=True)
+    event = Event.objects.select_related("season").filter(slug=slug, active=True).first()
+    if event is None:
+        raise errors.not_found("unknown_event", "There is no event at that address.")
     return _event_out(event)
 
 
-@router.get("/performances/{performance_id}", response=s.PerformanceDetailOut, summary="A performance, its availability and price types")
-def get_performance(request: HttpRequest, performance_id: int) -> dict:
+@router.get(
+    "/performances/{performance_id}",
+    response={200: s.PerformanceDetailOut, 404: s.ErrorOut, 422: s.ErrorOut},
+    summary="A performance, its availability and price types",
+)
+def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -> dict:
     perf = catalog.get_public_performance(performance_id)
     if perf is None:
         raise errors.not_found("unknown_performance", "That performance does not exist.")
@@ -89,33 +109,78 @@ def _lines(lines: list[s.LineIn]) -> list[services.LineRequest]:
     return [services.LineRequest(x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents) for x in lines]
 
 
+def _hold_status(hold: Hold, lines: list) -> str:
+    if hold.consumed_at is not None:
+        return "checked_out"
+    if not lines:
+        return "released"
+    return "expired" if hold.is_expired() else "active"
+
+
 def _hold_out(hold: Hold) -> dict:
+    lines = list(hold.lines.all())
     return {
         "token": hold.token,
+        "status": _hold_status(hold, lines),
         "expires_at": hold.expires_at,
         "lines": [
             {"performance_id": hl.performance_id, "price_type_id": hl.price_type_id, "quantity": hl.quantity, "unit_price_cents": hl.unit_price_cents}
-            for hl in hold.lines.all()
+            for hl in lines
         ],
     }
 
 
-@router.post("/holds", response={201: s.HoldOut, 404: s.ErrorOut, 409: s.ErrorOut, 422: s.ErrorOut}, summary="Hold seats (a cart) for a limited time")
+def _find_hold(token: str) -> Hold:
+    if not _TOKEN.fullmatch(token):
+        raise _hold_not_found()
+    hold = Hold.objects.filter(token=token).first()
+    if hold is None:
+        raise _hold_not_found()
+    return hold
+
+
+@router.post(
+    "/holds",
+    response={201: s.HoldOut, 404: s.ErrorOut, 409: s.ErrorOut, **_BAD},
+    summary="Hold seats (a cart) for a limited time",
+    description=(
+        "Seats held count against capacity until `expires_at` (15 minutes by default). "
+        "Refusals: `invalid_quantity`, `invalid_price_type`, `price_mismatch`, `invalid_price` (422); "
+        "`unknown_performance` (404); `performance_past`, `not_on_sale_yet`, `performance_canceled` (422); "
+        "`sold_out` (409, with `details.available`)."
+    ),
+)
 def create_hold(request: HttpRequest, payload: s.HoldIn) -> tuple[int, dict]:
     hold = services.create_hold(_lines(payload.lines))
     return 201, _hold_out(hold)
 
 
-@router.get("/holds/{token}", response={200: s.HoldOut, 404: s.ErrorOut, 409: s.ErrorOut}, summary="Read a hold")
+@router.get(
+    "/holds/{token}",
+    response={200: s.HoldOut, 404: s.ErrorOut},
+    summary="Read a hold",
+    description="`status` says whether the seats are still held (`active`), or the hold `expired`, was `released` or `checked_out`.",
+)
 def get_hold(request: HttpRequest, token: str) -> dict:
-    hold = services.get_hold(token)
-    if hold.consumed_at is None and hold.is_expired():
-        raise errors.conflict("hold_expired", "This hold has expired and its seats were released.")
-    return _hold_out(hold)
+    return _hold_out(_find_hold(token))
 
 
-@router.delete("/holds/{token}", response={204: None}, summary="Release a hold's seats")
+@router.delete(
+    "/holds/{token}",
+    response={204: None, 404: s.ErrorOut, 409: s.ErrorOut},
+    summary="Release a hold's seats",
+    description=(
+        "Gives the seats back at once. Releasing a hold twice is fine (204). A hold that was "
+        "checked out (`cart_already_checked_out`) or whose payment is in progress "
+        "(`payment_in_progress`) cannot be released (409)."
+    ),
+)
 def delete_hold(request: HttpRequest, token: str) -> tuple[int, None]:
+    hold = _find_hold(token)
+    if hold.consumed_at is not None:
+        raise errors.conflict("cart_already_checked_out", "This cart has already been checked out; its tickets belong to an order.")
+    if hold.orders.filter(status=Order.PENDING).exists():
+        raise errors.conflict("payment_in_progress", "A payment for this cart is in progress; its seats stay held until it ends.")
     services.release_hold(token)
     return 204, None
 
@@ -158,23 +223,39 @@ def order_out(order: Order) -> dict:
 
 @router.post(
     "/orders",
-    response={201: s.OrderOut, 402: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut, 422: s.ErrorOut},
+    response={201: s.OrderOut, 402: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut, **_BAD},
     summary="Create an order and pay it in one call",
     description=(
         "Sells `lines` (or the seats of `hold_token`) and charges the card with the environment's "
-        "synchronous provider. Send an `Idempotency-Key` header: a retry with the same key returns "
-        "the first order (same body) and never sells twice; the same key with a different request "
-        "is refused with `idempotency_key_reused`."
+        "synchronous provider (`test`). Send an `Idempotency-Key` header (8–100 printable "
+        "characters, e.g. a UUID): a retry with the same key returns the first order (same body) "
+        "and never sells twice; the same key with a different request is refused with "
+        "`idempotency_key_reused` (422).\n\n"
+        "Refusals write nothing: `invalid_quantity`, `invalid_email`, `invalid_name`, "
+        "`price_mismatch`, `invalid_price_type`, `performance_past`, `not_on_sale_yet`, "
+        "`discount_unknown`, `discount_expired`, `discount_minimum_not_met`, `invalid_request` (422); "
+        "`unknown_performance` (404); `sold_out`, `hold_expired`, `cart_already_checked_out`, "
+        "`discount_exhausted` (409); `payment_declined`, `invalid_card`, `card_required` (402). "
+        "Where payments go through Stripe Checkout this call is refused with "
+        "`payment_method_unsupported` (422): create a hold and finish on the storefront."
     ),
 )
 def create_order(
     request: HttpRequest,
     payload: s.OrderIn,
-    response: HttpResponse,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Makes retries safe (8–100 printable ASCII characters)"),
 ) -> tuple[int, dict]:
-    if idempotency_key is not None and not 8 <= len(idempotency_key) <= 100:
-        raise errors.invalid("invalid_idempotency_key", "Idempotency-Key must be 8 to 100 characters.")
+    if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
+        raise errors.invalid("invalid_idempotency_key", "Idempotency-Key must be 8 to 100 printable characters without spaces (a UUID is ideal).")
+    provider = get_provider()
+    if not provider.synchronous:
+        raise errors.invalid(
+            "payment_method_unsupported",
+            f"This box office takes payment through {provider.name.title()} Checkout, which needs the patron's browser: "
+            "hold the seats with POST /api/v1/holds and send the patron to the storefront checkout to pay.",
+        )
+    if payload.hold_token and payload.lines:
+        raise errors.invalid("invalid_request", "Send either lines or hold_token, not both.")
     card = payload.card
     details = services.CheckoutDetails(
         buyer=services.Buyer(**payload.buyer.dict()),
@@ -184,8 +265,11 @@ def create_order(
         payment=PaymentDetails(card_number=card.number, exp_month=card.exp_month, exp_year=card.exp_year, cvc=card.cvc) if card else PaymentDetails(),
     )
     if payload.hold_token:
-        if payload.lines:
-            raise errors.invalid("invalid_request", "Send either lines or hold_token, not both.")
+        # A retry of a hold checkout that did commit must get its order back, not
+        # `cart_already_checked_out`: look the key up before the hold's state is checked.
+        replay = services._existing_for_key(idempotency_key, services.request_fingerprint({"hold": payload.hold_token}))
+        if replay is not None:
+            return 201, order_out(replay)
         order = services.checkout(payload.hold_token, details, channel=Order.API, idempotency_key=idempotency_key)
     else:
         order = services.sell(_lines(payload.lines), details, channel=Order.API, idempotency_key=idempotency_key)
@@ -194,15 +278,23 @@ def create_order(
 
 @router.get("/orders/{token}", response={200: s.OrderOut, 404: s.ErrorOut}, summary="Read an order by its token")
 def get_order(request: HttpRequest, token: str) -> dict:
-    order = Order.objects.filter(token=token).first()
+    order = Order.objects.filter(token=token).first() if _TOKEN.fullmatch(token) else None
     if order is None:
         raise errors.not_found("order_not_found", "No order has that token.")
     return order_out(order)
 
 
-@router.get("/performances", response=list[s.PerformanceOut], summary="Upcoming performances on sale")
-def list_performances(request: HttpRequest) -> list[dict]:
-    from django.utils import timezone
-
-    perfs = list(Performance.objects.select_related("event").filter(event__active=True, starts_at__gt=timezone.now()).order_by("starts_at"))
+@router.get(
+    "/performances",
+    response={200: list[s.PerformanceOut], 422: s.ErrorOut},
+    summary="Upcoming performances, with availability",
+)
+def list_performances(
+    request: HttpRequest,
+    event_id: int | None = Query(None, ge=1, le=s.MAX_ID, description="Only this event's performances"),
+) -> list[dict]:
+    qs = Performance.objects.select_related("event").filter(event__active=True, starts_at__gt=timezone.now())
+    if event_id is not None:
+        qs = qs.filter(event_id=event_id)
+    perfs = list(qs.order_by("starts_at", "pk"))
     return [_perf_out(st) for st in catalog.states_for(perfs)]

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ninja import Field, Schema
+
+# Database ids are 64-bit; a larger number is a wrong id, not a server error.
+MAX_ID = 2**63 - 1
+# No NUL characters (PostgreSQL cannot store them) and a sane upper bound on every string.
+TEXT = r"^[^\x00]*$"
+TOKEN = r"^[A-Za-z0-9_-]{1,64}$"  # noqa: S105 (a pattern, not a secret)
+
+
+def _id(description: str) -> Any:
+    return Field(..., ge=1, le=MAX_ID, strict=True, description=description)
 
 
 class PriceTypeOut(Schema):
@@ -47,16 +58,19 @@ class EventOut(Schema):
 
 
 class LineIn(Schema):
-    performance_id: int
-    price_type_id: int
-    quantity: int = Field(..., description="Tickets of this type (1 to the per-order maximum)")
+    performance_id: int = _id("A performance id (GET /performances)")
+    price_type_id: int = _id("One of the performance's price types (GET /performances/{id})")
+    quantity: int = Field(..., strict=True, description="Tickets of this type (1 to the per-order maximum)")
     unit_price_cents: int | None = Field(
-        None, description="Required for pay-what-you-can types; otherwise, if sent, must equal the list price"
+        None,
+        strict=True,
+        description="Required for pay-what-you-can types; otherwise, if sent, must equal the list price "
+        "(a different price is refused with `price_mismatch`)",
     )
 
 
 class HoldIn(Schema):
-    lines: list[LineIn]
+    lines: list[LineIn] = Field(..., max_length=50)
 
 
 class HoldLineOut(Schema):
@@ -68,34 +82,38 @@ class HoldLineOut(Schema):
 
 class HoldOut(Schema):
     token: str
+    status: str = Field(..., description="active, expired, released or checked_out")
     expires_at: datetime
     lines: list[HoldLineOut]
 
 
 class BuyerIn(Schema):
-    first_name: str
-    last_name: str
-    email: str
-    phone: str = ""
-    accommodation: str = ""
+    first_name: str = Field(..., max_length=200, pattern=TEXT)
+    last_name: str = Field(..., max_length=200, pattern=TEXT)
+    email: str = Field(..., max_length=254, pattern=TEXT)
+    phone: str = Field("", max_length=100, pattern=TEXT)
+    accommodation: str = Field("", max_length=1000, pattern=TEXT, description="Seating accommodation (wheelchair space, aisle seat…)")
     newsletter: bool = False
 
 
 class CardIn(Schema):
-    number: str = Field(..., description="Test provider: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined")
-    exp_month: int | None = None
-    exp_year: int | None = None
-    cvc: str = ""
+    number: str = Field(
+        ..., max_length=40, pattern=TEXT,
+        description="Test provider: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
+    )
+    exp_month: int | None = Field(None, ge=1, le=12)
+    exp_year: int | None = Field(None, ge=2000, le=2200)
+    cvc: str = Field("", max_length=8, pattern=TEXT)
 
 
 class OrderIn(Schema):
-    lines: list[LineIn] = Field(default_factory=list, description="Tickets to buy (or give hold_token)")
-    hold_token: str | None = Field(None, description="Buy what a hold holds instead of `lines`")
+    lines: list[LineIn] = Field(default_factory=list, max_length=50, description="Tickets to buy (or give hold_token)")
+    hold_token: str | None = Field(None, pattern=TOKEN, description="Buy what a hold holds instead of `lines`")
     buyer: BuyerIn
-    card: CardIn | None = None
-    donation_cents: int = 0
+    card: CardIn | None = Field(None, description="Required unless the order is free")
+    donation_cents: int = Field(0, strict=True, description="An optional gift added to the order")
     donation_anonymous: bool = False
-    discount_code: str = ""
+    discount_code: str = Field("", max_length=100, pattern=TEXT)
 
 
 class TicketOut(Schema):
@@ -130,6 +148,8 @@ class OrderOut(Schema):
 
 
 class ErrorOut(Schema):
-    code: str
-    message: str
-    field: str | None = None
+    code: str = Field(..., description="Stable, for programs (see docs/api.md for the list)")
+    message: str = Field(..., description="For people: what went wrong and what to do")
+    field: str | None = Field(None, description="The input at fault, when there is one")
+    details: dict[str, Any] | None = Field(None, description="e.g. `available` seats for `sold_out`")
+    errors: list[dict[str, Any]] | None = Field(None, description="Schema errors (`invalid_request` only)")

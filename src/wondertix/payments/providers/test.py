@@ -41,6 +41,8 @@ class TestCardProvider:
 
     def charge(self, *, amount_cents: int, details: PaymentDetails, description: str, idempotency_key: str) -> ChargeResult:
         number = normalize_card(details.card_number)
+        if not number:
+            return ChargeResult(False, message="Please enter a card number to pay for this order.", code="card_required")
         if not luhn_ok(number):
             return ChargeResult(False, message="That card number is not valid. Please check it and try again.", code="invalid_card")
         if number in DECLINED:
