@@ -50,6 +50,7 @@ class TicketSelectionForm(forms.Form):
     """One quantity field per price type (`qty_<id>`), plus an amount for pay-what-you-can."""
 
     def __init__(self, *args: Any, price_types: list[PriceType], limits: dict[int, int], performance_id: int, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.price_types = price_types
         self.performance_id = performance_id
@@ -138,8 +139,17 @@ class ContactFields(forms.Form):
         "region": "address-level1", "postal_code": "postal-code",
     }
 
+    REQUIRED = {
+        "first_name": "Please enter your first name.",
+        "last_name": "Please enter your last name.",
+        "email": "Please enter your email address.",
+    }
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        for name, message in self.REQUIRED.items():
+            self.fields[name].error_messages["required"] = message
         for name, token in self.AUTOCOMPLETE.items():
             if name in self.fields:
                 self.fields[name].widget.attrs["autocomplete"] = token
@@ -167,8 +177,8 @@ class CardFields(forms.Form):
     """Card fields for the in-process `test` provider. Never stored, never logged."""
 
     card_number = forms.CharField(label="Card number", max_length=23, required=False)
-    card_expiry = forms.CharField(label="Expiry (MM/YY)", max_length=7, required=False)
-    card_cvc = forms.CharField(label="Security code (CVC)", max_length=4, required=False)
+    card_expiry = forms.CharField(label="Expiry date", max_length=7, required=False)
+    card_cvc = forms.CharField(label="CVC", max_length=4, required=False)
 
     #: Set by the view: False when nothing will be charged (free tickets, no donation).
     card_required = True
@@ -239,7 +249,7 @@ class CheckoutForm(ContactFields, CardFields):
     donation_amount = AmountField(label="Add a donation", required=False, help_text="Optional. Any amount helps keep tickets affordable.")
     donation_anonymous = forms.BooleanField(label="Keep my gift anonymous", required=False)
     donation_comment = forms.CharField(label="Comment with your gift", max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    discount_code = forms.CharField(label="Discount code", max_length=40, required=False)
+    discount_code = forms.CharField(label="Discount code", max_length=40, required=False, help_text="Optional.")
 
     #: Fields kept in the session after a declined card so the patron does not retype them.
     REMEMBERED = (
@@ -314,6 +324,8 @@ class DonationForm(ContactFields, CardFields):
     def __init__(self, *args: Any, card_fields: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.card_required = card_fields
+        self.fields["email"].help_text = "Your receipt is sent here."
+        self.fields["phone"].help_text = "Optional."
         if not card_fields:
             for name in ("card_number", "card_expiry", "card_cvc"):
                 del self.fields[name]
