@@ -113,3 +113,25 @@ class Performance(models.Model):
         if self.on_sale_from and now < self.on_sale_from:
             return False
         return now < self.sales_close_at
+
+
+class SeasonPrice(models.Model):
+    """A season's default price for one price type name. Events added to the season (or
+    created in it) get a PriceType from each row they do not already have."""
+
+    season = models.ForeignKey(Season, on_delete=models.CASCADE, related_name="default_prices")
+    name = models.CharField(max_length=80)
+    price_cents = models.PositiveIntegerField()
+    fee_cents = models.PositiveIntegerField(default=0)
+    limit_per_performance = models.PositiveIntegerField(null=True, blank=True)
+    staff_only = models.BooleanField(default=False)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["season", "name"], name="season_price_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.season})"

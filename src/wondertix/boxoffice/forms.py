@@ -1,0 +1,183 @@
+"""Staff forms: parse and validate input only. Writes go through catalog.staff / boxoffice services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from wondertix.boxoffice.pos import PAYMENT_METHODS
+from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
+from wondertix.money import format_cents, parse_amount
+from wondertix.sales.models import DiscountCode
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class MoneyField(forms.Field):
+    """Dollars typed by a person ('25', '25.50', '$25') ↔ integer cents."""
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, int):
+            return format_cents(value, "").replace(",", "")
+        return value
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_amount(str(value))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def _dt_widget() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT)
+
+
+class SeasonForm(forms.ModelForm):
+    class Meta:
+        model = Season
+        fields = ["name", "slug", "starts_on", "ends_on", "active"]
+        widgets = {"starts_on": forms.DateInput(attrs={"type": "date"}), "ends_on": forms.DateInput(attrs={"type": "date"})}
+
+
+class SeasonPriceForm(forms.ModelForm):
+    price_cents = MoneyField(label="Price")
+    fee_cents = MoneyField(label="Fee", required=False)
+
+    class Meta:
+        model = SeasonPrice
+        fields = ["name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order"]
+
+    def clean_fee_cents(self) -> int:
+        return self.cleaned_data.get("fee_cents") or 0
+
+
+class EventForm(forms.ModelForm):
+    class Meta:
+        model = Event
+        fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+
+
+class PerformanceForm(forms.ModelForm):
+    class Meta:
+        model = Performance
+        fields = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
+        widgets = {"starts_at": _dt_widget(), "on_sale_from": _dt_widget(), "on_sale_until": _dt_widget()}
+        help_texts = {
+            "on_sale_from": "Empty: on sale now.",
+            "on_sale_until": "Online sales close here; empty: at curtain. The box office can sell until 3 hours after.",
+        }
+
+    def _post_clean(self) -> None:
+        # Rules (capacity vs sold) are the service's job; only field validation here.
+        pass
+
+
+class CopyPerformanceForm(forms.Form):
+    starts_at = forms.DateTimeField(label="New date and time", widget=_dt_widget())
+
+
+class CancelPerformanceForm(forms.Form):
+    reason = forms.CharField(max_length=200, label="Reason (shown in the audit log)")
+
+
+class PriceTypeForm(forms.ModelForm):
+    price_cents = MoneyField(label="Price")
+    fee_cents = MoneyField(label="Fee", required=False)
+    min_price_cents = MoneyField(label="Pay what you can: minimum", required=False)
+    max_price_cents = MoneyField(label="Pay what you can: maximum", required=False)
+
+    class Meta:
+        model = PriceType
+        fields = [
+            "name", "description", "price_cents", "fee_cents", "limit_per_performance",
+            "pay_what_you_can", "min_price_cents", "max_price_cents", "staff_only", "sort_order",
+        ]
+        help_texts = {"price_cents": "A new price applies to future sales only; tickets keep what they were sold at."}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        data["fee_cents"] = data.get("fee_cents") or 0
+        data["min_price_cents"] = data.get("min_price_cents") or 0
+        if data.get("max_price_cents") is None:
+            data["max_price_cents"] = 100_000
+        return data
+
+    def _post_clean(self) -> None:
+        pass
+
+
+class DiscountCodeForm(forms.ModelForm):
+    class Meta:
+        model = DiscountCode
+        fields = ["code", "description", "kind", "value", "usage_limit", "min_tickets", "price_types", "valid_from", "valid_until"]
+        widgets = {"valid_from": _dt_widget(), "valid_until": _dt_widget(), "price_types": forms.SelectMultiple(attrs={"size": 6})}
+        help_texts = {"value": "Cents off each ticket (amount), or whole percent (percent)."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = PriceType.objects.select_related("event").order_by("event__title", "sort_order")
+        self.fields["price_types"].queryset = choices  # type: ignore[attr-defined]
+
+    def _post_clean(self) -> None:
+        pass
+
+
+class HouseSeatsForm(forms.Form):
+    price_type = forms.ModelChoiceField(queryset=PriceType.objects.none())
+    quantity = forms.IntegerField(min_value=1, max_value=500)
+    reason = forms.CharField(max_length=200)
+
+    def __init__(self, *args: Any, performance: Performance, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = performance.event.price_types.filter(active=True)
+        self.fields["price_type"].queryset = choices  # type: ignore[attr-defined]
+
+
+class ReleaseForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+class PosPaymentForm(forms.Form):
+    payment_method = forms.ChoiceField(choices=PAYMENT_METHODS, widget=forms.RadioSelect, initial="cash")
+    patron_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    first_name = forms.CharField(max_length=80, required=False)
+    last_name = forms.CharField(max_length=80, required=False)
+    email = forms.EmailField(required=False, help_text="Empty: a walk-up sale (no contact record).")
+    phone = forms.CharField(max_length=40, required=False)
+    accommodation = forms.CharField(max_length=200, required=False)
+    reason = forms.CharField(max_length=200, required=False, help_text="Required for comps and price overrides.")
+    card_number = forms.CharField(max_length=30, required=False)
+    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
+    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    cvc = forms.CharField(max_length=4, required=False)
+    idempotency_key = forms.CharField(max_length=100, required=False, widget=forms.HiddenInput)
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, label="Who")
+    action = forms.CharField(required=False, label="Action starts with")
+    object_type = forms.CharField(required=False, label="Object type")
+    object_id = forms.CharField(required=False, label="Object id")
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+
+
+def changes_from(form: forms.ModelForm, fields: list[str]) -> dict[str, Any]:
+    """cleaned_data → the service's field names (foreign keys as <name>_id)."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = form.cleaned_data.get(name)
+        field = form._meta.model._meta.get_field(name)  # type: ignore[union-attr]
+        if field.is_relation and not field.many_to_many:
+            out[f"{name}_id"] = value.pk if value is not None else None
+        elif not field.many_to_many:
+            out[name] = value
+    return out

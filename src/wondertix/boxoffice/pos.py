@@ -1,0 +1,177 @@
+"""Selling at the box office window, through the one sale path (sales.services.sell).
+
+The box office may sell staff-only price types, sell after online sales close, override a
+price (with a reason) and comp tickets (zero total, with a reason); capacity and price-type
+limits hold exactly as online. House seats are box-office holds with a reason, released back
+to sale when the house manager says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from wondertix.boxoffice.door import WALK_UP_EMAIL
+from wondertix.catalog.models import Performance, PriceType
+from wondertix.ops import audit
+from wondertix.patrons.models import Patron
+from wondertix.payments.providers.base import PaymentDetails
+from wondertix.sales import errors, services
+from wondertix.sales.models import Hold, Order
+
+CASH = "cash"
+CARD = "card"
+COMP = "comp"
+PAYMENT_METHODS = [(CASH, "Cash"), (CARD, "Card"), (COMP, "Comp (no charge)")]
+
+
+@dataclass
+class PosSale:
+    performance_id: int
+    quantities: dict[int, int]
+    payment_method: str
+    patron_id: int | None = None
+    # A new contact or a named walk-up (used when patron_id is empty).
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    accommodation: str = ""
+    price_overrides: dict[int, int] = field(default_factory=dict)
+    reason: str = ""
+    card: PaymentDetails = field(default_factory=PaymentDetails)
+    idempotency_key: str | None = None
+
+
+def _buyer(sale: PosSale) -> services.Buyer:
+    if sale.patron_id:
+        patron = Patron.objects.filter(pk=sale.patron_id).first()
+        if patron is None:
+            raise errors.not_found("unknown_contact", "That contact does not exist.")
+        return services.Buyer(
+            first_name=patron.first_name, last_name=patron.last_name, email=patron.email,
+            phone=patron.phone if sum(ch.isdigit() for ch in patron.phone) >= 7 else "",
+            accommodation=sale.accommodation,
+        )
+    if sale.email.strip():
+        return services.Buyer(first_name=sale.first_name, last_name=sale.last_name, email=sale.email,
+                              phone=sale.phone, accommodation=sale.accommodation)
+    # A walk-up: no contact record of their own; the name (if given) stays on the order.
+    return services.Buyer(
+        first_name=sale.first_name.strip() or "Walk-up", last_name=sale.last_name.strip() or "Guest",
+        email=WALK_UP_EMAIL, phone=sale.phone, accommodation=sale.accommodation,
+    )
+
+
+def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
+    """One box-office sale. Comps and price overrides need a reason, recorded in the audit log."""
+    reason = sale.reason.strip()
+    wanted = {pt_id: qty for pt_id, qty in sale.quantities.items() if qty > 0}
+    if not wanted:
+        raise errors.invalid("invalid_quantity", "Choose at least one ticket.", field="quantity")
+    overrides = {pt: cents for pt, cents in sale.price_overrides.items() if pt in wanted}
+    # Pay what you can: the amount the patron chose is their price, not an override.
+    pwyc = set(PriceType.objects.filter(pk__in=wanted, pay_what_you_can=True).values_list("pk", flat=True))
+    chosen = {pt: overrides.pop(pt) for pt in list(overrides) if pt in pwyc}
+    lines = [services.LineRequest(sale.performance_id, pt_id, qty, chosen.get(pt_id)) for pt_id, qty in wanted.items()]
+    if sale.payment_method == COMP:
+        overrides = {line.price_type_id: 0 for line in lines}
+        if not reason:
+            raise errors.invalid("reason_required", "Please give a reason for the comp.", field="reason")
+        provider = CASH  # a zero total charges nothing
+    elif sale.payment_method == CASH:
+        provider = CASH
+    elif sale.payment_method == CARD:
+        provider = settings.PAYMENT_PROVIDER
+    else:
+        raise errors.invalid("invalid_payment_method", "Choose cash, card or comp.", field="payment_method")
+    if overrides and sale.payment_method != COMP and not reason:
+        raise errors.invalid("reason_required", "Please give a reason for the price override.", field="reason")
+    if any(c < 0 for c in overrides.values()):
+        raise errors.invalid("invalid_price", "An override price cannot be negative.", field="price_overrides")
+    buyer = _buyer(sale)
+    with transaction.atomic():
+        order = services.sell(
+            lines,
+            services.CheckoutDetails(buyer=buyer, payment=sale.card),
+            channel=Order.BOX_OFFICE,
+            provider_name=provider,
+            idempotency_key=sale.idempotency_key,
+            actor=actor,
+            staff=True,
+            price_overrides=overrides or None,
+        )
+        audit.record(
+            "pos.sale",
+            actor=actor,
+            obj=order,
+            after={
+                "payment_method": sale.payment_method,
+                "performance_id": sale.performance_id,
+                "quantities": {str(k): v for k, v in sale.quantities.items() if v},
+                "price_overrides": {str(k): v for k, v in overrides.items()},
+                "reason": reason[:200],
+                "total_cents": order.total_cents,
+                "walk_up": buyer.email == WALK_UP_EMAIL,
+            },
+        )
+    return order
+
+
+# ---------------------------------------------------------------------------- house seats
+
+
+def hold_house_seats(performance: Performance, price_type_id: int, quantity: int, reason: str, *, actor: User) -> Hold:
+    """Hold seats back from sale until curtain (house seats, VIPs, a broken seat)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.invalid("reason_required", "Please give a reason for holding seats.", field="reason")
+    minutes = max(1, int((performance.starts_at - timezone.now()) / timedelta(minutes=1)) + 60)
+    with transaction.atomic():
+        hold = services.create_hold(
+            [services.LineRequest(performance.pk, price_type_id, quantity)],
+            minutes=minutes, actor=actor, reason=reason[:200], staff=True,
+        )
+        audit.record("hold.created", actor=actor, obj=hold,
+                     after={"performance_id": performance.pk, "price_type_id": price_type_id, "quantity": quantity, "reason": reason[:200]})
+    return hold
+
+
+def release_house_seats(hold_id: int, reason: str, *, actor: User) -> Hold:
+    """Give held seats back to sale (they can then be sold at the window or online)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise errors.invalid("reason_required", "Please give a reason for releasing the seats.", field="reason")
+    hold = Hold.objects.filter(pk=hold_id, created_by__isnull=False).first()
+    if hold is None:
+        raise errors.not_found("unknown_hold", "That house-seat hold does not exist.")
+    with transaction.atomic():
+        seats = sum(hl.quantity for hl in hold.lines.all())
+        if hold.consumed_at is not None or hold.is_expired() or not seats:
+            raise errors.conflict("hold_not_active", "Those seats are no longer held.")
+        services.release_hold(hold.token)
+        audit.record("hold.released", actor=actor, obj=hold, before={"seats": seats, "reason": hold.reason},
+                     after={"seats": 0, "reason": reason[:200]})
+    return hold
+
+
+def active_house_holds(performance: Performance) -> list[dict]:
+    now = timezone.now()
+    holds = (
+        Hold.objects.filter(created_by__isnull=False, consumed_at__isnull=True, expires_at__gt=now,
+                            lines__performance=performance)
+        .select_related("created_by").prefetch_related("lines__price_type").distinct()
+    )
+    return [
+        {
+            "hold": h,
+            "seats": sum(hl.quantity for hl in h.lines.all() if hl.performance_id == performance.pk),
+            "types": ", ".join(f"{hl.quantity} x {hl.price_type.name}" for hl in h.lines.all() if hl.performance_id == performance.pk),
+        }
+        for h in holds
+    ]

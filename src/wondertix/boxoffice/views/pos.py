@@ -1,0 +1,145 @@
+"""Point of sale at the box office window (box office and admins)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from wondertix.boxoffice import forms as f
+from wondertix.boxoffice import pos
+from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
+from wondertix.boxoffice.views.common import attempt
+from wondertix.catalog.models import Performance
+from wondertix.money import parse_amount
+from wondertix.patrons.models import Patron
+from wondertix.payments.providers.base import PaymentDetails
+from wondertix.sales import errors, inventory
+from wondertix.sales.models import Order
+
+sellers = require_role(BOX_OFFICE, ADMIN)
+
+
+@sellers
+def choose(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    perfs = Performance.objects.filter(starts_at__gte=timezone.now() - timedelta(hours=3)).select_related("event")
+    if query:
+        perfs = perfs.filter(event__title__icontains=query)
+    chosen = list(perfs.order_by("starts_at")[:80])
+    avail = inventory.availability_for([p.pk for p in chosen])
+    rows = [{"perf": p, "avail": avail[p.pk]} for p in chosen]
+    return render(request, "boxoffice/pos/choose.html", {"rows": rows, "q": query})
+
+
+def _contacts(query: str) -> list[Patron]:
+    query = query.strip()
+    if len(query) < 2:
+        return []
+    cond = Q()
+    for word in query.split()[:4]:
+        cond &= Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(email__icontains=word) | Q(phone__icontains=word)
+    return list(Patron.objects.filter(cond).exclude(email=pos.WALK_UP_EMAIL).order_by("last_name", "first_name")[:20])
+
+
+def _int(value: str) -> int:
+    value = (value or "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise errors.invalid("invalid_quantity", f"“{value}” is not a number of tickets.", field="quantity")
+    return int(value)
+
+
+@sellers
+def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
+    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
+    price_types = list(perf.event.price_types.filter(active=True))
+    patron_id = request.POST.get("patron_id") or request.GET.get("patron") or ""
+    patron = Patron.objects.filter(pk=int(patron_id)).first() if patron_id.isdigit() else None
+    form = f.PosPaymentForm(request.POST or None, initial={"patron_id": patron.pk if patron else None,
+                                                           "idempotency_key": uuid.uuid4().hex})
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            quantities = {pt.pk: _int(request.POST.get(f"qty_{pt.pk}", "")) for pt in price_types}
+            overrides = {}
+            for pt in price_types:
+                raw = request.POST.get(f"price_{pt.pk}", "").strip()
+                if raw:
+                    try:
+                        overrides[pt.pk] = parse_amount(raw)
+                    except ValueError as exc:
+                        raise errors.invalid("invalid_price", f"{pt.name}: {exc}", field="price_overrides") from None
+        except errors.SaleError as exc:
+            messages.error(request, exc.message)
+            status = exc.status
+        else:
+            sale = pos.PosSale(
+                performance_id=perf.pk, quantities=quantities, payment_method=data["payment_method"],
+                patron_id=patron.pk if patron else None,
+                first_name=data["first_name"], last_name=data["last_name"], email=data["email"], phone=data["phone"],
+                accommodation=data["accommodation"], price_overrides=overrides, reason=data["reason"],
+                card=PaymentDetails(card_number=data["card_number"], exp_month=data["exp_month"], exp_year=data["exp_year"], cvc=data["cvc"]),
+                idempotency_key=data["idempotency_key"] or None,
+            )
+            order, err = attempt(request, lambda: pos.sell_at_box_office(sale, actor=request.user))  # type: ignore[arg-type]
+            if order is not None:
+                messages.success(request, f"Sold {order.tickets.count()} ticket(s): order {order.reference}.")
+                return redirect(f"/staff/pos/orders/{order.pk}/")
+            status = err.status if err else 422
+    elif form.errors:
+        status = 422
+    avail = inventory.availability_for([perf.pk])[perf.pk]
+    left = inventory.price_type_availability(perf, price_types)
+    rows = [{"pt": pt, "left": left[pt.pk], "qty": request.POST.get(f"qty_{pt.pk}", ""), "price": request.POST.get(f"price_{pt.pk}", "")}
+            for pt in price_types]
+    return render(request, "boxoffice/pos/sell.html", {
+        "perf": perf, "rows": rows, "avail": avail, "form": form, "patron": patron,
+        "contact_q": request.GET.get("contact_q", ""), "contacts": _contacts(request.GET.get("contact_q", "")),
+        "holds": pos.active_house_holds(perf), "hold_form": f.HouseSeatsForm(performance=perf),
+    }, status=status)
+
+
+@sellers
+def order_done(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = get_object_or_404(Order.objects.filter(channel=Order.BOX_OFFICE), pk=order_id)
+    tickets = order.tickets.select_related("performance__event", "price_type")
+    return render(request, "boxoffice/pos/done.html", {"order": order, "tickets": tickets})
+
+
+@sellers
+@require_POST
+def hold_seats(request: HttpRequest, performance_id: int) -> HttpResponse:
+    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
+    form = f.HouseSeatsForm(request.POST, performance=perf)
+    if not form.is_valid():
+        messages.error(request, "To hold seats, choose a price type, a number of seats and give a reason.")
+    else:
+        d = form.cleaned_data
+        hold, _ = attempt(request, lambda: pos.hold_house_seats(perf, d["price_type"].pk, d["quantity"], d["reason"], actor=request.user))  # type: ignore[arg-type]
+        if hold is not None:
+            messages.success(request, f"Holding {d['quantity']} seat(s) back from sale.")
+    return redirect(f"/staff/pos/{perf.pk}/")
+
+
+@sellers
+@require_POST
+def release_seats(request: HttpRequest, hold_id: int) -> HttpResponse:
+    form = f.ReleaseForm(request.POST)
+    back = request.POST.get("back", "")
+    back = back if back.startswith("/staff/pos/") else "/staff/pos/"
+    if not form.is_valid():
+        messages.error(request, "Please give a reason for releasing the seats.")
+        return redirect(back)
+    hold, _ = attempt(request, lambda: pos.release_house_seats(hold_id, form.cleaned_data["reason"], actor=request.user))  # type: ignore[arg-type]
+    if hold is not None:
+        messages.success(request, "Seats released for sale.")
+    return redirect(back)
