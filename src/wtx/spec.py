@@ -329,7 +329,7 @@ def _describe(path: Path, where: str, exc: ValidationError) -> str:
         field = ".".join(loc) or "(table)"
         if err["type"] == "extra_forbidden":
             parent = loc[-2] if len(loc) > 1 else ""
-            model = _FIELDS_BY_MODEL.get(parent) or (Defaults if where == "[defaults]" and not parent else None)
+            model = Defaults if (where == "[defaults]" and not parent) else _FIELDS_BY_MODEL.get(parent)
             hint = _did_you_mean(loc[-1], model.model_fields) if model else ""
             msg = f"unknown field{hint}"
         elif err["type"] == "missing":
