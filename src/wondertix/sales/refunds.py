@@ -1,0 +1,412 @@
+"""Refunds: money back through the original payment (or cash), seats back on sale.
+
+One transaction per refund: lock the order, validate every item, then pay back and write.
+A refused refund raises SaleError before anything is written (no audit entry either).
+Every refund request carries an idempotency key stored with the Refund row in the same
+transaction; repeating the request returns the first refund and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from wondertix.catalog.models import Performance
+from wondertix.money import format_cents
+from wondertix.ops import audit
+from wondertix.patrons.models import Donation, Redemption, Subscription
+from wondertix.payments.models import Payment
+from wondertix.payments.registry import get_provider
+from wondertix.sales import errors, inventory
+from wondertix.sales.models import Order, Ticket
+from wondertix.sales.refund_models import Refund, RefundItem, RefundSource
+from wondertix.sales.services import request_fingerprint
+
+REFUNDABLE_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED)
+SOLD_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
+METHODS = (Refund.ORIGINAL, Refund.CASH)
+
+
+@dataclass(frozen=True)
+class TicketRefund:
+    ticket_id: int
+    # None: the ticket's face value left (+ its fee when include_fees). A smaller amount keeps
+    # the rest (e.g. a cancellation charge); the seat is returned either way.
+    amount_cents: int | None = None
+
+
+@dataclass(frozen=True)
+class DonationRefund:
+    donation_id: int
+    amount_cents: int | None = None  # None: all that is left of the gift
+
+
+@dataclass
+class RefundRequest:
+    tickets: list[TicketRefund] = field(default_factory=list)
+    donations: list[DonationRefund] = field(default_factory=list)
+    subscriptions: list[int] = field(default_factory=list)
+    include_fees: bool = False
+    method: str = Refund.ORIGINAL
+    reason: str = ""
+
+    def fingerprint(self, order_id: int) -> str:
+        data = asdict(self)
+        data["order"] = order_id
+        data["tickets"] = sorted(data["tickets"], key=lambda t: t["ticket_id"])
+        data["donations"] = sorted(data["donations"], key=lambda d: d["donation_id"])
+        data["subscriptions"] = sorted(data["subscriptions"])
+        return request_fingerprint(data)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class TicketLeft:
+    face_cents: int
+    fee_cents: int
+
+
+def ticket_refundable(tickets: list[Ticket]) -> dict[int, TicketLeft]:
+    """What can still be refunded of each ticket (face value and fee), after earlier refunds."""
+    done = {
+        row["ticket_id"]: (row["face"] or 0, row["fee"] or 0)
+        for row in RefundItem.objects.filter(ticket__in=[t.pk for t in tickets])
+        .values("ticket_id")
+        .annotate(face=Sum("amount_cents"), fee=Sum("fee_cents"))
+    }
+    out = {}
+    for t in tickets:
+        face_done, fee_done = done.get(t.pk, (0, 0))
+        if t.status == Ticket.EXCHANGED or t.status == Ticket.CANCELED:
+            out[t.pk] = TicketLeft(0, 0)
+        else:
+            out[t.pk] = TicketLeft(max(0, t.price_cents - t.discount_cents - face_done), max(0, t.fee_cents - fee_done))
+    return out
+
+
+def refundable_cents(order: Order) -> int:
+    return order.total_cents - order.refunded_cents
+
+
+def charges_left(order: Order) -> list[tuple[Payment, int]]:
+    """Each successful charge of the order with how much of it has not been refunded yet."""
+    charges = list(order.payments.filter(kind=Payment.CHARGE, status=Payment.SUCCEEDED).order_by("created_at", "id"))
+    refunded = {
+        row["charge_id"]: row["n"]
+        for row in RefundSource.objects.filter(charge__in=charges, payment__status=Payment.SUCCEEDED)
+        .values("charge_id")
+        .annotate(n=Sum("payment__amount_cents"))
+    }
+    return [(c, c.amount_cents - refunded.get(c.pk, 0)) for c in charges]
+
+
+# ---------------------------------------------------------------------------- money out
+
+
+def pay_back(order: Order, amount_cents: int, *, method: str, key: str) -> list[Payment]:
+    """Send `amount_cents` back to the buyer and write the refund Payment rows.
+
+    `original` goes back to the order's charges (oldest first, never more than a charge took);
+    `cash` is paid out at the window. Runs inside the caller's transaction; a provider refusal
+    raises and rolls everything back (the provider idempotency key makes a retry safe).
+    """
+    if amount_cents <= 0:
+        return []
+    if method not in METHODS:
+        raise errors.invalid("invalid_method", "Choose how to refund: original payment or cash.", field="method")
+    payments: list[Payment] = []
+    if method == Refund.CASH:
+        result = get_provider("cash").refund(reference=f"order-{order.pk}", amount_cents=amount_cents, idempotency_key=key)
+        payments.append(Payment.objects.create(order=order, kind=Payment.REFUND, provider="cash", reference=result.reference, amount_cents=amount_cents, status=Payment.SUCCEEDED))
+        return payments
+    left = amount_cents
+    plan = [(charge, min(left_on_charge, amount_cents)) for charge, left_on_charge in charges_left(order) if left_on_charge > 0]
+    if sum(n for _, n in plan) < amount_cents:
+        raise errors.invalid(
+            "refund_exceeds_paid",
+            f"Only {format_cents(sum(n for _, n in plan))} was paid on this order's card or cash charges; "
+            f"refund the rest in cash if it is owed.",
+        )
+    for charge, available in plan:
+        if left == 0:
+            break
+        part = min(available, left)
+        provider = get_provider(charge.provider)
+        result = provider.refund(reference=charge.reference, amount_cents=part, idempotency_key=f"{key}:{charge.pk}")
+        if not result.ok:
+            raise errors.payment_failed("refund_failed", result.message or "The payment provider refused the refund. Nothing was changed.")
+        payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider=charge.provider, reference=result.reference, amount_cents=part, status=Payment.SUCCEEDED)
+        RefundSource.objects.create(payment=payment, charge=charge)
+        payments.append(payment)
+        left -= part
+    return payments
+
+
+def order_status_after_refund(order: Order) -> str:
+    valid_left = order.tickets.filter(status=Ticket.VALID).exists()
+    if order.refunded_cents >= order.total_cents and not valid_left:
+        return Order.REFUNDED
+    if order.refunded_cents > 0 or order.tickets.filter(status=Ticket.REFUNDED).exists():
+        return Order.PARTIALLY_REFUNDED
+    return Order.PAID
+
+
+# ---------------------------------------------------------------------------- the use case
+
+
+def _check_key(key: str) -> str:
+    key = (key or "").strip()
+    if not key or len(key) > 100:
+        raise errors.invalid("invalid_idempotency_key", "A refund request needs an idempotency key of 1 to 100 characters.")
+    return key
+
+
+def _existing(key: str, fingerprint: str) -> Refund | None:
+    found = Refund.objects.filter(idempotency_key=key).first()
+    if found is not None and found.request_fingerprint != fingerprint:
+        raise errors.invalid("idempotency_key_reused", "This refund key was already used for a different refund.")
+    return found
+
+
+def _amount(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.invalid("invalid_amount", f"The amount for {what} must be zero or more cents.", field="amount_cents")
+    return value
+
+
+def refund_order(order_id: int, request: RefundRequest, *, idempotency_key: str, actor: User | None = None) -> Refund:
+    """Refund tickets, donations and/or subscriptions of one order. See the module docstring."""
+    key = _check_key(idempotency_key)
+    fingerprint = request.fingerprint(order_id)
+    existing = _existing(key, fingerprint)
+    if existing is not None:
+        return existing
+    if request.method not in METHODS:
+        raise errors.invalid("invalid_method", "Choose how to refund: original payment or cash.", field="method")
+    if len(request.reason) > 300:
+        raise errors.invalid("invalid_reason", "Please keep the reason under 300 characters.", field="reason")
+    try:
+        with transaction.atomic():
+            return _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor)
+    except IntegrityError:
+        existing = _existing(key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+
+
+def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerprint: str, actor: User | None) -> Refund:
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    if order is None:
+        raise errors.not_found("order_not_found", "That order does not exist.")
+    # A concurrent repeat of this request waited for the order lock: it finds the first refund.
+    existing = _existing(key, fingerprint)
+    if existing is not None:
+        return existing
+    if order.status == Order.REFUNDED:
+        raise errors.conflict("already_refunded", f"Order {order.reference} has already been refunded in full.")
+    if order.status not in REFUNDABLE_STATUSES:
+        raise errors.invalid("order_not_paid", f"Order {order.reference} is {order.get_status_display().lower()}; only paid orders can be refunded.")
+    if not (request.tickets or request.donations or request.subscriptions):
+        raise errors.invalid("nothing_to_refund", "Choose at least one ticket, donation or subscription to refund.")
+
+    items: list[RefundItem] = []
+    seats: dict[int, list[Ticket]] = defaultdict(list)
+
+    # Tickets.
+    ids = [t.ticket_id for t in request.tickets]
+    if len(set(ids)) != len(ids):
+        raise errors.invalid("duplicate_ticket", "Each ticket can be listed only once in a refund.")
+    tickets = {t.pk: t for t in Ticket.objects.filter(order=order, pk__in=ids).select_related("price_type")}
+    if len(tickets) != len(ids):
+        raise errors.invalid("ticket_not_in_order", f"Some of those tickets are not part of order {order.reference}.")
+    left = ticket_refundable(list(tickets.values()))
+    for line in request.tickets:
+        ticket = tickets[line.ticket_id]
+        if ticket.status == Ticket.EXCHANGED:
+            raise errors.invalid("ticket_exchanged", f"Ticket {ticket.code} was exchanged; refund the ticket it was exchanged for.")
+        if ticket.status == Ticket.CANCELED:
+            raise errors.invalid("ticket_canceled", f"Ticket {ticket.code} was canceled and cannot be refunded.")
+        tl = left[ticket.pk]
+        custom = _amount(line.amount_cents, f"ticket {ticket.code}")
+        most = tl.face_cents + (tl.fee_cents if request.include_fees else 0)
+        if custom is None:
+            face, fee = tl.face_cents, (tl.fee_cents if request.include_fees else 0)
+        else:
+            if custom > most:
+                raise errors.invalid(
+                    "refund_exceeds_paid",
+                    f"Ticket {ticket.code}: at most {format_cents(most)} can be refunded"
+                    f"{'' if request.include_fees else ' (fees not included)'}; {format_cents(custom)} was asked.",
+                    field="amount_cents",
+                )
+            face = min(custom, tl.face_cents)
+            fee = custom - face
+        returns_seat = ticket.status == Ticket.VALID
+        if not returns_seat and face + fee == 0:
+            raise errors.conflict("ticket_already_refunded", f"Ticket {ticket.code} has already been refunded.")
+        items.append(RefundItem(ticket=ticket, amount_cents=face, fee_cents=fee, seat_returned=returns_seat))
+        if returns_seat:
+            seats[ticket.performance_id].append(ticket)
+
+    # Donations.
+    d_ids = [d.donation_id for d in request.donations]
+    if len(set(d_ids)) != len(d_ids):
+        raise errors.invalid("duplicate_donation", "Each donation can be listed only once in a refund.")
+    donations = {d.pk: d for d in Donation.objects.select_for_update().filter(order=order, pk__in=d_ids)}
+    if len(donations) != len(d_ids):
+        raise errors.invalid("donation_not_in_order", f"That donation is not part of order {order.reference}.")
+    for dline in request.donations:
+        donation = donations[dline.donation_id]
+        d_left = donation.amount_cents - donation.refunded_cents
+        custom = _amount(dline.amount_cents, "the donation")
+        amount = d_left if custom is None else custom
+        if d_left == 0:
+            raise errors.conflict("donation_already_refunded", f"The {format_cents(donation.amount_cents)} donation has already been refunded.")
+        if amount > d_left:
+            raise errors.invalid(
+                "refund_exceeds_paid",
+                f"Only {format_cents(d_left)} of the {format_cents(donation.amount_cents)} donation can still be refunded; {format_cents(amount)} was asked.",
+                field="amount_cents",
+            )
+        if amount == 0:
+            raise errors.invalid("invalid_amount", "A donation refund must be more than $0.00.", field="amount_cents")
+        items.append(RefundItem(donation=donation, amount_cents=amount))
+
+    # Subscriptions (only while none of their tickets were redeemed).
+    subs = {s.pk: s for s in Subscription.objects.select_for_update().filter(order=order, pk__in=request.subscriptions)}
+    if len(subs) != len(set(request.subscriptions)) or len(request.subscriptions) != len(set(request.subscriptions)):
+        raise errors.invalid("subscription_not_in_order", f"That subscription is not part of order {order.reference}.")
+    for sub in subs.values():
+        if sub.status != Subscription.ACTIVE:
+            raise errors.conflict("subscription_already_refunded", "That subscription has already been refunded.")
+        if sub.redemptions.exists():
+            raise errors.conflict(
+                "subscription_in_use",
+                "Tickets have already been redeemed from this subscription; refund or keep those tickets, not the subscription.",
+            )
+        items.append(RefundItem(subscription=sub, amount_cents=sub.price_cents))
+
+    tickets_cents = sum(i.amount_cents for i in items if i.ticket is not None)
+    fees_cents = sum(i.fee_cents for i in items)
+    donations_cents = sum(i.amount_cents for i in items if i.donation is not None)
+    subs_cents = sum(i.amount_cents for i in items if i.subscription is not None)
+    total = tickets_cents + fees_cents + donations_cents + subs_cents
+    if total > refundable_cents(order):
+        raise errors.invalid(
+            "refund_exceeds_paid",
+            f"Only {format_cents(refundable_cents(order))} of order {order.reference} can still be refunded; {format_cents(total)} was asked.",
+        )
+
+    before = {"status": order.status, "refunded_cents": order.refunded_cents, "total_cents": order.total_cents}
+    performances = inventory.lock_performances(seats) if seats else {}
+    pay_back(order, total, method=request.method, key=f"refund:{key}")
+
+    refund = Refund.objects.create(
+        order=order, idempotency_key=key, request_fingerprint=fingerprint, method=request.method,
+        amount_cents=total, tickets_cents=tickets_cents, fees_cents=fees_cents, donations_cents=donations_cents,
+        subscriptions_cents=subs_cents, reason=request.reason.strip(), created_by=actor,
+    )
+    for item in items:
+        item.refund = refund
+    RefundItem.objects.bulk_create(items)
+    returned = [t.pk for ts in seats.values() for t in ts]
+    if returned:
+        Ticket.objects.filter(pk__in=returned).update(status=Ticket.REFUNDED)
+        inventory.add_sold(performances, {perf_id: -len(ts) for perf_id, ts in seats.items()})
+        _credit_subscription(order, len(returned))
+    for item in items:
+        if item.donation is not None:
+            Donation.objects.filter(pk=item.donation.pk).update(refunded_cents=item.donation.refunded_cents + item.amount_cents)
+        if item.subscription is not None:
+            Subscription.objects.filter(pk=item.subscription.pk).update(status=Subscription.REFUNDED, remaining=0)
+    order.refunded_cents += total
+    order.status = order_status_after_refund(order)
+    order.save(update_fields=["refunded_cents", "status"])
+    audit.record(
+        "order.refunded",
+        actor=actor,
+        obj=order,
+        before=before,
+        after={
+            "status": order.status,
+            "refunded_cents": order.refunded_cents,
+            "refund_id": refund.pk,
+            "amount_cents": total,
+            "method": request.method,
+            "tickets": sorted(tickets[t].code for t in returned) if returned else [],
+            "donations": sorted(donations),
+            "subscriptions": sorted(subs),
+            "reason": refund.reason,
+        },
+    )
+    return refund
+
+
+def _credit_subscription(order: Order, seats: int) -> None:
+    """Refunding tickets redeemed from a subscription gives the redemptions back to it."""
+    redemption = Redemption.objects.filter(order=order).first()
+    if redemption is None:
+        return
+    sub = Subscription.objects.select_for_update().get(pk=redemption.subscription_id)
+    if sub.status == Subscription.ACTIVE:
+        sub.remaining = min(sub.tickets_included, sub.remaining + seats)
+        sub.save(update_fields=["remaining"])
+
+
+# ---------------------------------------------------------------------------- canceled performances
+
+
+@dataclass
+class RefundAllResult:
+    refunded_orders: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    amount_cents: int = 0
+    tickets: int = 0
+
+
+def refund_performance_buyers(performance_id: int, *, method: str = Refund.ORIGINAL, actor: User | None = None, reason: str = "") -> RefundAllResult:
+    """Refund every buyer of a canceled performance in full (tickets and their fees).
+
+    Each order is its own refund transaction with a key derived from the performance, the
+    order and its tickets, so running this again only picks up what is still unrefunded and a
+    failure on one order (a provider outage) leaves the others refunded.
+    """
+    perf = Performance.objects.filter(pk=performance_id).select_related("event").first()
+    if perf is None:
+        raise errors.not_found("unknown_performance", "That performance does not exist.")
+    if perf.status != Performance.CANCELED:
+        raise errors.invalid("performance_not_canceled", "Cancel the performance first; then its buyers can be refunded.")
+    by_order: dict[int, list[int]] = defaultdict(list)
+    for ticket_id, order_id in Ticket.objects.filter(performance=perf, status=Ticket.VALID, order__status__in=REFUNDABLE_STATUSES).values_list("pk", "order_id"):
+        by_order[order_id].append(ticket_id)
+    result = RefundAllResult()
+    why = reason.strip() or f"Performance canceled: {perf}"
+    for order_id, ticket_ids in sorted(by_order.items()):
+        digest = hashlib.sha256(",".join(map(str, sorted(ticket_ids))).encode()).hexdigest()[:16]
+        request = RefundRequest(tickets=[TicketRefund(t) for t in sorted(ticket_ids)], include_fees=True, method=method, reason=why[:300])
+        try:
+            refund = refund_order(order_id, request, idempotency_key=f"cancel:{perf.pk}:{order_id}:{digest}", actor=actor)
+        except errors.SaleError as exc:
+            result.failed[order_id] = exc.message
+            continue
+        result.refunded_orders.append(order_id)
+        result.amount_cents += refund.amount_cents
+        result.tickets += len(ticket_ids)
+    audit.record(
+        "performance.buyers_refunded",
+        actor=actor,
+        obj=perf,
+        after={"orders": result.refunded_orders, "failed": {str(k): v for k, v in result.failed.items()}, "amount_cents": result.amount_cents, "tickets": result.tickets, "at": timezone.now().isoformat()},
+    )
+    return result
