@@ -1,0 +1,729 @@
+"""The local backend: every environment of the spec, side by side on this machine.
+
+    HAProxy (front door, :8080 / :8443)
+      ├─ be_dev  ── dev-blue | dev-green   (gunicorn) ── SQLite
+      ├─ be_stg  ── stg-blue | stg-green   (gunicorn) ── PostgreSQL cluster :5533
+      └─ be_prd  ── prd-blue | prd-green   (gunicorn) ── PostgreSQL cluster :5534
+                    bak-blue | bak-green   (backup)   ──┘ (prd's database, for now)
+
+supervisord runs every box above. Each environment has two color slots; one is active (on
+traffic), the other idle (stopped, or holding the previous release for rollback).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import http.client
+import json
+import shlex
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from wtx import ledger
+from wtx import release as releases
+from wtx.backends import DeployError, DeployResult, EnvStatus, Progress
+from wtx.backends.local import haproxy as hap
+from wtx.backends.local.install import InstallError, install
+from wtx.backends.local.layout import SLOTS, Layout
+from wtx.backends.local.postgres import Cluster, PostgresError
+from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
+from wtx.render.envfile import app_environment, default_database_url, write_envfile
+from wtx.secrets import ensure_secrets
+from wtx.spec import Environment, Spec
+
+T = TypeVar("T")
+HAPROXY_PROGRAM = "haproxy"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Slots:
+    """Which release each color slot holds, which one is on traffic, which ones run."""
+
+    active: str | None = None
+    releases: dict[str, str] = field(default_factory=dict)
+    running: dict[str, bool] = field(default_factory=dict)
+
+    def idle(self) -> str:
+        return SLOTS[1] if self.active == SLOTS[0] else SLOTS[0]
+
+    def active_release(self) -> str | None:
+        return self.releases.get(self.active) if self.active else None
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+class LocalBackend:
+    def __init__(self, spec: Spec, root: Path, var_dir: Path) -> None:
+        self.spec = spec
+        self.root = Path(root)
+        self.var_dir = Path(var_dir).resolve()
+        self.layout = Layout(self.var_dir)
+        self.supervisor = Supervisor(self.layout)
+        self.runtime = hap.RuntimeApi(self.layout.haproxy_sock)
+
+    # ========================================================================================
+    # Small helpers
+    # ========================================================================================
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One operation at a time per var dir (two deploys must never interleave)."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.var_dir / ".wtx-backend.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def env(self, name: str) -> Environment:
+        return self.spec.env(name)
+
+    def primary(self, env: Environment) -> Environment:
+        return self.spec.primary_for(env)
+
+    def backup(self, env: Environment) -> Environment | None:
+        return self.spec.backup_for(env)
+
+    def ordered(self, names: list[str] | None) -> list[Environment]:
+        """Environments in bring-up order: primaries before their backups."""
+        wanted = list(self.spec.environments) if not names else names
+        envs = [self.env(n) for n in wanted]
+        return sorted(envs, key=lambda e: (e.is_backup, list(self.spec.environments).index(e.name)))
+
+    def secrets(self, env: Environment) -> dict[str, str]:
+        values = ensure_secrets(env, self.spec, self.var_dir)
+        # secrets.env stays 0600; the directory only needs to be traversable so the postgres
+        # user can reach its data directory inside it (nothing in it can be listed).
+        owner_dir = self.layout.env_dir(env.secrets_owner)
+        if owner_dir.exists():
+            owner_dir.chmod(0o711)
+        return values
+
+    def owns_cluster(self, env: Environment) -> bool:
+        db = env.database
+        if db.engine != "postgresql":
+            return False
+        if env.is_backup:
+            primary = self.primary(env).database
+            return not (primary.engine == "postgresql" and primary.port == db.port)
+        return True
+
+    def cluster_env(self, env: Environment) -> Environment | None:
+        """The environment whose cluster serves `env`'s database (None for SQLite)."""
+        if env.database.engine != "postgresql":
+            return None
+        return env if self.owns_cluster(env) else self.primary(env)
+
+    def cluster(self, env: Environment) -> Cluster:
+        assert env.database.port is not None
+        return Cluster(
+            pgdata=self.layout.pgdata(env.name),
+            sockdir=self.layout.pgsock(env.name),
+            port=env.database.port,
+            log_dir=self.layout.logs_dir(env.name),
+        )
+
+    def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
+        url = default_database_url(env, self.spec, secrets, self.var_dir)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return url
+
+    def database_label(self, env: Environment) -> str:
+        db = env.database
+        if db.engine == "sqlite":
+            url = default_database_url(env, self.spec, {}, self.var_dir)
+            return f"sqlite {url.removeprefix('sqlite:///')}"
+        owner = self.cluster_env(env)
+        assert owner is not None
+        shared = "" if owner.name == env.name else f" ({owner.name}'s cluster)"
+        return f"postgresql {db.role}@127.0.0.1:{db.port}/{db.name}{shared}"
+
+    def slots(self, env: str) -> Slots:
+        path = self.layout.slots_file(env)
+        if not path.exists():
+            return Slots()
+        data = json.loads(path.read_text())
+        return Slots(active=data.get("active"), releases=data.get("releases", {}),
+                     running=data.get("running", {}))
+
+    def save_slots(self, env: str, slots: Slots) -> None:
+        path = self.layout.slots_file(env)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(slots), indent=2) + "\n")
+        tmp.replace(path)
+
+    @staticmethod
+    def program(env: str, slot: str) -> str:
+        return f"{env}-{slot}"
+
+    @staticmethod
+    def db_program(env: str) -> str:
+        return f"{env}-postgres"
+
+    def port(self, env: Environment, slot: str) -> int:
+        return env.app_port(SLOTS.index(slot))
+
+    def release(self, release_id: str) -> releases.Release:
+        try:
+            return releases.get(release_id, self.var_dir)
+        except releases.ReleaseError as exc:
+            raise DeployError(str(exc)) from None
+
+    # ========================================================================================
+    # Processes
+    # ========================================================================================
+    def app_values(self, env: Environment, rel: releases.Release) -> dict[str, str]:
+        secrets = self.secrets(env)
+        values = app_environment(
+            env, self.spec, secrets, var_dir=self.var_dir,
+            database_url=self.database_url(env, secrets), release_dir=rel.path,
+        )
+        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        for key in ("PROMETHEUS_MULTIPROC_DIR", "EMAIL_FILE_PATH"):
+            if values.get(key):
+                Path(values[key]).mkdir(parents=True, exist_ok=True)
+        values.setdefault("PATH", SYSTEM_PATH)
+        values.setdefault("LANG", "C.UTF-8")
+        values.setdefault("HOME", str(self.layout.env_dir(env.name)))
+        return values
+
+    def slot_command(self, env: Environment, slot: str, rel: releases.Release) -> str:
+        venv = rel.path / "venv"
+        values = self.app_values(env, rel)
+        envfile = write_envfile(self.layout.slot_env_file(env.name, slot), values)
+        logs = self.layout.logs_dir(env.name)
+        logs.mkdir(parents=True, exist_ok=True)
+        access_format = (
+            f'env={env.name} slot={slot} %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
+            'rid=%({x-request-id}i)s client=%({x-forwarded-for}i)s'
+        )
+        gunicorn = [
+            str(venv / "bin" / "python"), "-m", "gunicorn", "wondertix.wsgi:application",
+            "--bind", f"127.0.0.1:{self.port(env, slot)}",
+            "--workers", str(env.app.replicas),
+            "--worker-class", "sync",
+            "--preload",
+            "--graceful-timeout", "20",
+            "--timeout", "30",
+            "--name", f"wondertix-{env.name}-{slot}",
+            "--access-logfile", str(logs / "access.log"),
+            "--access-logformat", access_format,
+            "--error-logfile", "-",
+            "--no-control-socket",
+        ]
+        steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
+        metrics_dir = values.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics_dir:
+            # Counters of dead workers must not leak into a fresh start (prometheus multiproc).
+            steps.append(f"rm -f {shlex.quote(metrics_dir)}/*.db")
+        steps.append("exec " + shlex.join(gunicorn))
+        return shlex.join(["/bin/sh", "-c", " && ".join(steps)])
+
+    def env_programs(self, env: Environment) -> list[Program]:
+        logs = self.layout.logs_dir(env.name)
+        programs: list[Program] = []
+        if self.owns_cluster(env):
+            cl = self.cluster(env)
+            programs.append(Program(
+                name=self.db_program(env.name), command=cl.command(), directory=cl.pgdata,
+                stdout_log=logs / "postgres.log", user="postgres", stopsignal="INT",
+                stopwaitsecs=60, startsecs=2, stopasgroup=False,
+            ))
+        slots = self.slots(env.name)
+        for slot in SLOTS:
+            rid = slots.releases.get(slot)
+            if not rid:
+                continue
+            rel = self.release(rid)
+            programs.append(Program(
+                name=self.program(env.name, slot), command=self.slot_command(env, slot, rel),
+                directory=self.layout.env_dir(env.name),
+                stdout_log=logs / f"gunicorn-{slot}.log",
+                autostart=bool(slots.running.get(slot)), startsecs=1, startretries=5,
+                stopwaitsecs=30,
+            ))
+        return programs
+
+    def apply_programs(self, env: Environment, only: set[str] | None = None) -> None:
+        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        self.supervisor.write_programs(env.name, self.env_programs(env))
+        self.supervisor.update(only=only)
+
+    def haproxy_binary(self) -> str:
+        found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+        if not found:
+            raise DeployError("haproxy is not installed (Debian: apt-get install -y haproxy)")
+        return found
+
+    # ----------------------------------------------------------------------------------------
+    # HAProxy config
+    # ----------------------------------------------------------------------------------------
+    def basic_auth_hash(self, env: Environment, password: str) -> str:
+        # A salt derived from the password keeps the hash (and so haproxy.cfg) stable.
+        salt = hmac.new(password.encode(), b"wtx-haproxy-userlist", hashlib.sha256).hexdigest()[:16]
+        res = subprocess.run(
+            ["openssl", "passwd", "-6", "-salt", salt, "-stdin"],
+            input=password + "\n", capture_output=True, text=True, check=True,
+        )
+        return res.stdout.strip()
+
+    def certificate(self, env: Environment) -> Path:
+        if env.access.tls_certificate:
+            path = Path(env.access.tls_certificate)
+            if not path.is_absolute():
+                path = self.root / path
+            if not path.is_file():
+                raise DeployError(f"{env.name}: access.tls_certificate {path} does not exist")
+            return path
+        return hap.ensure_certificate(self.layout.tls_dir(env.name) / "haproxy.pem", env.hostnames)
+
+    def render_haproxy(self) -> bool:
+        """Write haproxy.cfg from the spec and the slot states; True when it changed."""
+        routes: list[hap.Route] = []
+        certs: dict[str, Path] = {}
+        for env in self.spec.environments.values():
+            if env.is_backup:
+                continue
+            user = pw_hash = None
+            if env.access.basic_auth:
+                user = env.access.basic_auth_user
+                pw_hash = self.basic_auth_hash(env, self.secrets(env)["BASIC_AUTH_PASSWORD"])
+            if env.access.tls:
+                certs[env.name] = self.certificate(env)
+            backups: tuple[tuple[str, int, str | None], ...] = ()
+            bak = self.backup(env)
+            if bak is not None:
+                backups = ((bak.name, bak.app.base_port, self.slots(bak.name).active),)
+            routes.append(hap.Route(
+                env=env.name, hostnames=tuple(env.hostnames), url=env.url,
+                allowed_networks=tuple(env.access.allowed_networks),
+                basic_auth_user=user, basic_auth_hash=pw_hash, tls=env.access.tls,
+                base_port=env.app.base_port, replicas=env.app.replicas,
+                active_slot=self.slots(env.name).active, backups=backups,
+            ))
+        d = self.spec.defaults
+        text = hap.render_config(
+            routes=routes, layout=self.layout, http_port=d.haproxy_http_port,
+            https_port=d.haproxy_https_port, stats_port=d.haproxy_stats_port,
+            health_path=d.health_check.path, inter_ms=d.health_check.inter_ms,
+            fall=d.health_check.fall, rise=d.health_check.rise, certificates=certs,
+        )
+        cfg = self.layout.haproxy_cfg
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.exists() and cfg.read_text() == text:
+            return False
+        tmp = cfg.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o600)
+        hap.check_config(self.haproxy_binary(), tmp)
+        tmp.replace(cfg)
+        return True
+
+    def ensure_haproxy(self) -> None:
+        """Render haproxy.cfg; start HAProxy, or reload it (hitless) when the config changed."""
+        changed = self.render_haproxy()
+        program = Program(
+            name=HAPROXY_PROGRAM,
+            command=f"{self.haproxy_binary()} -W -db -f {self.layout.haproxy_cfg}",
+            directory=self.layout.haproxy_dir, stdout_log=self.layout.haproxy_log,
+            stopsignal="USR1", stopwaitsecs=15, startsecs=1,
+        )
+        self.supervisor.write_programs("_frontdoor", [program])
+        self.supervisor.update(only={HAPROXY_PROGRAM})
+        state = self.supervisor.state(HAPROXY_PROGRAM)
+        if state != "RUNNING":
+            self.supervisor.start_program(HAPROXY_PROGRAM)
+            self.supervisor.wait_running(HAPROXY_PROGRAM, 10)
+        elif changed:
+            # Master-worker mode: USR2 re-reads the config; listeners are handed over.
+            self.supervisor.signal_program(HAPROXY_PROGRAM, "USR2")
+            time.sleep(0.3)
+        self.wait_runtime_api(10)
+
+    def wait_runtime_api(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.runtime.available():
+                return
+            time.sleep(0.1)
+        raise DeployError(f"HAProxy's runtime API ({self.layout.haproxy_sock}) did not answer")
+
+    # ----------------------------------------------------------------------------------------
+    # Releases and the release phase
+    # ----------------------------------------------------------------------------------------
+    def install(self, rel: releases.Release) -> Path:
+        try:
+            return install(self.layout, rel)
+        except InstallError as exc:
+            raise DeployError(f"release {rel.id}: {exc}") from None
+
+    def manage(self, env: Environment, rel: releases.Release, *args: str,
+               timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+        """Run the release's own `wondertix <args>` with the environment's variables."""
+        values = self.app_values(env, rel)
+        cmd = [str(rel.path / "venv" / "bin" / "wondertix"), *args]
+        return subprocess.run(cmd, env=values, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.layout.env_dir(env.name))
+
+    def migrate(self, env: Environment, rel: releases.Release) -> None:
+        """The release phase: the release's migrations against the environment's database."""
+        try:
+            res = self.manage(env, rel, "migrate", "--noinput")
+        except subprocess.TimeoutExpired:
+            raise DeployError(f"{env.name}: migrations of {rel.id} did not finish in time") from None
+        if res.returncode != 0:
+            lines = [ln for ln in (res.stderr or res.stdout).strip().splitlines() if ln.strip()]
+            raise DeployError(
+                f"{env.name}: migrations of release {rel.id} failed: {lines[-1] if lines else res.returncode}"
+            )
+
+    # ----------------------------------------------------------------------------------------
+    # Slots
+    # ----------------------------------------------------------------------------------------
+    def start_slot(self, env: Environment, slot: str, rel: releases.Release) -> None:
+        """Put `rel` in `slot` and start it (the slot must not be on traffic)."""
+        slots = self.slots(env.name)
+        name = self.program(env.name, slot)
+        if slots.active == slot:
+            raise DeployError(f"{env.name}: refusing to restart the slot on traffic ({slot})")
+        self.supervisor.stop_program(name)
+        slots.releases[slot] = rel.id
+        slots.running[slot] = True
+        self.save_slots(env.name, slots)
+        self.apply_programs(env, only={name})
+        if self.supervisor.state(name) not in ("RUNNING", "STARTING"):
+            self.supervisor.start_program(name)
+
+    def stop_slot(self, env: Environment, slot: str) -> None:
+        name = self.program(env.name, slot)
+        self.supervisor.stop_program(name)
+        slots = self.slots(env.name)
+        slots.running[slot] = False
+        self.save_slots(env.name, slots)
+        # The stopped program's autostart flips; applying it to a stopped group is harmless.
+        self.apply_programs(env, only={name})
+
+    def probe(self, env: Environment, slot: str, path: str, timeout: float = 2.0) -> int:
+        """Status of GET `path` straight at a slot (as HAProxy's check sends it); 0 if no answer."""
+        host = (self.primary(env).hostnames or ["localhost"])[0]
+        conn = http.client.HTTPConnection("127.0.0.1", self.port(env, slot), timeout=timeout)
+        try:
+            conn.request("GET", path, headers={
+                "Host": host, "X-Forwarded-Proto": "https" if env.access.tls else "http",
+            })
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        except (OSError, http.client.HTTPException):
+            return 0
+        finally:
+            conn.close()
+
+    def wait_ready(self, env: Environment, slot: str, timeout: float) -> None:
+        """Until the slot answers readiness with 200; DeployError on timeout or a dead process."""
+        name = self.program(env.name, slot)
+        path = self.spec.defaults.readiness_path
+        deadline = time.monotonic() + timeout
+        last = 0
+        while time.monotonic() < deadline:
+            last = self.probe(env, slot, path)
+            if last == 200:
+                return
+            state = self.supervisor.state(name)
+            if state in ("FATAL", "EXITED", "STOPPED", "ABSENT"):
+                raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/gunicorn-{slot}.log)")
+            time.sleep(0.1)
+        what = f"answered {last}" if last else "never answered"
+        raise DeployError(f"{env.name}: {name} not ready within {timeout:.0f}s ({path} {what})")
+
+    def traffic_env(self, env: Environment) -> Environment:
+        """The environment whose HAProxy backend carries `env`'s servers."""
+        return self.primary(env)
+
+    def enable_server(self, env: Environment, slot: str, timeout: float) -> None:
+        be = hap.backend_name(self.traffic_env(env).name)
+        srv = hap.server_name(env.name, slot)
+        self.runtime.set_state(be, srv, "ready")
+        if not self.runtime.wait_status(be, srv, "UP", timeout):
+            raise DeployError(f"{env.name}: HAProxy did not see {srv} UP within {timeout:.0f}s "
+                              f"(status {self.runtime.status(be, srv)})")
+
+    def retire_server(self, env: Environment, slot: str, drain_timeout: float) -> None:
+        """drain (no new requests) → wait for in-flight ones → maintenance."""
+        be = hap.backend_name(self.traffic_env(env).name)
+        srv = hap.server_name(env.name, slot)
+        self.runtime.set_state(be, srv, "drain")
+        self.runtime.wait_drained(be, srv, drain_timeout)
+        self.runtime.set_state(be, srv, "maint")
+
+    def set_active(self, env: Environment, slot: str) -> None:
+        slots = self.slots(env.name)
+        slots.active = slot
+        self.save_slots(env.name, slots)
+
+    # ========================================================================================
+    # Public interface (the CLI calls exactly these)
+    # ========================================================================================
+    def up(self, envs: list[str] | None = None, progress: Progress | None = None) -> None:
+        with self.locked():
+            self._up(envs, progress)
+
+    def _up(self, names: list[str] | None, progress: Progress | None) -> None:
+        self.haproxy_binary()
+        targets = self.ordered(names)
+        # A backup runs on its primary's database: the primary's cluster comes up with it.
+        needed = {e.name: e for e in targets}
+        for env in targets:
+            owner = self.cluster_env(env)
+            if owner is not None and owner.name not in needed:
+                needed[owner.name] = owner
+        _say(progress, "starting supervisord")
+        self.supervisor.start()
+
+        # 1. Databases: each PostgreSQL cluster initialized, started, its role and database made.
+        clusters = [e for e in self.ordered(list(needed)) if self.owns_cluster(e)]
+        for env in clusters:
+            _say(progress, f"{env.name}: PostgreSQL cluster on 127.0.0.1:{env.database.port}")
+            secrets = self.secrets(env)
+            try:
+                self.cluster(env).init(env.database.name, env.database.role)
+            except PostgresError as exc:
+                raise DeployError(f"{env.name}: {exc}") from None
+            self.apply_programs(env, only={self.db_program(env.name)})
+            self.supervisor.start_program(self.db_program(env.name))
+            del secrets
+        for env in clusters:
+            cl = self.cluster(env)
+            try:
+                cl.wait_ready(30)
+                cl.ensure_database(env.database.name, env.database.role, self.secrets(env)["DB_PASSWORD"])
+            except PostgresError as exc:
+                raise DeployError(f"{env.name}: {exc}") from None
+
+        # 2. The release each environment runs: what it ran before, else the newest build
+        #    (a backup always runs its primary's release).
+        chosen: dict[str, releases.Release] = {}
+        for env in targets:
+            slots = self.slots(env.name)
+            if env.is_backup and self.slots(self.primary(env).name).active_release():
+                rid = self.slots(self.primary(env).name).active_release()
+                assert rid is not None
+                chosen[env.name] = self.release(rid)
+            elif slots.active_release():
+                chosen[env.name] = self.release(slots.active_release() or "")
+            else:
+                chosen[env.name] = self.newest_release(progress)
+        for rel in {r.id: r for r in chosen.values()}.values():
+            _say(progress, f"installing release {rel.id}")
+            self.install(rel)
+
+        # 3. Release phase per database (a backup shares its primary's), side by side.
+        jobs = {
+            env.name: partial(self.migrate, env, chosen[env.name])
+            for env in targets if self.cluster_env(env) in (None, env)
+        }
+        _say(progress, f"migrating {', '.join(jobs)}")
+        run_parallel(jobs)
+
+        # 4. App servers: the active slot of each environment (blue the first time).
+        for env in targets:
+            slots = self.slots(env.name)
+            slot = slots.active or SLOTS[0]
+            rel = chosen[env.name]
+            slots.active = slot
+            slots.releases[slot] = rel.id
+            slots.running[slot] = True
+            self.save_slots(env.name, slots)
+            name = self.program(env.name, slot)
+            _say(progress, f"{env.name}: starting {name} (release {rel.id})")
+            self.apply_programs(env, only={name})
+            if self.supervisor.state(name) not in ("RUNNING", "STARTING"):
+                self.supervisor.start_program(name)
+        run_parallel({
+            env.name: partial(self.wait_ready, env, self.slots(env.name).active or SLOTS[0], 90)
+            for env in targets
+        })
+
+        # 5. The front door.
+        _say(progress, "HAProxy")
+        self.ensure_haproxy()
+        for env in targets:
+            slot = self.slots(env.name).active or SLOTS[0]
+            be, srv = hap.backend_name(self.traffic_env(env).name), hap.server_name(env.name, slot)
+            self.runtime.set_state(be, srv, "ready")
+            self.runtime.wait_status(be, srv, "UP", 10)
+            last = ledger.last(self.var_dir, env=env.name)
+            if last is None or last.get("release") != chosen[env.name].id:
+                ledger.append(self.var_dir, ledger.DEPLOY, env=env.name, release=chosen[env.name].id,
+                              previous=last.get("release") if last else None, slot=slot, via="up")
+
+    def newest_release(self, progress: Progress | None) -> releases.Release:
+        try:
+            return releases.latest(self.var_dir)
+        except releases.ReleaseError:
+            pass
+        _say(progress, "no release yet: building one")
+        try:
+            return releases.build(self.root, self.var_dir, allow_dirty=True, progress=progress)
+        except releases.ReleaseError as exc:
+            raise DeployError(str(exc)) from None
+
+    def down(self, envs: list[str] | None = None) -> None:
+        with self.locked():
+            if not envs:
+                self.supervisor.shutdown()
+                return
+            if not self.supervisor.running():
+                return
+            for env in reversed(self.ordered(envs)):
+                for slot in SLOTS:
+                    self.supervisor.stop_program(self.program(env.name, slot))
+                if self.owns_cluster(env):
+                    self.supervisor.stop_program(self.db_program(env.name))
+
+    def status(self) -> list[EnvStatus]:
+        sup_up = self.supervisor.running()
+        api_up = sup_up and self.runtime.available()
+        out = []
+        for env in self.spec.environments.values():
+            slots = self.slots(env.name)
+            rid = slots.active_release() or "-"
+            health = "down"
+            if slots.active and api_up:
+                be = hap.backend_name(self.traffic_env(env).name)
+                srv_status = self.runtime.status(be, hap.server_name(env.name, slots.active))
+                ready = self.probe(env, slots.active, self.spec.defaults.readiness_path)
+                if srv_status.startswith("UP") and ready == 200:
+                    health = "healthy"
+                else:
+                    health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'})"
+            elif not sup_up:
+                health = "down (supervisord not running)"
+            last = ledger.last(self.var_dir, env=env.name)
+            last_txt = f"{last.get('ts', '')} {last.get('event')} {last.get('release', '')}".strip() if last else "-"
+            url = self.primary(env).url if not env.url else env.url
+            if env.is_backup:
+                url = f"{url} (backup of {env.backup_of})"
+            out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
+                                 database=self.database_label(env), last_deploy=last_txt))
+        return out
+
+    def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
+               *, ready_timeout: float = 60.0) -> DeployResult:
+        from wtx.deploy import deploy
+
+        with self.locked():
+            return deploy(self, env, release_id, progress=progress, ready_timeout=ready_timeout)
+
+    def rollback(self, env: str, progress: Progress | None = None) -> DeployResult:
+        from wtx.deploy import rollback
+
+        with self.locked():
+            return rollback(self, env, progress=progress)
+
+    def logs(self, env: str, lines: int = 100, follow: bool = False) -> Iterator[str]:
+        """The environment's log lines (app, access, process output), newest last."""
+        logs_dir = self.layout.logs_dir(self.env(env).name)
+        files = sorted(logs_dir.glob("*.log")) if logs_dir.exists() else []
+        if not files:
+            return iter(())
+        cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), *map(str, files)]
+        return _lines_of(cmd)
+
+    def db_seed(self, env: str) -> None:
+        with self.locked():
+            e = self.env(env)
+            if e.database.data_policy != "demo":
+                raise DeployError(f"{env}: data_policy is {e.database.data_policy!r}; only demo data is seeded")
+            rel = self.current_release(e)
+            self.migrate(e, rel)
+            res = self.manage(e, rel, "seed_demo")
+            if res.returncode != 0:
+                raise DeployError(f"{env}: seed_demo failed: {_last_line(res)}")
+            ledger.append(self.var_dir, "db-seed", env=env, release=rel.id)
+
+    def db_reset(self, env: str) -> None:
+        with self.locked():
+            e = self.env(env)
+            if e.database.data_policy == "real":
+                ledger.append(self.var_dir, "db-reset-refused", env=env, reason="data_policy is real")
+                raise DeployError(f"{env}: refusing to reset a database with real data (data_policy = \"real\")")
+            if e.is_backup:
+                raise DeployError(f"{env}: a backup's database belongs to {e.backup_of}")
+            rel = self.current_release(e)
+            if e.database.engine == "sqlite":
+                url = self.database_url(e, self.secrets(e))
+                path = Path(url.removeprefix("sqlite:///"))
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
+            else:
+                try:
+                    self.cluster(e).drop_and_create(e.database.name, e.database.role)
+                except PostgresError as exc:
+                    raise DeployError(f"{env}: {exc}") from None
+            self.migrate(e, rel)
+            ledger.append(self.var_dir, "db-reset", env=env, release=rel.id)
+
+    def current_release(self, env: Environment) -> releases.Release:
+        rid = self.slots(env.name).active_release()
+        if rid:
+            return self.release(rid)
+        rel = self.newest_release(None)
+        self.install(rel)
+        return rel
+
+
+def run_parallel(jobs: Mapping[str, Callable[[], Any]]) -> None:
+    """Run jobs side by side; the first failure (by name order) is raised after all end."""
+    errors: dict[str, BaseException] = {}
+
+    def run(name: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors[name] = exc
+
+    threads = [threading.Thread(target=run, args=(n, f), daemon=True) for n, f in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in jobs:
+        if name in errors:
+            exc = errors[name]
+            if isinstance(exc, DeployError | SupervisorError):
+                raise DeployError(str(exc)) from None
+            raise exc
+
+
+def _lines_of(cmd: list[str]) -> Iterator[str]:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            yield line.rstrip("\n")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _last_line(res: subprocess.CompletedProcess[str]) -> str:
+    lines = [ln for ln in (res.stderr or res.stdout).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else f"exit code {res.returncode}"
+

@@ -1,0 +1,276 @@
+"""HAProxy: the front door. Config rendered from the spec; traffic moved with the runtime API.
+
+Every environment with hostnames gets a backend with one server per color slot (blue, green);
+the idle slot is `disabled` (maintenance) so a deploy can bring it in with `set server … state
+ready` and take the old one out with `drain` → `maint`, no reload needed. prd's backend also
+lists bak's servers as `backup`: they take traffic only when no prd server is up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wtx.backends.local.layout import SLOTS, Layout
+
+
+def server_name(env: str, slot: str) -> str:
+    return f"{env}_{slot}"
+
+
+def backend_name(env: str) -> str:
+    return f"be_{env}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the front door needs to know about one environment."""
+
+    env: str
+    hostnames: tuple[str, ...]
+    url: str
+    allowed_networks: tuple[str, ...]
+    basic_auth_user: str | None
+    basic_auth_hash: str | None  # crypt(3) SHA-512 hash; the plain password never lands here
+    tls: bool
+    base_port: int
+    replicas: int
+    active_slot: str | None
+    backups: tuple[tuple[str, int, str | None], ...] = ()  # (env, base_port, active_slot)
+
+
+def _slot_port(base_port: int, slot: str) -> int:
+    return base_port + SLOTS.index(slot)
+
+
+def render_config(
+    *,
+    routes: list[Route],
+    layout: Layout,
+    http_port: int,
+    https_port: int,
+    stats_port: int,
+    health_path: str,
+    inter_ms: int,
+    fall: int,
+    rise: int,
+    certificates: Mapping[str, Path],
+) -> str:
+    """haproxy.cfg for every route. `certificates` maps env → PEM (cert + key) for TLS envs."""
+    out: list[str] = []
+    w = out.append
+    w("# Rendered by wtx from deploy/environments.toml; edits are overwritten.")
+    w("global")
+    w("    log stdout format raw local0 info")
+    w(f"    stats socket {layout.haproxy_sock} mode 600 level admin expose-fd listeners")
+    w("    stats timeout 10s")
+    w("    maxconn 2000")
+    w("    tune.ssl.default-dh-param 2048")
+    w("")
+    w("defaults")
+    w("    mode http")
+    w("    log global")
+    w("    option httplog")
+    w("    option dontlognull")
+    w("    timeout connect 500ms")
+    w("    timeout client 30s")
+    w("    timeout server 30s")
+    w("    timeout queue 15s")
+    w("    timeout http-request 10s")
+    w("    timeout http-keep-alive 5s")
+    # A request to a server that just died (connection refused/reset, empty answer) is tried
+    # again, on another server when there is one. 500 is left out on purpose: an application
+    # error is an answer, and retrying it would repeat a request that did run.
+    w("    retries 3")
+    w("    option redispatch 1")
+    w("    retry-on conn-failure empty-response junk-response response-timeout 502 503 504")
+    w("")
+    w("frontend stats")
+    w(f"    bind 127.0.0.1:{stats_port}")
+    w("    stats enable")
+    w("    stats uri /")
+    w("    stats refresh 5s")
+    w("    stats show-legends")
+    w("")
+    w("frontend fe_main")
+    w(f"    bind 127.0.0.1:{http_port}")
+    pems = sorted({str(p) for p in certificates.values()})
+    if pems:
+        crt = " ".join(f"crt {p}" for p in pems)
+        w(f"    bind 127.0.0.1:{https_port} ssl {crt}")
+    w("    unique-id-format %[uuid()]")
+    w("    http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m reg ^[A-Za-z0-9._-]{8,64}$ }")
+    w("    http-request set-header X-Forwarded-For %[src]")
+    w("    http-request set-header X-Forwarded-Proto https if { ssl_fc }")
+    w("    http-request set-header X-Forwarded-Proto http unless { ssl_fc }")
+    w("    http-request set-var(txn.rid) req.hdr(x-request-id)")
+    w("    http-response set-header X-Request-Id %[var(txn.rid)]")
+    w("    http-after-response set-header X-Request-Id %[var(txn.rid)]")
+    w('    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %{+Q}r id=%[var(txn.rid)]"')
+    # Requests that are not idempotent and carry no Idempotency-Key are never replayed.
+    w("    http-request disable-l7-retry if !METH_GET !METH_HEAD !{ req.hdr(idempotency-key) -m found }")
+    for r in routes:
+        hosts = " ".join(h.lower() for h in r.hostnames)
+        w(f"    acl host_{r.env} hdr(host),field(1,:),lower -m str {hosts}")
+    for r in routes:
+        nets = " ".join(r.allowed_networks)
+        w(f"    acl src_{r.env} src {nets}" if nets else f"    acl src_{r.env} always_false")
+        w(f"    http-request deny deny_status 403 if host_{r.env} !src_{r.env}")
+        if r.tls and r.url.startswith("https://"):
+            w(f"    http-request redirect prefix {r.url.rstrip('/')} code 301 if host_{r.env} !{{ ssl_fc }}")
+        if r.basic_auth_user and r.basic_auth_hash:
+            w(f"    acl auth_{r.env} http_auth(users_{r.env})")
+            w(f'    http-request auth realm "{r.env}" if host_{r.env} !auth_{r.env}')
+            # The app has its own Authorization scheme (staff Bearer tokens): not a basic pair.
+            w(f"    http-request del-header Authorization if host_{r.env} auth_{r.env}")
+    for r in routes:
+        w(f"    use_backend {backend_name(r.env)} if host_{r.env}")
+    w("    default_backend be_unknown_host")
+    w("")
+    for r in routes:
+        if r.basic_auth_user and r.basic_auth_hash:
+            w(f"userlist users_{r.env}")
+            w(f"    user {r.basic_auth_user} password {r.basic_auth_hash}")
+            w("")
+    for r in routes:
+        host = r.hostnames[0] if r.hostnames else "localhost"
+        proto = "https" if r.tls else "http"
+        w(f"backend {backend_name(r.env)}")
+        w("    balance roundrobin")
+        w("    option allbackups")
+        w("    option httpchk")
+        w(f"    http-check send meth GET uri {health_path} ver HTTP/1.1 hdr Host {host} hdr X-Forwarded-Proto {proto}")
+        w("    http-check expect status 200")
+        w(
+            f"    default-server check inter {inter_ms}ms fall {fall} rise {rise}"
+            " observe layer4 error-limit 1 on-error mark-down"
+        )
+        for slot in SLOTS:
+            state = "" if slot == r.active_slot else " disabled"
+            port = _slot_port(r.base_port, slot)
+            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port} maxconn {r.replicas}{state}")
+        for benv, bport, bactive in r.backups:
+            for slot in SLOTS:
+                state = "" if slot == bactive else " disabled"
+                port = _slot_port(bport, slot)
+                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port} backup maxconn 4{state}")
+        w("")
+    w("backend be_unknown_host")
+    w('    http-request return status 404 content-type text/plain string "No WonderTix environment answers to this host name.\\n"')
+    w("")
+    return "\n".join(out)
+
+
+def crypt_password(password: str) -> str:
+    """SHA-512 crypt(3) hash for a userlist (openssl, so no plain password in haproxy.cfg)."""
+    res = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return res.stdout.strip()
+
+
+def ensure_certificate(pem: Path, hostnames: list[str]) -> Path:
+    """A self-signed certificate for local TLS (cert + key in one 0600 PEM), made once."""
+    if pem.exists():
+        return pem
+    pem.parent.mkdir(parents=True, exist_ok=True)
+    pem.parent.chmod(0o700)
+    key, crt = pem.with_suffix(".key"), pem.with_suffix(".crt")
+    names = hostnames or ["localhost"]
+    san = ",".join(f"DNS:{h}" for h in names)
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+            "-days", "825", "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}",
+            "-keyout", str(key), "-out", str(crt),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pem.write_bytes(crt.read_bytes() + key.read_bytes())
+    pem.chmod(0o600)
+    key.unlink()
+    return pem
+
+
+def check_config(haproxy: str, cfg: Path) -> None:
+    res = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
+    if res.returncode != 0:
+        alerts = [ln for ln in (res.stderr + res.stdout).splitlines() if "ALERT" in ln]
+        raise RuntimeError(f"haproxy rejected {cfg}: {alerts[0] if alerts else res.returncode}")
+
+
+class RuntimeApi:
+    """HAProxy's runtime API on its admin unix socket."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+
+    def command(self, cmd: str, timeout: float = 5.0) -> str:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(self.sock))
+            s.sendall(cmd.encode() + b"\n")
+            chunks = []
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        return b"".join(chunks).decode()
+
+    def available(self) -> bool:
+        try:
+            self.command("show info")
+        except OSError:
+            return False
+        return True
+
+    def set_state(self, backend: str, server: str, state: str) -> None:
+        out = self.command(f"set server {backend}/{server} state {state}").strip()
+        if out:
+            raise RuntimeError(f"haproxy: set server {backend}/{server} state {state}: {out}")
+
+    def stats(self) -> list[dict[str, Any]]:
+        text = self.command("show stat")
+        text = text.lstrip("# ")
+        return list(csv.DictReader(io.StringIO(text)))
+
+    def server(self, backend: str, server: str) -> dict[str, Any] | None:
+        for row in self.stats():
+            if row.get("pxname") == backend and row.get("svname") == server:
+                return row
+        return None
+
+    def status(self, backend: str, server: str) -> str:
+        row = self.server(backend, server)
+        return "ABSENT" if row is None else str(row.get("status", ""))
+
+    def wait_status(self, backend: str, server: str, prefix: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status(backend, server).startswith(prefix):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait_drained(self, backend: str, server: str, timeout: float) -> bool:
+        """True once the server has no request in flight and none queued."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self.server(backend, server)
+            if row is None or (int(row.get("scur") or 0) == 0 and int(row.get("qcur") or 0) == 0):
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,160 @@
+"""PostgreSQL: one cluster per environment, run by supervisord as the `postgres` user.
+
+Each cluster listens on 127.0.0.1 only, on the port from the spec, with its own role and
+password (from the environment's secrets). pg_hba lets exactly that role reach exactly that
+database over TCP with scram-sha-256; the superuser is reachable only through the cluster's
+own unix socket (peer auth), which is how wtx administers it.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import time
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("WTX_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER = "postgres"
+
+
+class PostgresError(RuntimeError):
+    pass
+
+
+def _as_postgres(args: list[str], *, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = args if os.geteuid() != 0 else ["runuser", "-u", PG_USER, "--", *args]
+    res = subprocess.run(cmd, input=input_text, capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise PostgresError(f"{Path(args[0]).name} failed: {(res.stderr or res.stdout).strip()}")
+    return res
+
+
+def _chown_to_postgres(path: Path) -> None:
+    pw = pwd.getpwnam(PG_USER)
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _ensure_traversable(path: Path) -> None:
+    """The postgres user must reach its data dir: give every ancestor we own o+x if missing."""
+    for parent in reversed(path.parents):
+        try:
+            st = parent.stat()
+        except OSError:
+            continue
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o001:
+            parent.chmod(st.st_mode | 0o001)
+
+
+class Cluster:
+    def __init__(self, *, pgdata: Path, sockdir: Path, port: int, log_dir: Path) -> None:
+        self.pgdata = pgdata
+        self.sockdir = sockdir
+        self.port = port
+        self.log_dir = log_dir
+
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def command(self) -> str:
+        """The foreground server command supervisord runs."""
+        return f"{PG_BIN / 'postgres'} -D {self.pgdata}"
+
+    def init(self, database: str, role: str) -> None:
+        """initdb (once) and write the cluster's own config and pg_hba."""
+        for d in (self.pgdata.parent, self.sockdir):
+            d.mkdir(parents=True, exist_ok=True)
+        _ensure_traversable(self.pgdata)
+        self.sockdir.mkdir(parents=True, exist_ok=True)
+        _chown_to_postgres(self.sockdir)
+        self.sockdir.chmod(0o700)
+        if not self.initialized:
+            self.pgdata.mkdir(mode=0o700, exist_ok=True)
+            _chown_to_postgres(self.pgdata)
+            _as_postgres(
+                [
+                    str(PG_BIN / "initdb"), "-D", str(self.pgdata), "-U", PG_USER,
+                    "--auth-local=peer", "--auth-host=reject", "-E", "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            )
+        conf = "\n".join(
+            [
+                "# Written by wtx; included from postgresql.conf.",
+                "listen_addresses = '127.0.0.1'",
+                f"port = {self.port}",
+                f"unix_socket_directories = '{self.sockdir}'",
+                "password_encryption = 'scram-sha-256'",
+                "max_connections = 100",
+                "shared_buffers = 64MB",
+                "logging_collector = off",
+                "log_min_messages = warning",
+                "log_connections = off",
+                "",
+            ]
+        )
+        _write_as_postgres(self.pgdata / "wtx.conf", conf)
+        main = self.pgdata / "postgresql.conf"
+        text = main.read_text()
+        if "include_if_exists = 'wtx.conf'" not in text:
+            _write_as_postgres(main, text + "\ninclude_if_exists = 'wtx.conf'\n")
+        hba = "\n".join(
+            [
+                "# Written by wtx: only this environment's role, only to its database.",
+                "local all postgres peer",
+                f"host {database} {role} 127.0.0.1/32 scram-sha-256",
+                "",
+            ]
+        )
+        _write_as_postgres(self.pgdata / "pg_hba.conf", hba)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            res = _as_postgres(
+                [str(PG_BIN / "pg_isready"), "-q", "-h", str(self.sockdir), "-p", str(self.port)],
+                check=False,
+            )
+            if res.returncode == 0:
+                return
+            time.sleep(0.2)
+        raise PostgresError(f"PostgreSQL on port {self.port} not ready after {timeout:.0f}s")
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        res = _as_postgres(
+            [
+                str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-h", str(self.sockdir), "-p", str(self.port), "-d", database, "-f", "-",
+            ],
+            input_text=sql,
+        )
+        return res.stdout
+
+    def ensure_database(self, database: str, role: str, password: str) -> None:
+        """The role (its password always the current secret) and its database, once."""
+        quoted_pw = password.replace("'", "''")
+        self.psql(
+            "DO $$ BEGIN\n"
+            f"  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN\n"
+            f'    CREATE ROLE "{role}" LOGIN;\n'
+            "  END IF;\n"
+            "END $$;\n"
+            f'ALTER ROLE "{role}" WITH LOGIN PASSWORD \'{quoted_pw}\';\n'
+        )
+        # Names are validated by the spec (lower-case identifiers), never user input.
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';").strip()  # noqa: S608
+        if not exists:
+            self.psql(f'CREATE DATABASE "{database}" OWNER "{role}";')
+        self.psql(f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC;')
+
+    def drop_and_create(self, database: str, role: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE);')
+        self.psql(f'CREATE DATABASE "{database}" OWNER "{role}";')
+        self.psql(f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC;')
+
+
+def _write_as_postgres(path: Path, text: str) -> None:
+    path.write_text(text)
+    _chown_to_postgres(path)
+    path.chmod(0o600)
