@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _staff(username: str, role: str) -> User:
-    user = User.objects.create_user(username, password="a-long-staff-passphrase", is_staff=True)
+    user = User.objects.create_user(username, is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return user
 

@@ -95,6 +95,7 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
     if any(c < 0 for c in overrides.values()):
         raise errors.invalid("invalid_price", "An override price cannot be negative.", field="price_overrides")
     buyer = _buyer(sale)
+    replay = bool(sale.idempotency_key) and Order.objects.filter(idempotency_key=sale.idempotency_key).exists()
     with transaction.atomic():
         order = services.sell(
             lines,
@@ -106,6 +107,8 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
             staff=True,
             price_overrides=overrides or None,
         )
+        if replay:  # the same form sent twice: the first sale stands, nothing new to record
+            return order
         audit.record(
             "pos.sale",
             actor=actor,

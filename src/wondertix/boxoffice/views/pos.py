@@ -110,7 +110,7 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
 
 @sellers
 def order_done(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = get_object_or_404(Order.objects.filter(channel=Order.BOX_OFFICE), pk=order_id)
+    order = get_object_or_404(Order, pk=order_id)
     tickets = order.tickets.select_related("performance__event", "price_type")
     return render(request, "boxoffice/pos/done.html", {"order": order, "tickets": tickets})
 
