@@ -43,3 +43,37 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+class CheckoutSession(models.Model):
+    """A hosted payment page (Stripe Checkout) for one pending order.
+
+    `priced` keeps the ticket-by-ticket prices the patron agreed to when the session was made,
+    so the tickets issued when the payment arrives carry exactly what was charged, even if a
+    price or fee is edited in between.
+    """
+
+    OPEN = "open"
+    COMPLETE = "complete"
+    EXPIRED = "expired"
+    STATUS_CHOICES = [(OPEN, "Open"), (COMPLETE, "Complete"), (EXPIRED, "Expired")]
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="checkout_session")
+    provider = models.CharField(max_length=20, default="stripe")
+    # Empty until the provider has answered (the request is retried with the same key).
+    session_id = models.CharField(max_length=255, blank=True)
+    url = models.URLField(max_length=2000, blank=True)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=OPEN)
+    priced = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "session_id"], condition=~models.Q(session_id=""), name="checkout_session_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} checkout {self.session_id or '(creating)'} for order {self.order_id} ({self.status})"
