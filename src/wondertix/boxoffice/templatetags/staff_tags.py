@@ -25,3 +25,11 @@ def staff_access(context: template.Context) -> dict[str, bool]:
         "sell": user_has_role(user, BOX_OFFICE),
         "admin": user_has_role(user, ADMIN),
     }
+
+
+@register.filter
+def changes(value: object) -> list[tuple[str, str]]:
+    """An audit before/after dict as (field, value) pairs for display."""
+    if not isinstance(value, dict):
+        return [] if value in (None, "") else [("", str(value))]
+    return [(str(k), "—" if v is None or v == "" else str(v)) for k, v in value.items()]
