@@ -405,7 +405,11 @@ def test_pending_provider_redirects_to_payment_and_order_shows_awaiting(client, 
 
     def start_payment(token, details):
         seen["token"], seen["email"] = token, details.buyer.email
-        order = Order.objects.create(status=Order.PENDING, buyer_name="Ada Lovelace", buyer_email=details.buyer.email, subtotal_cents=2500, fees_cents=200, total_cents=2700)
+        seen["calls"] = seen.get("calls", 0) + 1
+        order = Order.objects.filter(hold__token=token).first() or Order.objects.create(
+            status=Order.PENDING, hold=Hold.objects.get(token=token), buyer_name="Ada Lovelace",
+            buyer_email=details.buyer.email, subtotal_cents=2500, fees_cents=200, total_cents=2700,
+        )
         return order, "https://checkout.example.test/pay/abc"
 
     monkeypatch.setitem(sys.modules, "wondertix.sales.pending", types.SimpleNamespace(start_payment=start_payment))
@@ -418,13 +422,22 @@ def test_pending_provider_redirects_to_payment_and_order_shows_awaiting(client, 
     response = client.post("/checkout/", data)
     assert response.status_code == 302
     assert response["Location"] == "https://checkout.example.test/pay/abc"
-    assert seen == {"token": token, "email": "ada@example.org"}
+    assert seen == {"token": token, "email": "ada@example.org", "calls": 1}
     order = Order.objects.get()
     text = text_of(client.get(f"/orders/{order.token}/"))
     assert "Awaiting payment confirmation" in text
-    # A replay of the same form goes to the pending order, not to a second payment.
+    assert 'http-equiv="refresh"' in client.get(f"/orders/{order.token}/").content.decode()
+    # Back from the payment page without paying: the cart (and its seats) are still there,
+    # and submitting again goes back to the same payment page, never a second order.
+    assert "1 × Adult" in text_of(client.get("/cart/"))
     again = client.post("/checkout/", data)
-    assert again["Location"] == f"/orders/{order.token}/"
+    assert again["Location"] == "https://checkout.example.test/pay/abc"
+    assert seen["calls"] == 2 and Order.objects.count() == 1
+    # Once paid (the provider's confirmation consumed the hold), the cart leads to the order.
+    Order.objects.filter(pk=order.pk).update(status=Order.PAID)
+    Hold.objects.filter(token=token).update(consumed_at=timezone.now())
+    assert client.get("/cart/")["Location"] == f"/orders/{order.token}/"
+    assert client.post("/checkout/", data)["Location"] == f"/orders/{order.token}/"
 
 
 # ------------------------------------------------------------------ QR codes

@@ -237,7 +237,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
         # session already turned into an order (double submit, back button) shows that order.
         posted = request.POST.get("hold", "")
         placed = carts.order_placed_from(session, posted)
-        if placed is not None:
+        if placed is not None and placed.status != Order.PENDING:
             return redirect("storefront:order", token=placed.token)
     cart = carts.load(session)
     if cart.state == carts.CHECKED_OUT:
@@ -289,7 +289,11 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return _page(request, "storefront/checkout.html", _checkout_context(request, carts.load(session), form, synchronous), status=exc.status)
 
     carts.remember_order(session, token, order)
-    carts.forget_hold(session, keep_selection=not synchronous)
+    if synchronous:
+        carts.forget_hold(session)
+    # Otherwise the cart stays: its hold keeps the seats while the patron pays on the
+    # provider's page, and a patron who comes back from that page finds their cart as it was
+    # (start_payment answers a second submit with the same payment page).
     if order.status == Order.PAID:
         messages.success(request, f"Thank you! Your order is confirmed. We emailed your tickets to {order.buyer_email}.")
     return redirect(redirect_to)

@@ -85,6 +85,9 @@
       var count = 0, cents = 0, unknown = false;
       form.querySelectorAll(".price-row").forEach(function (row) {
         var qty = parseInt((row.querySelector("input.qty") || {}).value, 10) || 0;
+        /* "Your price" only matters once a pay-what-you-can ticket is chosen. */
+        var amountBox = row.querySelector(".price-row__amount");
+        if (amountBox && !amountBox.classList.contains("field--error")) { amountBox.hidden = qty <= 0; }
         if (qty <= 0) { return; }
         var price = row.getAttribute("data-price");
         var unit = price === "" ? parseCents((row.querySelector("input.amount") || {}).value) : parseInt(price, 10);
