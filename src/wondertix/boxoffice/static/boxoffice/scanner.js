@@ -16,6 +16,10 @@
   status.textContent = "Point the camera at the ticket's QR code.";
   start.classList.remove("hidden");
 
+  // The ticket just shown is probably still in front of the camera: ignore it until it leaves
+  // the picture, so its green result is not replaced by a "scanned twice" refusal.
+  var result = document.getElementById("scan-result");
+  var lastCode = result ? (result.getAttribute("data-code") || "") : "";
   var stream = null;
   var detector = null;
   var busy = false;
@@ -42,7 +46,11 @@
   function tick() {
     if (!detector || video.readyState < 2 || busy) { return; }
     detector.detect(video).then(function (codes) {
-      if (codes && codes.length && codes[0].rawValue) { submitCode(codes[0].rawValue.trim()); }
+      if (!codes || !codes.length || !codes[0].rawValue) { lastCode = ""; return; }
+      var code = codes[0].rawValue.trim();
+      var normalized = code.replace(/[\s-]/g, "").toUpperCase();
+      if (lastCode && normalized.slice(-lastCode.length) === lastCode) { return; }
+      submitCode(code);
     }).catch(function () { /* a frame that cannot be read: try the next */ });
   }
 
