@@ -24,6 +24,7 @@ from rich.table import Table
 
 from wtx import ledger
 from wtx import release as releases
+from wtx.backends import DeployError
 from wtx.release import Progress, ReleaseError
 from wtx.render.envfile import app_environment, default_database_url
 from wtx.secrets import MASK, SecretsError, read_secrets_file, secrets_path
@@ -110,7 +111,7 @@ def command(fn: F) -> F:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except (SpecError, SecretsError, ReleaseError, CommandError) as exc:
+        except (SpecError, SecretsError, ReleaseError, DeployError, CommandError) as exc:
             _die(str(exc))
         except KeyboardInterrupt:
             _die("interrupted", 130)
@@ -189,8 +190,8 @@ def up(envs: list[str] | None = typer.Argument(None, help="Environments (default
     ctx = _ctx()
     names = _envs(ctx, envs)
     backend = _backend(ctx)
-    with _progress(f"bringing up {', '.join(names)}"):
-        backend.up(names)
+    with _progress(f"bringing up {', '.join(names)}") as progress:
+        backend.up(names, progress=progress)
     out.print(f"up: {', '.join(names)}  (see `wtx status`)")
 
 
@@ -220,7 +221,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         table.add_column(col)
     for row in rows:
         health = _fmt(row.get("health"))
-        colour = "green" if health in ("healthy", "up", "ok") else "red"
+        colour = "green" if health == "healthy" else "red"
         table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), _fmt(row.get("release")),
                       f"[{colour}]{health}[/]", _fmt(row.get("database")), _fmt(row.get("last_deploy")))
     out.print(table)
@@ -328,11 +329,19 @@ def history(
     out.print(table)
 
 
+def _result(result: Any, as_json: bool, fallback: dict[str, Any]) -> dict[str, Any]:
+    data = {**fallback, **(_as_dict(result) if result is not None and not isinstance(result, str) else {})}
+    if as_json:
+        _print_json(data)
+    return data
+
+
 @app.command()
 @command
 def deploy(
     env: str = typer.Argument(..., help="Environment."),
     release_id: str | None = typer.Argument(None, metavar="[RELEASE]", help="Release id or prefix (default: newest build)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Deploy a release with no dropped request; a failing step aborts and the old one keeps serving."""
     ctx = _ctx()
@@ -343,21 +352,29 @@ def deploy(
     backend = _backend(ctx)
     with _progress(f"deploying {chosen.id} to {env}") as progress:
         result = backend.deploy(env, chosen.id, progress=progress)
-    extra = f" ({result})" if isinstance(result, str) and result else ""
-    out.print(f"{env} now serves release [bold]{chosen.id}[/]{extra}")
+    data = _result(result, as_json, {"env": env, "release": chosen.id})
+    if not as_json:
+        took = f" in {data['seconds']:.1f} s" if isinstance(data.get("seconds"), int | float) else ""
+        was = f" (was {data['previous']})" if data.get("previous") else ""
+        out.print(f"{env} now serves release [bold]{data['release']}[/]{was}{took}")
 
 
 @app.command()
 @command
-def rollback(env: str = typer.Argument(..., help="Environment.")) -> None:
+def rollback(
+    env: str = typer.Argument(..., help="Environment."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
     """Put the previous release back on traffic (it is still installed: a traffic switch)."""
     ctx = _ctx()
     ctx.env(env)
     backend = _backend(ctx)
-    with _progress(f"rolling {env} back"):
-        result = backend.rollback(env)
-    now = result if isinstance(result, str) and result else _running(ctx).get(env, "the previous release")
-    out.print(f"{env} rolled back to [bold]{now}[/]")
+    with _progress(f"rolling {env} back") as progress:
+        result = backend.rollback(env, progress=progress)
+    data = _result(result, as_json, {"env": env, "release": _running(ctx).get(env, "")})
+    if not as_json:
+        took = f" in {data['seconds']:.1f} s" if isinstance(data.get("seconds"), int | float) else ""
+        out.print(f"{env} rolled back to [bold]{data['release'] or 'the previous release'}[/]{took}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,9 +56,13 @@ def clone(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def built(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
     """One release of a clean clone of HEAD, built once for the whole session (all workers)."""
-    shared = tmp_path_factory.getbasetemp().parent / "wtx-built-release"
+    base = tmp_path_factory.getbasetemp()
+    # xdist workers each get <session>/popen-gwN: share the session's directory, never an
+    # earlier session's.
+    session_dir = base.parent if hasattr(request.config, "workerinput") else base
+    shared = session_dir / "wtx-built-release"
     shared.mkdir(exist_ok=True)
     with open(shared / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from wtx_testing import ROOT
 
 from wtx import cli, ledger
+from wtx.backends import DeployError
 from wtx.secrets import ensure_secrets, read_secrets_file, secrets_path
 
 
@@ -164,9 +165,10 @@ def test_deploy_without_a_build_says_to_build(run, backend):
 
 
 def test_deploy_passes_the_newest_build_to_the_backend(run, backend, built):
-    result = run("deploy", "stg", var=built["var"])
+    result = run("deploy", "stg", "--json", var=built["var"])
     assert result.exit_code == 0, result.output
     assert backend.calls[0][0] == "deploy" and backend.calls[0][1] == ("stg", built["release"].id)
+    assert json.loads(result.stdout) == {"env": "stg", "release": built["release"].id}
 
 
 def test_bak_is_never_deployed_on_its_own(run, backend):
@@ -197,13 +199,25 @@ def test_up_defaults_to_every_environment(run, backend):
 
 def test_a_backend_failure_is_one_line_and_exit_1(run, monkeypatch):
     class Broken(FakeBackend):
-        def up(self, envs):
+        def up(self, envs, progress=None):
             raise RuntimeError("haproxy refused to start\nsecond line of detail")
 
     monkeypatch.setattr(cli, "_backend", lambda ctx: Broken(ctx.spec, ctx.root, ctx.var_dir))
     result = run("up", "dev")
     assert result.exit_code == 1
     assert "RuntimeError: haproxy refused to start" in one_line_error(result)
+
+
+def test_an_aborted_deploy_is_its_reason_and_exit_1(run, monkeypatch, built):
+    class Aborting(FakeBackend):
+        def deploy(self, env, release_id, progress=None):
+            raise DeployError("prd: release never became ready (/readyz 503 for 60 s); old release keeps serving")
+
+    monkeypatch.setattr(cli, "_backend", lambda ctx: Aborting(ctx.spec, ctx.root, ctx.var_dir))
+    result = run("deploy", "prd", var=built["var"])
+    assert result.exit_code == 1
+    assert one_line_error(result) == (
+        "wtx: error: prd: release never became ready (/readyz 503 for 60 s); old release keeps serving")
 
 
 def test_the_console_entry_point_runs(var_dir):
