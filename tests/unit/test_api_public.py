@@ -69,6 +69,21 @@ def test_events_list_shows_upcoming_performances_with_availability(api, make_per
     }
 
 
+def test_events_list_reads_availability_once_for_all_events(api, make_performance, django_assert_max_num_queries):
+    for _ in range(4):
+        make_performance()
+    with django_assert_max_num_queries(4):  # events, their performances, held seats, counters
+        assert len(api.get("/api/v1/events").json()) == 4
+
+
+def test_event_page_lists_only_upcoming_performances(api, make_performance):
+    from wondertix.catalog.models import Performance
+
+    perf = make_performance()
+    Performance.objects.create(event=perf.event, starts_at=timezone.now() - timedelta(days=1), capacity=5)
+    assert [p["id"] for p in api.get(f"/api/v1/events/{perf.event.slug}").json()["performances"]] == [perf.pk]
+
+
 def test_event_by_slug_and_unknown_slug(api, make_performance):
     perf = make_performance()
     assert api.get(f"/api/v1/events/{perf.event.slug}").json()["title"] == perf.event.title

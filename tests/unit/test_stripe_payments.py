@@ -517,3 +517,125 @@ def test_stripe_cannot_charge_in_process(fake_stripe):
     result = provider.charge(amount_cents=100, details=PaymentDetails(), description="x", idempotency_key="k")
     assert not result.ok and result.code == "payment_method_unsupported"
     assert fake_stripe.requests == []
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+RACE_DELIVERIES = 3
+RESULT_MARK = "WEBHOOK-RACE "
+
+
+@pytest.mark.django_db(transaction=False)
+def test_concurrent_redeliveries_of_one_event_issue_tickets_once(tmp_path):
+    """Stripe may deliver the same event to two workers at once. All deliveries pass the
+    "seen it?" look before any commits; still one set of tickets, one payment, one email.
+
+    Runs in a child process on a file SQLite database (the in-memory test database's
+    shared-cache locks fail at once instead of waiting like BEGIN IMMEDIATE).
+    """
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(Path(__file__).parent)]),
+        "DJANGO_SETTINGS_MODULE": "wondertix.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'webhook-race.sqlite3'}",
+        "WONDERTIX_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": "webhook-race-" + "x" * 40,
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    }
+    code = "import django; django.setup(); import test_stripe_payments as t; t.webhook_race_in_child()"
+    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    assert child.returncode == 0 and lines, child.stdout + child.stderr
+    result = json.loads(lines[-1][len(RESULT_MARK):])
+    assert result["failures"] == []
+    assert result["passed_the_look_together"] == RACE_DELIVERIES
+    assert sorted(result["outcomes"]) == ["duplicate"] * (RACE_DELIVERIES - 1) + ["order_paid"]
+    assert result["counts"] == {"tickets": 2, "payments": 1, "events": 1, "emails": 1, "tickets_sold": 2, "paid": 1}
+
+
+def webhook_race_in_child() -> None:
+    """Runs in the child process (Django already set up): make a pending Stripe order, then
+    deliver its completed event from several threads at once."""
+    import threading
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test import Client
+
+    from wondertix.catalog.models import Event, Performance, PriceType
+    from wondertix.payments import services as payment_services
+
+    call_command("migrate", verbosity=0)
+    settings.PAYMENT_PROVIDER = "stripe"
+    settings.STRIPE_SECRET_KEY = "sk_test_fixture_key"
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
+    fake = RecordedStripe()
+    fake.reply("POST", "/v1/checkout/sessions", recorded("checkout_session_open"))
+    stripe.default_http_client = fake
+    stripe.max_network_retries = 0
+    mail.outbox = []
+
+    event = Event.objects.create(title="Race", slug="race", active=True)
+    adult = PriceType.objects.create(event=event, name="Adult", price_cents=2500, fee_cents=200)
+    perf = Performance.objects.create(event=event, starts_at=timezone.now() + timedelta(days=3), capacity=10)
+    hold = create_hold([LineRequest(perf.pk, adult.pk, 2)])
+    order, _ = start_payment(hold.token, CheckoutDetails(buyer=Buyer("Ada", "Lovelace", "ada@example.org")))
+    payload = event_for("event_checkout_session_completed", order)
+    connections.close_all()
+
+    together = threading.Barrier(RACE_DELIVERIES, timeout=90)
+    looked = threading.local()
+    passed: list[bool] = []
+    real_seen = payment_services._seen
+
+    def seen_then_wait(event_id: str) -> bool:
+        found = real_seen(event_id)
+        if not getattr(looked, "done", False):
+            looked.done = True
+            passed.append(not found)
+            together.wait()
+        return found
+
+    payment_services._seen = seen_then_wait  # type: ignore[assignment]
+    outcomes: list[str] = []
+    failures: list[str] = []
+
+    def deliver_once() -> None:
+        try:
+            response = deliver(Client(), payload)
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.content[:200]!r}")
+            else:
+                outcomes.append(response.json()["outcome"])
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver_once) for _ in range(RACE_DELIVERIES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=150)
+    failures += ["thread still running"] if any(t.is_alive() for t in threads) else []
+    perf.refresh_from_db()
+    report = {
+        "failures": failures,
+        "outcomes": outcomes,
+        "passed_the_look_together": sum(passed),
+        "counts": {
+            "tickets": Ticket.objects.count(),
+            "payments": Payment.objects.count(),
+            "events": WebhookEvent.objects.count(),
+            "emails": len(mail.outbox),
+            "tickets_sold": perf.tickets_sold,
+            "paid": Order.objects.filter(status=Order.PAID).count(),
+        },
+    }
+    print(RESULT_MARK + json.dumps(report), flush=True)

@@ -46,10 +46,7 @@ def _perf_out(state: catalog.PerformanceState) -> dict:
     }
 
 
-def _event_out(event: Event) -> dict:
-    perfs = getattr(event, "upcoming", None)
-    if perfs is None:
-        perfs = list(event.performances.select_related("event").order_by("starts_at"))
+def _event_out(event: Event, states: dict[int, catalog.PerformanceState]) -> dict:
     return {
         "id": event.pk,
         "slug": event.slug,
@@ -57,13 +54,20 @@ def _event_out(event: Event) -> dict:
         "description": event.description,
         "image_url": event.image_url,
         "season": event.season.name if event.season else None,
-        "performances": [_perf_out(st) for st in catalog.states_for(perfs)],
+        "performances": [_perf_out(states[p.pk]) for p in event.upcoming],  # type: ignore[attr-defined]
     }
+
+
+def _events_out(events: list[Event]) -> list[dict]:
+    # One availability read for every listed performance, not one per event.
+    perfs = [p for e in events for p in e.upcoming]  # type: ignore[attr-defined]
+    states = {st.performance.pk: st for st in catalog.states_for(perfs)}
+    return [_event_out(e, states) for e in events]
 
 
 @router.get("/events", response={200: list[s.EventOut]}, summary="Events on sale, with their upcoming performances")
 def list_events(request: HttpRequest) -> list[dict]:
-    return [_event_out(e) for e in catalog.public_events()]
+    return _events_out(list(catalog.public_events()))
 
 
 @router.get("/events/{slug}", response={200: s.EventOut, 404: s.ErrorOut}, summary="One event by its slug")
@@ -71,7 +75,10 @@ def get_event(request: HttpRequest, slug: str) -> dict:
     event = Event.objects.select_related("season").filter(slug=slug, active=True).first()
     if event is None:
         raise errors.not_found("unknown_event", "There is no event at that address.")
-    return _event_out(event)
+    event.upcoming = list(  # type: ignore[attr-defined]
+        event.performances.select_related("event").filter(starts_at__gt=timezone.now()).order_by("starts_at", "pk")
+    )
+    return _events_out([event])[0]
 
 
 @router.get(
@@ -187,7 +194,14 @@ def delete_hold(request: HttpRequest, token: str) -> tuple[int, None]:
 
 def order_out(order: Order) -> dict:
     base = settings.SITE_URL.rstrip("/")
-    tickets = order.tickets.select_related("performance__event", "price_type").order_by("id")
+    # A just-placed order may carry the tickets as written (with performance, event and price
+    # type loaded); a replay or a read loads them. Both render the same body.
+    issued = getattr(order, "issued_tickets", None)
+    tickets = (
+        sorted(issued, key=lambda t: t.pk)
+        if issued is not None
+        else order.tickets.select_related("performance__event", "price_type").order_by("id")
+    )
     return {
         "token": order.token,
         "reference": order.reference,

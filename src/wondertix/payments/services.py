@@ -39,6 +39,11 @@ def _claim(event_id: str, event_type: str) -> bool:
     return True
 
 
+def _seen(event_id: str) -> bool:
+    """A cheap look before taking any lock; the unique insert in _claim is what guarantees."""
+    return WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id).exists()
+
+
 def _session_facts(session: dict[str, Any]) -> dict[str, Any]:
     metadata = session.get("metadata") or {}
     return {
@@ -91,7 +96,7 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
     handler = HANDLERS.get(event_type)
     if handler is None or not event_id:
         return "ignored"
-    if WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id).exists():
+    if _seen(event_id):
         return "duplicate"
     session = event.get("data", {}).get("object", {}) or {}
     try:
