@@ -214,3 +214,22 @@ def test_bad_input_gets_field_errors_and_writes_nothing(make_performance, admin)
     assert Performance.objects.filter(event=perf.event).count() == 1
     assert not PriceType.objects.filter(name="Odd").exists()
     assert AuditEntry.objects.count() == audits
+
+
+def test_price_types_and_codes_with_sales_cannot_be_deleted_only_taken_off_sale(make_performance, admin):
+    perf = make_performance()
+    _sell(perf, perf.adult, 1)
+    audits = AuditEntry.objects.count()
+    response = admin.post(f"/staff/price-types/{perf.adult.pk}/delete/", follow=True)
+    assert "has tickets sold or held and cannot be deleted" in response.content.decode()
+    assert PriceType.objects.filter(pk=perf.adult.pk).exists()
+    assert AuditEntry.objects.count() == audits
+    admin.post(f"/staff/price-types/{perf.student.pk}/delete/")
+    assert not PriceType.objects.filter(pk=perf.student.pk).exists()
+    assert AuditEntry.objects.get(action="price_type.deleted").before["name"] == "Student"
+
+    used = DiscountCode.objects.create(code="USED", kind="amount", value=100, times_used=1)
+    unused = DiscountCode.objects.create(code="UNUSED", kind="amount", value=100)
+    assert "cannot be deleted" in admin.post(f"/staff/discounts/{used.pk}/delete/", follow=True).content.decode()
+    admin.post(f"/staff/discounts/{unused.pk}/delete/")
+    assert list(DiscountCode.objects.values_list("code", flat=True)) == ["USED"]

@@ -25,6 +25,7 @@ urlpatterns = [
     path("performances/<int:performance_id>/delete/", catalog.performance_delete, name="performance-delete"),
     path("price-types/<int:price_type_id>/edit/", catalog.price_type_edit, name="price-type-edit"),
     path("price-types/<int:price_type_id>/active/", catalog.price_type_active, name="price-type-active"),
+    path("price-types/<int:price_type_id>/delete/", catalog.price_type_delete, name="price-type-delete"),
     path("seasons/", catalog.season_list, name="seasons"),
     path("seasons/new/", catalog.season_new, name="season-new"),
     path("seasons/<int:season_id>/", catalog.season_detail, name="season"),
@@ -38,6 +39,7 @@ urlpatterns = [
     path("discounts/new/", catalog.discount_new, name="discount-new"),
     path("discounts/<int:discount_id>/edit/", catalog.discount_edit, name="discount-edit"),
     path("discounts/<int:discount_id>/active/", catalog.discount_active, name="discount-active"),
+    path("discounts/<int:discount_id>/delete/", catalog.discount_delete, name="discount-delete"),
     # Point of sale (box office and admins)
     path("pos/", pos.choose, name="pos"),
     path("pos/<int:performance_id>/", pos.sell, name="pos-sell"),

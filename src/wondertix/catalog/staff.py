@@ -410,6 +410,25 @@ def set_price_type_active(pt_id: int, active: bool, *, actor: Actor) -> PriceTyp
     return update_price_type(pt_id, {"active": active}, actor=actor)
 
 
+def delete_price_type(pt_id: int, *, actor: Actor) -> int:
+    """Delete a price type nobody has bought or held. One with sales can only go off sale."""
+    with transaction.atomic():
+        pt = PriceType.objects.filter(pk=pt_id).first()
+        if pt is None:
+            raise errors.not_found("unknown_price_type", "That price type does not exist.")
+        lock_performances(Performance.objects.filter(event_id=pt.event_id).values_list("pk", flat=True))
+        if Ticket.objects.filter(price_type_id=pt_id).exists() or pt.hold_lines.filter(expires_at__gt=timezone.now()).exists():
+            raise errors.conflict(
+                "price_type_has_sales",
+                f"“{pt.name}” has tickets sold or held and cannot be deleted. Take it off sale instead.",
+            )
+        before = snapshot(pt, PRICE_TYPE_FIELDS)
+        pt.hold_lines.all().delete()
+        pt.delete()
+        audit.record("price_type.deleted", actor=actor, object_type="catalog.pricetype", object_id=pt_id, before=before)
+    return pt_id
+
+
 # ---------------------------------------------------------------------------- discount codes
 
 
@@ -455,6 +474,18 @@ def update_discount(code_id: int, changes: dict[str, Any], price_type_ids: list[
 
 def set_discount_active(code_id: int, active: bool, *, actor: Actor) -> DiscountCode:
     return update_discount(code_id, {"active": active}, actor=actor)
+
+
+def delete_discount(code_id: int, *, actor: Actor) -> int:
+    """Delete a code no order has used (orders keep a reference to the code they used)."""
+    with transaction.atomic():
+        code = _locked(DiscountCode, code_id, "discount_code")
+        if code.times_used or code.orders.exists():
+            raise errors.conflict("discount_used", f"{code.code} has been used by orders and cannot be deleted. Deactivate it instead.")
+        before = snapshot(code, DISCOUNT_FIELDS)
+        code.delete()
+        audit.record("discount.deleted", actor=actor, object_type="sales.discountcode", object_id=code_id, before=before)
+    return code_id
 
 
 def default_copy_time(perf: Performance) -> datetime:

@@ -233,6 +233,17 @@ def price_type_active(request: HttpRequest, price_type_id: int) -> HttpResponse:
     return redirect(f"/staff/events/{pt.event_id}/")
 
 
+@admin_only
+@require_POST
+def price_type_delete(request: HttpRequest, price_type_id: int) -> HttpResponse:
+    pt = get_object_or_404(PriceType, pk=price_type_id)
+    event_id, name = pt.event_id, pt.name
+    done, _ = attempt(request, lambda: staff.delete_price_type(price_type_id, actor=request.user))
+    if done:
+        messages.success(request, f"Deleted price type “{name}”.")
+    return redirect(f"/staff/events/{event_id}/")
+
+
 # ---------------------------------------------------------------------------- seasons
 
 
@@ -397,3 +408,14 @@ def season_add_event(request: HttpRequest, season_id: int) -> HttpResponse:
     if event is not None:
         messages.success(request, f"Added “{event.title}” to the season, with its default prices.")
     return redirect(f"/staff/seasons/{season_id}/")
+
+
+@admin_only
+@require_POST
+def discount_delete(request: HttpRequest, discount_id: int) -> HttpResponse:
+    code = get_object_or_404(DiscountCode, pk=discount_id)
+    label = code.code
+    done, _ = attempt(request, lambda: staff.delete_discount(discount_id, actor=request.user))
+    if done:
+        messages.success(request, f"Deleted code {label}.")
+    return redirect("/staff/discounts/")

@@ -99,13 +99,17 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
         status = 422
     avail = inventory.availability_for([perf.pk])[perf.pk]
     left = inventory.price_type_availability(perf, price_types)
-    rows = [{"pt": pt, "left": min(avail.available, left[pt.pk] if left[pt.pk] is not None else avail.available), "qty": request.POST.get(f"qty_{pt.pk}", ""), "price": request.POST.get(f"price_{pt.pk}", "")}
+    rows = [{"pt": pt, "left": min(avail.available, _or(left[pt.pk], avail.available)), "qty": request.POST.get(f"qty_{pt.pk}", ""), "price": request.POST.get(f"price_{pt.pk}", "")}
             for pt in price_types]
     return render(request, "boxoffice/pos/sell.html", {
         "perf": perf, "rows": rows, "avail": avail, "form": form, "patron": patron,
         "contact_q": request.GET.get("contact_q", ""), "contacts": _contacts(request.GET.get("contact_q", "")),
         "holds": pos.active_house_holds(perf), "hold_form": f.HouseSeatsForm(performance=perf),
     }, status=status)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @sellers
