@@ -294,6 +294,26 @@ def test_discount_is_reserved_while_paying_and_released_when_the_page_expires(fa
     assert code.times_used == 0
 
 
+def test_start_payment_is_refused_where_checkout_charges_in_process(make_performance, details, settings):
+    settings.PAYMENT_PROVIDER = "test"
+    hold = hold_for(make_performance())
+    before = counts()
+    with pytest.raises(SaleError) as exc:
+        start_payment(hold.token, details)
+    assert exc.value.code == "payment_method_unsupported"
+    assert counts() == before
+
+
+def test_a_cart_being_paid_cannot_be_released_through_the_api(fake_stripe, client, make_performance, details):
+    perf = make_performance(capacity=10)
+    hold = hold_for(perf, 2)
+    start_payment(hold.token, details)
+    response = client.delete(f"/api/v1/holds/{hold.token}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "payment_in_progress"
+    assert available(perf) == 8
+
+
 # ----------------------------------------------------------------------------- webhook
 
 

@@ -29,6 +29,7 @@ from wondertix.catalog.models import Performance, PriceType
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
 from wondertix.payments.models import CheckoutSession, Payment
+from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, pricing, services
 from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
@@ -88,9 +89,14 @@ def start_payment(
     retry after a timeout); with different details the earlier page is ended first.
     Raises SaleError (nothing written) for everything checkout refuses.
     """
+    provider = get_provider()
+    if provider.synchronous or not hasattr(provider, "create_checkout"):
+        raise errors.invalid(
+            "payment_method_unsupported",
+            f"Payments here are taken at checkout ({provider.name}), not on a hosted payment page.",
+        )
     details.buyer.clean()
     pricing.validate_donation(details.donation_cents)
-    provider = get_provider()
     hold = services.get_hold(hold_token)
     if hold.consumed_at is not None:
         raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
@@ -120,7 +126,7 @@ def _replace(order: Order, provider: Any) -> None:
     if session.session_id and session.status == CheckoutSession.OPEN:
         try:
             status = provider.expire_checkout(session.session_id)
-        except Exception as exc:  # StripeUnavailable: safe message
+        except ProviderUnavailable as exc:
             raise _payment_unavailable(str(exc)) from exc
         if status == "complete":
             raise errors.conflict(
@@ -263,7 +269,7 @@ def _open_page(order: Order, provider: Any, *, success_url: str | None, cancel_u
             # request returns the same session instead of opening a second one.
             idempotency_key=f"wondertix-checkout-{order.token}-{int(session.expires_at.timestamp())}",
         )
-    except Exception as exc:  # StripeUnavailable carries a message for the patron
+    except ProviderUnavailable as exc:
         log.warning("payment page not created", extra={"order": order.pk})
         raise _payment_unavailable(str(exc) or "The payment service could not be reached.") from exc
     CheckoutSession.objects.filter(pk=session.pk).update(session_id=page.session_id, url=page.url, expires_at=page.expires_at)

@@ -29,6 +29,10 @@ class ChargeResult:
     code: str = ""
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or refused the request. The message is safe to show."""
+
+
 @dataclass(frozen=True)
 class RefundResult:
     ok: bool

@@ -21,12 +21,17 @@ from typing import Any
 import stripe
 from django.conf import settings
 
-from wondertix.payments.providers.base import ChargeResult, PaymentDetails, RefundResult
+from wondertix.payments.providers.base import (
+    ChargeResult,
+    PaymentDetails,
+    ProviderUnavailable,
+    RefundResult,
+)
 
 log = logging.getLogger(__name__)
 
 
-class StripeUnavailable(Exception):
+class StripeUnavailable(ProviderUnavailable):
     """Stripe could not be reached or refused the request; the message is safe to show."""
 
 
