@@ -478,3 +478,25 @@ def test_audit_entry_written_for_web_order(client, make_performance):
     hold_tickets(client, perf, adult=1)
     client.post("/checkout/", contact(hold=hold_token(client)))
     assert AuditEntry.objects.filter(action="order.paid").count() == 1
+
+
+def test_error_pages_are_friendly_and_carry_the_request_id(client, rf):
+    from wondertix.ops import requestid
+    from wondertix.ops.errors import server_error
+
+    missing = client.get("/no-such-page/", headers={"X-Request-Id": "req-abcdef123456"})
+    assert missing.status_code == 404
+    text = text_of(missing)
+    assert "We could not find that page" in text
+    assert "req-abcdef123456" in text
+    assert "Traceback" not in text
+
+    _, token = requestid.begin("req-987654321")
+    try:
+        crashed = server_error(rf.get("/checkout/"))
+    finally:
+        requestid.end(token)
+    assert crashed.status_code == 500
+    body = crashed.content.decode()
+    assert "Something went wrong on our side" in body and "req-987654321" in body
+    assert "Traceback" not in body and "<script" not in body

@@ -63,8 +63,11 @@ def _add_sale_error(form: Any, exc: errors.SaleError, mapping: dict[str, str]) -
 @require_GET
 def events(request: HttpRequest) -> HttpResponse:
     listing: list[dict[str, Any]] = []
-    for event in catalog.public_events():
-        states = catalog.states_for(list(event.upcoming))  # type: ignore[attr-defined]
+    events_on = list(catalog.public_events())
+    # One availability read for every listed performance, not one per event.
+    all_states = {s.performance.pk: s for s in catalog.states_for([p for e in events_on for p in e.upcoming])}  # type: ignore[attr-defined]
+    for event in events_on:
+        states = [all_states[p.pk] for p in event.upcoming]  # type: ignore[attr-defined]
         if not states:
             continue
         buyable = [s for s in states if s.buyable]
