@@ -500,3 +500,19 @@ def test_error_pages_are_friendly_and_carry_the_request_id(client, rf):
     body = crashed.content.decode()
     assert "Something went wrong on our side" in body and "req-987654321" in body
     assert "Traceback" not in body and "<script" not in body
+
+
+def test_holder_of_the_last_seats_can_still_change_them(client, make_performance):
+    perf = make_performance(capacity=2)
+    hold_tickets(client, perf, adult=2)
+    page = client.get(f"/performances/{perf.pk}/")
+    assert "Add to cart" in text_of(page)  # sold out to others, not to the patron holding them
+    hold_tickets(client, perf, adult=1)
+    assert available(perf) == 1
+    other = client.__class__()
+    other.get("/")
+    hold_tickets(other, perf, adult=1)
+    refused = client.__class__().post(f"/performances/{perf.pk}/", {f"qty_{perf.adult.pk}": "1"})
+    assert refused.status_code == 409
+    assert "This performance is sold out." in text_of(refused)
+    assert Hold.objects.filter(expires_at__gt=timezone.now(), consumed_at__isnull=True).count() == 2

@@ -54,6 +54,8 @@ class TicketSelectionForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.price_types = price_types
         self.performance_id = performance_id
+        #: Whether the patron may choose tickets here at all (set by the view).
+        self.editable = True
         for pt in price_types:
             most = max(0, limits.get(pt.pk, 0))
             field = forms.IntegerField(

@@ -102,19 +102,23 @@ def _selection_form(request: HttpRequest, perf: Any, state: catalog.PerformanceS
     cart = carts.load(request.session)
     mine = {line.price_type.pk: line for line in cart.lines if line.performance.pk == perf.pk}
     mine_total = sum(line.quantity for line in mine.values())
+    # "Sold out" may only mean the patron holds the last seats: they can still change them.
+    editable = state.buyable or (state.status == catalog.SOLD_OUT and bool(mine))
     limits = {}
     for pt in price_types:
         own = mine[pt.pk].quantity if pt.pk in mine else 0
         cap = state.available + mine_total
         type_left = left[pt.pk]
         most = cap if type_left is None else min(cap, type_left + own)
-        limits[pt.pk] = min(most, settings.MAX_TICKETS_PER_ORDER) if state.buyable or mine else 0
+        limits[pt.pk] = min(most, settings.MAX_TICKETS_PER_ORDER) if editable else 0
     initial: dict[str, Any] = {}
     for pt_id, line in mine.items():
         initial[f"qty_{pt_id}"] = line.quantity
         if line.price_type.pay_what_you_can:
             initial[f"amount_{pt_id}"] = f"{line.unit_price_cents // 100}.{line.unit_price_cents % 100:02d}"
-    return TicketSelectionForm(data, initial=initial, price_types=price_types, limits=limits, performance_id=perf.pk)
+    form = TicketSelectionForm(data, initial=initial, price_types=price_types, limits=limits, performance_id=perf.pk)
+    form.editable = editable
+    return form
 
 
 @never_cache
@@ -126,7 +130,9 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
     state = catalog.states_for([perf])[0]
     form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and not form.editable:
+        status = 409  # the page explains why (sold out, not yet on sale, closed, canceled)
+    elif request.method == "POST":
         if form.is_valid():
             try:
                 _hold_selection(request, perf.pk, form.lines())
