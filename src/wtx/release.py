@@ -510,14 +510,25 @@ def build(root: Path, var_dir: Path, *, allow_dirty: bool = False,
         reused = (target / MANIFEST).is_file()
         if not reused:
             (stage / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            if target.exists():  # a half-written directory from a crash: never a release
-                shutil.rmtree(target)
-            os.rename(stage, target)
-            _make_read_only(target)
+            if target.exists() and not (target / MANIFEST).exists():
+                shutil.rmtree(target)  # not a release: a directory without a manifest
+            try:
+                os.rename(stage, target)
+                _make_read_only(target)
+            except OSError:
+                if not (target / MANIFEST).is_file():
+                    raise
+                reused = True  # a concurrent build of the same contents got there first
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     release = _load(target)
+    if reused:
+        problems = verify(release)
+        if problems:
+            raise ReleaseError(
+                f"release {release.id} already exists but no longer matches its manifest "
+                f"({problems[0]}); move {release.path} away and build again")
     ledger.append(var_dir, ledger.BUILD, release=release.id, commit=commit, dirty=dirty,
                   reused=reused, size_bytes=release.manifest["size_bytes"],
                   seconds=round(time.monotonic() - started, 1))

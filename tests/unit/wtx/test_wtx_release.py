@@ -37,10 +37,13 @@ def test_a_release_holds_the_wheel_locked_dependencies_static_files_and_a_manife
     assert releases.verify(release) == []
 
 
-def test_building_the_same_commit_again_gives_the_same_id(built, tmp_path):
-    again = releases.build(built["repo"], tmp_path / "other-var")
+def test_building_the_same_commit_again_gives_the_same_id(built):
+    """The second build hashes its own freshly built files, then finds the release exists."""
+    again = releases.build(built["repo"], built["var"])
     assert again.id == built["release"].id
     assert again.manifest["files"] == built["release"].manifest["files"]
+    builds = [r for r in ledger.read(built["var"]) if r["event"] == "build" and r["release"] == again.id]
+    assert len(builds) >= 2 and builds[-1]["reused"] is True
 
 
 def test_a_changed_file_gives_a_new_id_and_a_dirty_tree_is_refused(built, clone, tmp_path):
