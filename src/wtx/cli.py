@@ -43,7 +43,9 @@ db_app = typer.Typer(help="An environment's database.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output (logs, CI) gets room for full URLs and ids instead of 80 columns of ellipses.
+_PIPED_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,7 +220,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         return
     table = Table(title="WonderTix environments")
     for col in ("env", "url", "release", "health", "database", "last deploy"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in rows:
         health = _fmt(row.get("health"))
         colour = "green" if health == "healthy" else "red"
@@ -294,7 +296,7 @@ def releases_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-rea
         return
     table = Table(title=f"Releases in {releases.releases_dir(ctx.var_dir)}")
     for col in ("id", "commit", "built", "size", "running in"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in rows:
         commit = row["commit"][:12] + (" +dirty" if row["dirty"] else "")
         table.add_row(row["id"], commit, row["built_at"], f"{row['size_bytes'] / 1e6:.1f} MB",
@@ -320,7 +322,7 @@ def history(
         return
     table = Table(title=f"History of {env}")
     for col in ("when (UTC)", "event", "release", "previous", "detail"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for rec in records:
         detail = rec.get("reason") or rec.get("detail") or (f"{rec['seconds']} s" if "seconds" in rec else "")
         style = "red" if rec.get("event") == ledger.ABORT else ""
