@@ -121,8 +121,11 @@ def test_try_again_after_a_decline_keeps_the_patron_details(phone, live_server, 
     page.get_by_label("Card number").fill(GOOD)
     page.get_by_label("Expiry date").fill("12/30")
     page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name="Pay $54.00").click()
+    # Adding a donation moves the total on the Pay button as it is typed.
+    page.get_by_label("Add a donation").fill("10")
+    page.get_by_role("button", name="Pay $64.00").click()
     page.wait_for_url("**/orders/*/")
     assert page.locator("img.ticket__qr").count() == 2
+    assert "Donation $10.00" in page.locator(".order-summary").inner_text().replace("\n", " ").replace("\t", " ")
     assert available(perf) == 6
     assert page.problems == []  # type: ignore[attr-defined]

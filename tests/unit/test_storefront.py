@@ -283,7 +283,7 @@ def test_invalid_email_is_shown_next_to_the_field_and_nothing_is_written(client,
 def test_bad_discount_code_is_shown_next_to_its_field(client, make_performance):
     perf = make_performance(capacity=10)
     hold_tickets(client, perf, adult=1)
-    response = client.post("/checkout/", contact(discount_code="nope", hold=hold_token(client)))
+    response = client.post("/checkout/", contact(discount_code="nope", hold=hold_token(client), expected_total="2700"))
     assert response.status_code == 422
     html = response.content.decode()
     assert re.search(r'id="id_discount_code_error"><li>The discount code “NOPE” does not exist', html)
@@ -301,8 +301,18 @@ def test_valid_discount_code_and_donation_are_applied(client, make_performance, 
     perf = make_performance(capacity=10)
     DiscountCode.objects.create(code="WELCOME10", kind=DiscountCode.PERCENT, value=10)
     hold_tickets(client, perf, adult=2)
+    data = contact(discount_code="welcome10", donation_amount="15", donation_anonymous="on", hold=hold_token(client))
+    # The button promised $54.00: the new total is shown for confirmation, nothing charged.
+    confirm = client.post("/checkout/", {**data, "expected_total": "5400"})
+    assert confirm.status_code == 200
+    text = text_of(confirm)
+    assert "Please check your new total: $64.00" in text
+    assert "Discount −$5.00" in text and "Donation $15.00" in text
+    assert "Pay $64.00" in text
+    assert 'name="expected_total" value="6400"' in confirm.content.decode()
+    assert Order.objects.count() == 0 and Payment.objects.count() == 0
     with django_capture_on_commit_callbacks(execute=True):
-        done = client.post("/checkout/", contact(discount_code="welcome10", donation_amount="15", donation_anonymous="on", hold=hold_token(client)))
+        done = client.post("/checkout/", {**data, "expected_total": "6400"})
     assert done.status_code == 302
     order = Order.objects.get()
     assert order.discount_cents == 500 and order.donation_cents == 1500

@@ -16,6 +16,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType
+from wondertix.sales import pricing
 from wondertix.sales.models import Hold, Order
 from wondertix.sales.services import LineRequest
 
@@ -176,3 +177,18 @@ def preview(lines: list[LineRequest]) -> list[CartLine]:
         price = x.unit_price_cents if x.unit_price_cents is not None else pt.price_cents
         out.append(CartLine(perf, pt, x.quantity, price, pt.fee_cents))
     return out
+
+
+def quote(cart: Cart, *, donation_cents: int = 0, discount_code: str = "") -> pricing.Totals:
+    """What checkout will charge for this cart, read-only: the same pricing functions the
+    sale path uses (hold prices, today's fees, the discount code's rules). Raises the same
+    SaleError a checkout would for a bad discount code; writes nothing."""
+    totals = pricing.Totals(donation_cents=donation_cents)
+    for line in cart.lines:
+        for _ in range(line.quantity):
+            totals.tickets.append(pricing.PricedTicket(line.performance.pk, line.price_type, line.unit_price_cents, line.fee_cents))
+    totals.subtotal_cents = sum(t.price_cents for t in totals.tickets)
+    totals.fees_cents = sum(t.fee_cents for t in totals.tickets)
+    if discount_code.strip():
+        pricing.apply_discount(pricing.find_discount(discount_code), totals, timezone.now())
+    return totals

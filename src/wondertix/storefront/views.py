@@ -279,6 +279,19 @@ def checkout(request: HttpRequest) -> HttpResponse:
         return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=422)
     details = form.details()
     try:
+        quote = carts.quote(cart, donation_cents=details.donation_cents, discount_code=details.discount_code)
+    except errors.SaleError as exc:
+        _add_sale_error(form, exc, CHECKOUT_FIELDS)
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=exc.status)
+    shown = request.POST.get("expected_total")
+    if shown is not None and shown != str(quote.total_cents):
+        # The total changed from the one on the button (a discount code, a donation): show
+        # the new total and let the patron confirm it. Nobody is charged an amount they
+        # have not seen.
+        ctx = _checkout_context(request, cart, form, synchronous, quote=quote)
+        ctx["confirm_total"] = True
+        return _page(request, "storefront/checkout.html", ctx)
+    try:
         if synchronous:
             order = services.checkout(token, details, idempotency_key=f"web-{token}")
             redirect_to = reverse("storefront:order", kwargs={"token": order.token})
@@ -322,9 +335,15 @@ def _refused(request: HttpRequest, form: CheckoutForm, exc: errors.SaleError, sy
     return _page(request, "storefront/checkout.html", ctx, status=exc.status)
 
 
-def _checkout_context(request: HttpRequest, cart: carts.Cart, form: CheckoutForm | None, synchronous: bool) -> dict[str, Any]:
+def _checkout_context(
+    request: HttpRequest, cart: carts.Cart, form: CheckoutForm | None, synchronous: bool, *, quote: Any = None
+) -> dict[str, Any]:
     return {
         "cart": cart,
+        # The totals to show and to ask the patron to pay (with discount and donation once known).
+        "totals": quote or cart,
+        "pay_total": quote.total_cents if quote is not None else cart.total_cents,
+        "donation_in_total": quote.donation_cents if quote is not None else 0,
         "form": form,
         "synchronous": synchronous,
         "test_provider": settings.PAYMENT_PROVIDER == "test",

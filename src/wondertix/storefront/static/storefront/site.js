@@ -126,6 +126,22 @@
     });
   }
 
+  /* The Pay button and the total it promises follow the donation as it is typed. */
+  function payFollowsDonation(form) {
+    var button = form.querySelector("button[data-pay-base]");
+    var donation = form.querySelector("#id_donation_amount");
+    var expected = form.querySelector("input[data-expected-total]");
+    if (!button || !donation || !expected) { return; }
+    var withoutGift = parseInt(button.getAttribute("data-pay-base"), 10) - parseInt(button.getAttribute("data-pay-donation"), 10);
+    donation.addEventListener("input", function () {
+      var gift = donation.value.trim() === "" ? 0 : parseCents(donation.value);
+      if (gift === null || isNaN(withoutGift)) { return; }
+      var total = withoutGift + gift;
+      button.textContent = "Pay " + money(total);
+      expected.value = String(total);
+    });
+  }
+
   function presets(box) {
     var input = document.getElementById("id_amount");
     if (!input) { return; }
@@ -146,6 +162,7 @@
     document.querySelectorAll(".stepper input").forEach(stepper);
     document.querySelectorAll("form.ticket-form").forEach(selectionTotal);
     document.querySelectorAll("form[data-submit-once]").forEach(submitOnce);
+    document.querySelectorAll("form.checkout__form").forEach(payFollowsDonation);
     document.querySelectorAll(".presets").forEach(presets);
     var problem = document.getElementById("refusal") || document.getElementById("form-errors");
     if (problem) { problem.focus(); }
