@@ -16,6 +16,7 @@ urlpatterns = [
     path("staff/sales/", include("wondertix.sales.staff_urls")),
     path("staff/contacts/", include("wondertix.patrons.urls")),
     path("", include("wondertix.payments.urls")),
+    path("subscriptions/", include("wondertix.patrons.public_urls")),
     path("", include("wondertix.storefront.urls")),
 ]
 

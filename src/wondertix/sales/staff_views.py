@@ -1,0 +1,218 @@
+"""Staff pages for orders: find an order, refund, exchange, refund a canceled performance.
+
+Thin: parse the form, call one service (sales.refunds / sales.exchanges), render. A refusal
+re-renders the page with the service's message and its 4xx status; nothing was written.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
+from wondertix.catalog.models import Performance, PriceType
+from wondertix.money import format_cents, parse_amount
+from wondertix.payments.models import Payment
+from wondertix.payments.providers.base import PaymentDetails
+from wondertix.sales import errors
+from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
+from wondertix.sales.models import Order, Ticket
+from wondertix.sales.refunds import (
+    DonationRefund,
+    RefundRequest,
+    TicketRefund,
+    charges_left,
+    refund_order,
+    refund_performance_buyers,
+    refundable_cents,
+    ticket_refundable,
+)
+
+staff_only = require_role(BOX_OFFICE, ADMIN)
+
+
+def find_orders(query: str, limit: int = 50) -> list[Order]:
+    """By reference (WT-000123 or 123), ticket code, or buyer name / email / phone."""
+    query = (query or "").strip()
+    qs = Order.objects.select_related("patron").order_by("-created_at", "-id")
+    if not query:
+        return list(qs.filter(status__in=(Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED))[:25])
+    ref = re.fullmatch(r"(?i)(?:WT-?)?0*(\d{1,9})", query)
+    cond = Q(buyer_name__icontains=query) | Q(buyer_email__icontains=query) | Q(buyer_phone__icontains=query)
+    cond |= Q(patron__first_name__icontains=query) | Q(patron__last_name__icontains=query) | Q(patron__email__icontains=query)
+    if ref:
+        cond |= Q(pk=int(ref.group(1)))
+    if re.fullmatch(r"[A-Za-z0-9]{8,24}", query):
+        cond |= Q(tickets__code=query.upper())
+    return list(qs.filter(cond).distinct()[:limit])
+
+
+@staff_only
+def order_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")
+    return render(request, "sales/staff/orders.html", {"q": query, "orders": find_orders(query)})
+
+
+def _order_context(order: Order) -> dict[str, Any]:
+    tickets = list(order.tickets.select_related("performance__event", "price_type").order_by("performance__starts_at", "id"))
+    left = ticket_refundable(tickets)
+    for t in tickets:
+        t.left_face = left[t.pk].face_cents  # type: ignore[attr-defined]
+        t.left_fee = left[t.pk].fee_cents  # type: ignore[attr-defined]
+        t.exchange_item = getattr(t, "exchanged_into", None) if t.status == Ticket.EXCHANGED else None  # type: ignore[attr-defined]
+    donations = list(order.donations.all())
+    for d in donations:
+        d.left = d.amount_cents - d.refunded_cents  # type: ignore[attr-defined]
+    upcoming = (
+        Performance.objects.filter(status=Performance.ON_SALE, starts_at__gt=timezone.now())
+        .select_related("event").order_by("starts_at")[:200]
+    )
+    price_types = PriceType.objects.filter(active=True, event__performances__in=upcoming).select_related("event").distinct().order_by("event__title", "sort_order", "id")
+    return {
+        "order": order,
+        "tickets": tickets,
+        "donations": donations,
+        "subscriptions": list(order.subscriptions.select_related("subscription_type")),
+        "payments": list(order.payments.order_by("created_at", "id")),
+        "charges": charges_left(order),
+        "refunds": list(order.refunds.prefetch_related("items").select_related("created_by")),
+        "exchanges": list(order.exchanges.select_related("to_performance__event", "created_by")),
+        "refundable": refundable_cents(order),
+        "can_refund": order.status in (Order.PAID, Order.PARTIALLY_REFUNDED),
+        "valid_tickets": [t for t in tickets if t.status == Ticket.VALID],
+        "performances": upcoming,
+        "price_types": price_types,
+        "key": uuid.uuid4().hex,
+        "Payment": Payment,
+    }
+
+
+def _render_order(request: HttpRequest, order: Order, *, status: int = 200, **extra: Any) -> HttpResponse:
+    return render(request, "sales/staff/order.html", {**_order_context(order), **extra}, status=status)
+
+
+@staff_only
+def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("patron"), pk=order_id)
+    return _render_order(request, order)
+
+
+def _cents(text: str, what: str) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        raise errors.invalid("invalid_amount", f"{what}: {exc}", field="amount_cents") from None
+
+
+def _ids(values: list[str]) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise errors.invalid("invalid_request", "The form was not sent correctly; reload the page and try again.") from None
+
+
+def refund_request_from_post(post: Any) -> RefundRequest:
+    ticket_ids = _ids(post.getlist("ticket"))
+    donation_ids = _ids(post.getlist("donation"))
+    return RefundRequest(
+        tickets=[TicketRefund(t, _cents(post.get(f"amount_{t}", ""), "Ticket amount")) for t in ticket_ids],
+        donations=[DonationRefund(d, _cents(post.get(f"donation_amount_{d}", ""), "Donation amount")) for d in donation_ids],
+        subscriptions=_ids(post.getlist("subscription")),
+        include_fees=post.get("include_fees") == "on",
+        method=post.get("method", "original"),
+        reason=post.get("reason", "").strip(),
+    )
+
+
+@staff_only
+@require_POST
+def order_refund(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = get_object_or_404(Order, pk=order_id)
+    try:
+        refund_req = refund_request_from_post(request.POST)
+        refund = refund_order(order.pk, refund_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
+    except errors.SaleError as exc:
+        return _render_order(request, order, status=exc.status, refund_error=exc.message)
+    messages.success(request, f"Refunded {format_cents(refund.amount_cents)} ({refund.get_method_display().lower()}) on order {order.reference}.")
+    return redirect(f"/staff/sales/orders/{order.pk}/")
+
+
+def _exchange_request(post: Any) -> ExchangeRequest:
+    try:
+        to_perf = int(post.get("to_performance", ""))
+    except ValueError:
+        raise errors.invalid("choose_performance", "Choose the performance to move the tickets to.", field="to_performance") from None
+    pt_raw = post.get("price_type", "")
+    card = None
+    if post.get("card_number", "").strip():
+        try:
+            card = PaymentDetails(card_number=post.get("card_number", ""), exp_month=int(post.get("exp_month") or 0) or None,
+                                  exp_year=int(post.get("exp_year") or 0) or None, cvc=post.get("cvc", ""))
+        except ValueError:
+            raise errors.invalid("invalid_card", "Enter the card's expiry month and year as numbers.", field="card_number") from None
+    return ExchangeRequest(
+        ticket_ids=_ids(post.getlist("ticket")),
+        to_performance_id=to_perf,
+        price_type_id=int(pt_raw) if pt_raw.isdigit() else None,
+        method=post.get("method", ""),
+        card=card,
+        reason=post.get("reason", "").strip(),
+    )
+
+
+@staff_only
+@require_POST
+def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
+    """Two steps: `preview` shows the price difference; `confirm` moves the tickets."""
+    order = get_object_or_404(Order, pk=order_id)
+    try:
+        ex_req = _exchange_request(request.POST)
+        if request.POST.get("step") != "confirm":
+            quote = quote_exchange(order.pk, ex_req)
+            return render(request, "sales/staff/exchange_confirm.html", {
+                "order": order, "quote": quote, "request_data": ex_req, "difference": quote.difference_cents,
+                "key": request.POST.get("key") or uuid.uuid4().hex,
+            })
+        exchange = exchange_tickets(order.pk, ex_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
+    except errors.SaleError as exc:
+        return _render_order(request, order, status=exc.status, exchange_error=exc.message)
+    diff = exchange.difference_cents
+    money = "no price difference" if diff == 0 else (f"charged {format_cents(diff)}" if diff > 0 else f"refunded {format_cents(-diff)}")
+    messages.success(request, f"Moved {exchange.items.count()} ticket(s) to {exchange.to_performance}; {money}.")
+    return redirect(f"/staff/sales/orders/{order.pk}/")
+
+
+@staff_only
+@require_http_methods(["GET", "POST"])
+def performance_refund_all(request: HttpRequest, performance_id: int) -> HttpResponse:
+    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
+    buyers = (
+        Order.objects.filter(tickets__performance=perf, tickets__status=Ticket.VALID, status__in=(Order.PAID, Order.PARTIALLY_REFUNDED))
+        .distinct().order_by("pk")
+    )
+    context: dict[str, Any] = {"performance": perf, "orders": list(buyers[:500]), "order_count": buyers.count(),
+                               "tickets": Ticket.objects.filter(performance=perf, status=Ticket.VALID).count()}
+    if request.method == "POST":
+        try:
+            result = refund_performance_buyers(perf.pk, method=request.POST.get("method", "original"), actor=request.user,  # type: ignore[arg-type]
+                                               reason=request.POST.get("reason", ""))
+        except errors.SaleError as exc:
+            context["error"] = exc.message
+            return render(request, "sales/staff/refund_all.html", context, status=exc.status)
+        if result.failed:
+            messages.warning(request, f"{len(result.failed)} order(s) could not be refunded: " + "; ".join(f"{Order(pk=k).reference}: {v}" for k, v in result.failed.items()))
+        messages.success(request, f"Refunded {result.tickets} ticket(s) on {len(result.refunded_orders)} order(s), {format_cents(result.amount_cents)} in total.")
+        return redirect(f"/staff/sales/performances/{perf.pk}/refund-all/")
+    return render(request, "sales/staff/refund_all.html", context)
+
