@@ -315,15 +315,14 @@ def _dependency_wheels(app_wheel: Path, lock: Path, wheelhouse: Path, env: dict[
         if _wheel_name_version(wheel.name)[0] != APP_DISTRIBUTION:
             shutil.copy2(wheel, wheelhouse / wheel.name)
     try:  # best effort: a read-only home only costs the next build its speed
-        tmp = cached.with_name(f".{key}.{os.getpid()}")
+        tmp = cached.with_name(f".{key}.{os.getpid()}.{os.urandom(4).hex()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for wheel in sorted(wheelhouse.glob("*.whl")):
             if wheel.name != app_wheel.name:
                 shutil.copy2(wheel, tmp / wheel.name)
         (tmp / "complete").write_text("")
-        shutil.rmtree(cached, ignore_errors=True)
-        os.rename(tmp, cached)
+        _publish(tmp, cached)
     except OSError:
         pass
 
@@ -343,16 +342,26 @@ def _dependency_site(wheels: list[Path], fallback: Path) -> Path:
     if (cached / ".complete").is_file():
         return cached
     try:
-        tmp = cached.with_name(f".{key}.{os.getpid()}")
+        tmp = cached.with_name(f".{key}.{os.getpid()}.{os.urandom(4).hex()}")
         shutil.rmtree(tmp, ignore_errors=True)
         _unpack(wheels, tmp)
         (tmp / ".complete").write_text("")
-        shutil.rmtree(cached, ignore_errors=True)
-        os.rename(tmp, cached)
+        _publish(tmp, cached)
         return cached
     except OSError:
         _unpack(wheels, fallback)
         return fallback
+
+
+def _publish(tmp: Path, cached: Path) -> None:
+    """Move a finished cache entry into place. An entry, once published, is never removed or
+    replaced (another build may be reading it); if one appeared meanwhile, ours is dropped."""
+    try:
+        os.rename(tmp, cached)
+    except OSError:
+        if not cached.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _collect_static(stage: Path, app_wheel: Path) -> None:
