@@ -100,6 +100,10 @@ def test_canceling_stops_sales_and_lists_buyers_to_refund(make_performance, admi
     assert response.status_code == 200
     html = response.content.decode()
     assert "refund-me@example.org" in html and order.reference in html
+    # Each buyer links to the back office's refund page, and there is a refund-everyone page.
+    for link in (f"/staff/sales/orders/{order.pk}/refund/", f"/staff/sales/performances/{perf.pk}/refund-all/"):
+        assert f'href="{link}"' in html
+        assert admin.get(link).status_code == 200
     perf.refresh_from_db()
     assert perf.status == Performance.CANCELED
     assert Ticket.objects.filter(performance=perf, status=Ticket.VALID).count() == 2  # refunds are a separate step
