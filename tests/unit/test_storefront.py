@@ -123,6 +123,7 @@ def test_whole_purchase_through_the_pages(client, make_performance, django_captu
         assert "Total $54.00" in text
         assert "held for you until" in text
     assert 'data-seconds-left="' in cart.content.decode()
+    assert f'href="/performances/{perf.pk}/">Change' in cart.content.decode()
 
     checkout_page = client.get("/checkout/")
     assert checkout_page.status_code == 200

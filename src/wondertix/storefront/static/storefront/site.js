@@ -38,6 +38,8 @@
         clock.textContent = "Your hold has expired and the seats were released.";
         alertBox.textContent = "Your hold has expired.";
         window.clearInterval(timer);
+        /* On the cart page, show the server's view (expired, with "Hold these seats again"). */
+        if (box.hasAttribute("data-reload-on-expiry")) { window.setTimeout(function () { window.location.reload(); }, 1500); }
       }
     }
     var timer = window.setInterval(tick, 1000);
