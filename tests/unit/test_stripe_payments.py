@@ -504,6 +504,82 @@ def test_amount_that_differs_from_the_order_total_is_refunded(fake_stripe, clien
     assert Ticket.objects.count() == 0
 
 
+# ----------------------------------------------------------------------------- reconciliation
+
+
+def _expire_page(order: Order, minutes_ago: int = 10) -> CheckoutSession:
+    checkout = CheckoutSession.objects.get(order=order)
+    checkout.expires_at = timezone.now() - timedelta(minutes=minutes_ago)
+    checkout.save(update_fields=["expires_at"])
+    return checkout
+
+
+def test_reconcile_pays_an_order_whose_webhook_was_lost_and_the_late_webhook_is_harmless(fake_stripe, client, make_performance, details):
+    from django.core.management import call_command
+
+    perf = make_performance(capacity=10)
+    order, _ = start_payment(hold_for(perf, 2).token, details)
+    checkout = _expire_page(order)
+    paid_session = recorded("checkout_session_complete")
+    paid_session.update({"id": checkout.session_id, "amount_total": order.total_cents, "metadata": {"order_token": order.token}})
+    fake_stripe.reply("GET", f"/v1/checkout/sessions/{checkout.session_id}", paid_session)
+
+    out = __import__("io").StringIO()
+    call_command("reconcile_payments", stdout=out)
+    assert json.loads(out.getvalue()) == {"order_paid": 1}
+    order.refresh_from_db()
+    assert order.status == Order.PAID and order.tickets.count() == 2
+
+    # The webhook arrives after all (Stripe retried): nothing more happens.
+    before = counts()
+    assert deliver(client, event_for("event_checkout_session_completed", order)).json()["outcome"] == "order_paid"
+    assert counts()["tickets"] == before["tickets"] and counts()["payments"] == before["payments"]
+    assert not [r for r in fake_stripe.requests if r["path"] == "/v1/refunds"]
+
+
+def test_reconcile_cancels_an_expired_page_and_leaves_fresh_ones_alone(fake_stripe, make_performance, details):
+    from wondertix.payments.services import reconcile_stale_checkouts
+
+    perf = make_performance(capacity=10)
+    stale, _ = start_payment(hold_for(perf, 2).token, details)
+    fresh, _ = start_payment(hold_for(perf, 1).token, details)
+    checkout = _expire_page(stale)
+    gone = recorded("checkout_session_expired")
+    gone.update({"id": checkout.session_id, "metadata": {"order_token": stale.token}})
+    fake_stripe.reply("GET", f"/v1/checkout/sessions/{checkout.session_id}", gone)
+
+    assert reconcile_stale_checkouts() == {"order_canceled": 1}
+    assert reconcile_stale_checkouts() == {}  # nothing stale is left
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stale.status, fresh.status) == (Order.CANCELED, Order.PENDING)
+    assert available(perf) == 9
+
+
+def test_reconcile_skips_when_stripe_is_unreachable(fake_stripe, make_performance, details):
+    from wondertix.payments.services import reconcile_stale_checkouts
+
+    order, _ = start_payment(hold_for(make_performance(), 1).token, details)
+    _expire_page(order)
+    fake_stripe.unreachable = True
+    assert reconcile_stale_checkouts() == {"unreachable": 1}
+    order.refresh_from_db()
+    assert order.status == Order.PENDING
+
+
+def test_second_event_about_an_already_refunded_payment_refunds_nothing_more(fake_stripe, client, make_performance, details):
+    perf = make_performance(capacity=10)
+    order, _ = start_payment(hold_for(perf, 2).token, details)
+    perf.status = perf.CANCELED
+    perf.save()
+    assert deliver(client, event_for("event_checkout_session_completed", order)).json()["outcome"] == "refunded"
+    other = json.loads(event_for("event_checkout_session_completed", order))
+    other["id"], other["type"] = "evt_async_same_payment", "checkout.session.async_payment_succeeded"
+    assert deliver(client, json.dumps(other)).json()["outcome"] == "already_refunded"  # accounted for: no-op
+    assert len([r for r in fake_stripe.requests if r["path"] == "/v1/refunds"]) == 1
+    assert order.payments.count() == 2
+
+
 # ----------------------------------------------------------------------------- refunds
 
 

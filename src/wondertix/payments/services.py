@@ -11,14 +11,19 @@ derived from the event, and a second transaction records it and the event togeth
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from wondertix.payments.models import WebhookEvent
+from wondertix.payments.models import CheckoutSession, WebhookEvent
+from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
 from wondertix.sales import pending
+from wondertix.sales.models import Order
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,9 @@ def _completed(session: dict[str, Any]) -> str:
 def _fulfil(session: dict[str, Any]) -> str:
     facts = _session_facts(session)
     order = pending.complete_payment(**facts)
-    return "ignored_not_ours" if order is None else "order_paid"
+    if order is None:
+        return "ignored_not_ours"
+    return "order_paid" if order.status == Order.PAID else "already_refunded"
 
 
 def _expired(session: dict[str, Any]) -> str:
@@ -96,18 +103,65 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
     handler = HANDLERS.get(event_type)
     if handler is None or not event_id:
         return "ignored"
+    session = event.get("data", {}).get("object", {}) or {}
+    outcome = _apply(event_id, event_type, session, handler)
+    log.info("stripe event processed", extra={"event_id": event_id, "event_type": event_type, "outcome": outcome})
+    return outcome
+
+
+def _apply(event_id: str, event_type: str, session: dict[str, Any], handler: Callable[[dict[str, Any]], str]) -> str:
     if _seen(event_id):
         return "duplicate"
-    session = event.get("data", {}).get("object", {}) or {}
     try:
         with transaction.atomic():
             if not _claim(event_id, event_type):
                 return "duplicate"
-            outcome = handler(session)
+            return handler(session)
     except pending.NeedsRefund as need:
         return _refund_and_record(event_id, event_type, session, need.reason)
-    log.info("stripe event processed", extra={"event_id": event_id, "event_type": event_type, "outcome": outcome})
-    return outcome
+
+
+# How long after a payment page expired its webhook is considered lost.
+RECONCILE_AFTER = timedelta(minutes=5)
+
+
+def reconcile_stale_checkouts(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Settle pending orders whose payment page ended without its webhook reaching us (a
+    misconfigured endpoint, an outage longer than Stripe's retries): ask Stripe what became of
+    each session and apply it exactly as the webhook would. Safe to run at any time and
+    concurrently with webhooks: each outcome is recorded once (the session id stands in for
+    the event id) and completing an already accounted payment is a no-op."""
+    now = now or timezone.now()
+    provider: Any = get_provider(PROVIDER)
+    stale = (
+        CheckoutSession.objects.filter(provider=PROVIDER, status=CheckoutSession.OPEN, order__status=Order.PENDING, expires_at__lt=now - RECONCILE_AFTER)
+        .select_related("order")
+        .order_by("expires_at")[:limit]
+    )
+    outcomes: Counter[str] = Counter()
+    for checkout in stale:
+        if not checkout.session_id:
+            # Stripe never answered the creation request: no patron ever saw a page.
+            session: dict[str, Any] = {"id": "", "metadata": {"order_token": checkout.order.token}}
+            outcomes[_apply(f"reconcile:{checkout.order.token}", "reconcile.expired", session, _expired)] += 1
+            continue
+        try:
+            session = provider.retrieve_checkout(checkout.session_id).to_dict()
+        except ProviderUnavailable:
+            outcomes["unreachable"] += 1
+            continue
+        status = session.get("status")
+        if status == "complete":
+            handler = _completed
+        elif status == "expired":
+            handler = _expired
+        else:
+            outcomes["still_open"] += 1
+            continue
+        outcomes[_apply(f"reconcile:{checkout.session_id}", f"reconcile.{status}", session, handler)] += 1
+    if outcomes:
+        log.info("stale checkouts reconciled", extra={"outcomes": dict(outcomes)})
+    return dict(outcomes)
 
 
 def _refund_and_record(event_id: str, event_type: str, session: dict[str, Any], reason: str) -> str:

@@ -300,9 +300,11 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     session = CheckoutSession.objects.filter(order=order).first()
     if session is None:
         return None
+    if payment_reference and order.payments.filter(kind=Payment.CHARGE, reference=payment_reference).exists():
+        # This payment was accounted for already (it paid the order, or it was received and
+        # refunded): another event about it, or the reconciliation got here first.
+        return order
     if order.status == Order.PAID:
-        if order.payments.filter(kind=Payment.CHARGE, reference=payment_reference).exists():
-            return order  # this payment already made it paid
         raise NeedsRefund("the order was already paid by another payment")
     if order.status != Order.PENDING:
         raise NeedsRefund("the order was canceled before the payment arrived")
