@@ -124,3 +124,38 @@ def test_a_patron_account_signed_in_is_refused_staff_pages():
 
 def test_session_cookie_age_is_bounded():
     assert 0 < settings.SESSION_COOKIE_AGE <= 12 * 3600
+
+
+def test_an_expired_session_sends_staff_back_to_sign_in():
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    _staff()
+    client = Client()
+    client.post("/staff/login/", {"username": "pat", "password": PASSWORD})
+    assert client.get("/staff/").status_code == 200
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.get("/staff/")
+    assert response.status_code == 302 and response["Location"].startswith("/staff/login/")
+
+
+def test_dashboard_lists_todays_performances_with_sold_and_capacity(make_performance):
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+
+    today_evening = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
+    tonight = make_performance(capacity=80, starts_in=timedelta(0))
+    tonight.__class__.objects.filter(pk=tonight.pk).update(starts_at=today_evening, tickets_sold=0)
+    later = make_performance(capacity=50, starts_in=timedelta(days=3))
+    usher = User.objects.create_user("u2", is_staff=True)
+    usher.groups.add(Group.objects.get(name="usher"))
+    client = Client()
+    client.force_login(usher)
+    html = client.get("/staff/").content.decode()
+    assert tonight.event.title in html and "0 / 80" in html
+    assert later.event.title not in html
+    assert f'href="/staff/door/{tonight.pk}/checkin/"' in html
+    assert f'href="/staff/pos/{tonight.pk}/"' not in html  # ushers do not sell
