@@ -56,7 +56,7 @@ def history(patron_id: int) -> History:
     patron = Patron.objects.filter(pk=patron_id).first()
     if patron is None:
         raise errors.not_found("unknown_contact", "That contact does not exist.")
-    orders = list(patron.orders.annotate(ticket_count=Count("tickets")).order_by("-created_at", "-id"))
+    orders: list[Order] = list(patron.orders.annotate(ticket_count=Count("tickets")).order_by("-created_at", "-id"))
     tickets = list(
         Ticket.objects.filter(order__patron=patron).select_related("performance__event", "price_type", "order").order_by("-performance__starts_at", "id")
     )
@@ -89,9 +89,10 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
             out[name] = bool(value)
             continue
         value = (value or "").strip() if isinstance(value, str) or value is None else str(value)
-        max_length = Patron._meta.get_field(name).max_length
+        model_field: Any = Patron._meta.get_field(name)
+        max_length = model_field.max_length
         if max_length and len(value) > max_length:
-            raise errors.invalid("too_long", f"{Patron._meta.get_field(name).verbose_name.capitalize()} can be at most {max_length} characters.", field=name)
+            raise errors.invalid("too_long", f"{str(model_field.verbose_name).capitalize()} can be at most {max_length} characters.", field=name)
         out[name] = value
     if "first_name" in out and not out["first_name"] or "last_name" in out and not out["last_name"]:
         raise errors.invalid("invalid_name", "A contact needs a first and a last name.", field="first_name")

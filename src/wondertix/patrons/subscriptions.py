@@ -69,12 +69,15 @@ def _validate_type(data: TypeInput, *, sold: int = 0) -> None:
 def save_type(data: TypeInput, *, type_id: int | None = None, actor: User | None = None) -> SubscriptionType:
     """Create or edit a subscription type (audited). Price edits never touch sold subscriptions."""
     with transaction.atomic():
-        existing = SubscriptionType.objects.select_for_update().filter(pk=type_id).first() if type_id else None
+        existing = SubscriptionType.objects.select_for_update().filter(pk=type_id).first() if type_id is not None else None
         if type_id and existing is None:
             raise errors.not_found("unknown_subscription_type", "That subscription type does not exist.")
         sold = sold_count(existing) if existing else 0
         _validate_type(data, sold=sold)
-        if SubscriptionType.objects.filter(season_id=data.season_id, name__iexact=data.name.strip()).exclude(pk=type_id).exists():
+        same_name = SubscriptionType.objects.filter(season_id=data.season_id, name__iexact=data.name.strip())
+        if existing is not None:
+            same_name = same_name.exclude(pk=existing.pk)
+        if same_name.exists():
             raise errors.invalid("duplicate_name", "This season already has a subscription with that name.", field="name")
         fields = ("season_id", "name", "description", "price_cents", "tickets_included", "limit_sold", "on_sale_online", "active")
         before = {f: getattr(existing, f) for f in fields} if existing else None
@@ -98,7 +101,7 @@ def types_on_sale(*, online: bool) -> list[SubscriptionType]:
     )
     if online:
         qs = qs.filter(on_sale_online=True, season__active=True)
-    out = []
+    out: list[SubscriptionType] = []
     for st in qs.order_by("season__starts_on", "name"):
         st.left = None if st.limit_sold is None else max(0, st.limit_sold - st.sold)  # type: ignore[attr-defined]
         out.append(st)
