@@ -197,6 +197,14 @@ def test_order_from_a_hold_uses_the_held_seats(api, make_performance):
     assert len(response.json()["tickets"]) == 2
 
 
+def test_api_posts_need_no_csrf_token(make_performance):
+    # Integrations have no session cookie: Django's CSRF check must not apply to the API.
+    strict = Client(enforce_csrf_checks=True)
+    perf = make_performance()
+    assert post(strict, "/api/v1/holds", {"lines": lines(perf, 1)}).status_code == 201
+    assert post(strict, "/api/v1/orders", {"lines": lines(perf, 1), "buyer": BUYER, "card": CARD}).status_code == 201
+
+
 def test_free_order_needs_no_card(api, make_performance):
     from wondertix.catalog.models import PriceType
 

@@ -389,6 +389,14 @@ def test_signature_with_another_secret_or_a_changed_payload_is_refused(fake_stri
     assert counts() == before
 
 
+def test_webhook_needs_no_csrf_token(fake_stripe, make_performance, details):
+    from django.test import Client
+
+    order, _ = start_payment(hold_for(make_performance()).token, details)
+    response = deliver(Client(enforce_csrf_checks=True), event_for("event_checkout_session_completed", order))
+    assert response.status_code == 200 and response.json()["outcome"] == "order_paid"
+
+
 def test_webhook_accepts_only_post(client, fake_stripe):
     assert client.get(WEBHOOK_URL).status_code == 405
 
