@@ -151,3 +151,13 @@ def test_staff_only_price_types_sell_at_the_window_only(make_performance, clerk)
     house = PriceType.objects.create(event=perf.event, name="House", price_cents=0, staff_only=True)
     order = pos.sell_at_box_office(pos.PosSale(performance_id=perf.pk, quantities={house.pk: 1}, payment_method=pos.CASH), actor=clerk)
     assert order.tickets.get().price_type == house
+
+
+def test_card_at_the_window_with_a_redirect_only_provider_is_refused_clearly(make_performance, clerk, settings):
+    settings.PAYMENT_PROVIDER = "stripe"
+    perf = make_performance()
+    sale = pos.PosSale(performance_id=perf.pk, quantities={perf.adult.pk: 1}, payment_method=pos.CARD)
+    with pytest.raises(SaleError) as exc:
+        pos.sell_at_box_office(sale, actor=clerk)
+    assert exc.value.code == "card_needs_terminal" and "record the sale as cash" in exc.value.message
+    assert not Order.objects.exists() and not AuditEntry.objects.filter(action="pos.sale").exists()

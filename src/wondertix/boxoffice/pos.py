@@ -21,6 +21,7 @@ from wondertix.catalog.models import Performance, PriceType
 from wondertix.ops import audit
 from wondertix.patrons.models import Patron
 from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, services
 from wondertix.sales.models import Hold, Order
 
@@ -88,6 +89,13 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
         provider = CASH
     elif sale.payment_method == CARD:
         provider = settings.PAYMENT_PROVIDER
+        if not get_provider(provider).synchronous:
+            raise errors.invalid(
+                "card_needs_terminal",
+                f"Card payments at the window cannot go through “{provider}” (it only takes online checkout). "
+                "Take the card on the terminal and record the sale as cash.",
+                field="payment_method",
+            )
     else:
         raise errors.invalid("invalid_payment_method", "Choose cash, card or comp.", field="payment_method")
     if overrides and sale.payment_method != COMP and not reason:
