@@ -237,3 +237,13 @@ def test_price_types_and_codes_with_sales_cannot_be_deleted_only_taken_off_sale(
     assert "cannot be deleted" in admin.post(f"/staff/discounts/{used.pk}/delete/", follow=True).content.decode()
     admin.post(f"/staff/discounts/{unused.pk}/delete/")
     assert list(DiscountCode.objects.values_list("code", flat=True)) == ["USED"]
+
+
+def test_an_empty_slug_is_made_from_the_title_and_kept_on_edit(admin):
+    Event.objects.create(title="Hamlet", slug="hamlet")
+    assert admin.post("/staff/events/new/", {"title": "Hamlet", "slug": ""}).status_code == 302
+    second = Event.objects.exclude(slug="hamlet").get(title="Hamlet")
+    assert second.slug == "hamlet-2"
+    admin.post(f"/staff/events/{second.pk}/edit/", {"title": "Hamlet (revival)", "slug": ""})
+    second.refresh_from_db()
+    assert (second.title, second.slug) == ("Hamlet (revival)", "hamlet-2")

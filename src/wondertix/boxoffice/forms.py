@@ -63,6 +63,17 @@ class EventForm(forms.ModelForm):
         model = Event
         fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"slug": "The event's web address (/events/<slug>/). Leave empty to make one from the title."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["slug"].required = False
+
+    def _get_validation_exclusions(self) -> set[str]:
+        excluded = set(super()._get_validation_exclusions())
+        if not (self.cleaned_data.get("slug") or ""):
+            excluded.add("slug")  # filled in (or kept) by the service
+        return excluded
 
 
 class PerformanceForm(forms.ModelForm):

@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Model
 from django.utils import timezone
+from django.utils.text import slugify
 
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.ops import audit
@@ -186,9 +187,22 @@ def _apply_season_defaults(event: Event, *, actor: Actor) -> list[PriceType]:
 # ---------------------------------------------------------------------------- events
 
 
+def unique_slug(title: str, model: type[Model] = Event) -> str:
+    """A URL slug from the title, numbered when taken ('hamlet', 'hamlet-2', …)."""
+    base = slugify(title)[:40] or "event"
+    slug, n = base, 1
+    while model._default_manager.filter(slug=slug).exists() and n < 1000:  # type: ignore[attr-defined]
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
 def create_event(data: dict[str, Any], *, actor: Actor) -> Event:
     """A new event (inactive unless told otherwise), with its season's default prices."""
     event = Event()
+    data = dict(data)
+    if not data.get("slug"):
+        data["slug"] = unique_slug(data.get("title") or "")
     _apply(event, data, EVENT_FIELDS)
     _validate(event)
     with transaction.atomic():
@@ -202,6 +216,8 @@ def update_event(event_id: int, changes: dict[str, Any], *, actor: Actor) -> Eve
     with transaction.atomic():
         event = _locked(Event, event_id, "event")
         before = snapshot(event, EVENT_FIELDS)
+        if "slug" in changes and not changes["slug"]:
+            changes = {k: v for k, v in changes.items() if k != "slug"}  # blank keeps the current address
         _apply(event, changes, EVENT_FIELDS)
         _validate(event)
         _save(event)
