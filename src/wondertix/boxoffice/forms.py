@@ -70,7 +70,7 @@ class EventForm(forms.ModelForm):
         self.fields["slug"].required = False
 
     def _get_validation_exclusions(self) -> set[str]:
-        excluded = set(super()._get_validation_exclusions())
+        excluded = set(super()._get_validation_exclusions())  # type: ignore[misc]
         if not (self.cleaned_data.get("slug") or ""):
             excluded.add("slug")  # filled in (or kept) by the service
         return excluded
