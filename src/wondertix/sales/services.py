@@ -20,6 +20,8 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType
@@ -212,7 +214,8 @@ def _existing_for_key(key: str | None, fingerprint: str) -> Order | None:
 def _find_or_create_patron(buyer: Buyer) -> Patron:
     """Match the contact by email. An existing contact's details are never overwritten from a
     checkout (anyone can type anyone's email); what the buyer typed is kept on the order."""
-    patron = Patron.objects.filter(email__iexact=buyer.email).order_by("pk").first()
+    # lower(email) is what the patron_email_lower index holds: an indexed lookup, not a scan.
+    patron: Patron | None = Patron.objects.alias(email_lower=Lower("email")).filter(email_lower=buyer.email.lower()).order_by("pk").first()  # type: ignore[assignment]
     if patron is None:
         patron = Patron.objects.create(
             first_name=buyer.first_name,
@@ -243,25 +246,24 @@ def _place_order(
     staff: bool,
     price_overrides: dict[int, int] | None = None,
 ) -> Order:
-    """The one sale path: lock, re-check, charge, write. Runs inside the caller's atomic block."""
+    """The one sale path. Runs inside the caller's atomic block.
+
+    Validate and price from plain reads, write the order (the idempotency key first, so a
+    duplicate fails before any other work), then claim the seats — the performance row lock,
+    taken as late as possible so it is held for two statements and the commit — and only
+    then charge. Any refusal raises and the transaction rolls back everything it wrote.
+    """
     now = timezone.now()
     donation = pricing.validate_donation(details.donation_cents)
+    if hold is not None and hold.is_expired(now):
+        raise _hold_expired()
     discount = pricing.find_discount(details.discount_code) if details.discount_code.strip() else None
-    patron = _find_or_create_patron(details.buyer)
-
-    performances = inventory.lock_performances(line.performance_id for line in lines)
-    if hold is not None:
-        # Re-read the hold under the performance locks: a competing sale that saw it expire
-        # has committed by now, so this check and theirs cannot both pass.
-        hold = Hold.objects.get(pk=hold.pk)
-        if hold.consumed_at is not None:
-            raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
-        if hold.is_expired(now):
-            raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
+    performances = inventory.performances_for_sale(line.performance_id for line in lines)
     for perf in performances.values():
         _ensure_on_sale(perf, now, staff=staff)
     price_types = _load_price_types(lines, performances, staff=staff)
-    inventory.ensure_capacity(performances, _demand(lines), price_types, now=now, exclude_hold_id=hold.pk if hold else None)
+    demand = _demand(lines)
+    inventory.precheck_capacity(performances, demand)
 
     totals = pricing.Totals(donation_cents=donation)
     for line in lines:
@@ -272,17 +274,16 @@ def _place_order(
             price = line.unit_price_cents if line.unit_price_cents is not None else pt.price_cents
         else:
             price = pricing.unit_price(pt, line.unit_price_cents)
-        for _ in range(line.quantity):
-            totals.tickets.append(pricing.PricedTicket(line.performance_id, pt, price, pt.fee_cents if not staff else 0))
+        fee = pt.fee_cents if not staff else 0
+        totals.tickets.extend(pricing.PricedTicket(line.performance_id, pt, price, fee) for _ in range(line.quantity))
     totals.subtotal_cents = sum(t.price_cents for t in totals.tickets)
     totals.fees_cents = sum(t.fee_cents for t in totals.tickets)
     if discount is not None:
-        if discount.usage_limit is not None:
-            discount = DiscountCode.objects.select_for_update().get(pk=discount.pk)
         pricing.apply_discount(discount, totals, now)
 
-    order = Order(
-        status=Order.PENDING,
+    patron = _find_or_create_patron(details.buyer)
+    order = Order.objects.create(
+        status=Order.PAID,
         channel=channel,
         patron=patron,
         buyer_name=details.buyer.full_name,
@@ -299,10 +300,52 @@ def _place_order(
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
         created_by=actor,
+        paid_at=now,
     )
+    tickets = Ticket.objects.bulk_create(
+        Ticket(
+            order=order,
+            performance=performances[t.performance_id],
+            price_type=t.price_type,
+            price_cents=t.price_cents,
+            fee_cents=t.fee_cents,
+            discount_cents=t.discount_cents,
+        )
+        for t in totals.tickets
+    )
+    if donation:
+        Donation.objects.create(
+            patron=patron, order=order, amount_cents=donation,
+            anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
+        )
 
     provider = get_provider(provider_name)
-    payment: Payment | None = None
+    audit.record(
+        "order.paid",
+        actor=actor,
+        obj=order,
+        after={"total_cents": order.total_cents, "tickets": len(tickets), "channel": channel, "provider": provider.name if order.total_cents > 0 else "free"},
+    )
+
+    # ---- the lock: from here to the commit, nothing slow.
+    inventory.claim_seats(
+        performances, demand, price_types, now=now,
+        exclude_hold_id=hold.pk if hold else None, exclude_order_id=order.pk,
+    )
+    if hold is not None:
+        # Re-read the hold under the performance locks: a competing sale that saw it expire
+        # (or a second checkout of the same cart) has committed by now.
+        hold = Hold.objects.get(pk=hold.pk)
+        if hold.consumed_at is not None:
+            raise _already_checked_out()
+        if hold.is_expired(now):
+            raise _hold_expired()
+    if discount is not None:
+        if discount.usage_limit is not None:
+            locked = DiscountCode.objects.select_for_update(no_key=True).get(pk=discount.pk)
+            if locked.times_used >= locked.usage_limit:  # type: ignore[operator]
+                raise errors.conflict("discount_exhausted", f"The discount code “{discount.code}” has been used up.")
+        DiscountCode.objects.filter(pk=discount.pk).update(times_used=F("times_used") + 1)
     if order.total_cents > 0:
         result = provider.charge(
             amount_cents=order.total_cents,
@@ -313,47 +356,23 @@ def _place_order(
         if not result.ok:
             metrics.ORDERS.labels("declined").inc()
             raise errors.payment_failed(result.code or "payment_declined", result.message)
-        payment = Payment(order=order, provider=provider.name, reference=result.reference, amount_cents=order.total_cents, status=Payment.SUCCEEDED)
-    order.status = Order.PAID
-    order.paid_at = now
-    order.save()
-
-    Ticket.objects.bulk_create(
-        Ticket(
-            order=order,
-            performance_id=t.performance_id,
-            price_type=t.price_type,
-            price_cents=t.price_cents,
-            fee_cents=t.fee_cents,
-            discount_cents=t.discount_cents,
-        )
-        for t in totals.tickets
-    )
-    if payment is not None:
-        payment.order = order
-        payment.save()
-    if donation:
-        Donation.objects.create(
-            patron=patron, order=order, amount_cents=donation,
-            anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
-        )
-    if discount is not None:
-        DiscountCode.objects.filter(pk=discount.pk).update(times_used=discount.times_used + 1)
-    sold: dict[int, int] = defaultdict(int)
-    for t in totals.tickets:
-        sold[t.performance_id] += 1
-    inventory.add_sold(performances, sold)
+        Payment.objects.create(order=order, provider=provider.name, reference=result.reference, amount_cents=order.total_cents, status=Payment.SUCCEEDED)
     if hold is not None:
         HoldLine.objects.filter(hold=hold).delete()
         Hold.objects.filter(pk=hold.pk).update(consumed_at=now)
-    order.ticket_count = len(totals.tickets)  # type: ignore[attr-defined]
-    audit.record(
-        "order.paid",
-        actor=actor,
-        obj=order,
-        after={"total_cents": order.total_cents, "tickets": len(totals.tickets), "channel": channel, "provider": provider.name if payment else "free"},
-    )
+    order.ticket_count = len(tickets)  # type: ignore[attr-defined]
+    # The tickets as written, with their performance, event and price type loaded: whoever
+    # renders the new order need not read them back.
+    order.issued_tickets = tickets  # type: ignore[attr-defined]
     return order
+
+
+def _hold_expired() -> errors.SaleError:
+    return errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
+
+
+def _already_checked_out() -> errors.SaleError:
+    return errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
 
 
 def checkout(
@@ -367,32 +386,31 @@ def checkout(
 ) -> Order:
     """Turn a patron's hold into a paid order. A declined card releases the held seats."""
     details.buyer.clean()
-    hold = get_hold(hold_token)
-    lines = [
-        LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents)
-        for hl in hold.lines.all()
-    ]
-    if hold.consumed_at is not None:
-        raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
-    if not lines:
-        raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
     fingerprint = request_fingerprint({"hold": hold_token})
-    try:
-        order = _idempotent(
-            idempotency_key,
-            fingerprint,
-            lambda: _place_order(
-                lines=lines, details=details, channel=channel,
-                provider_name=provider_name or settings.PAYMENT_PROVIDER,
-                idempotency_key=idempotency_key, fingerprint=fingerprint,
-                hold=hold, actor=actor, staff=False,
-            ),
+
+    def place() -> Order:
+        hold = get_hold(hold_token)
+        if hold.consumed_at is not None:
+            raise _already_checked_out()
+        lines = [
+            LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents)
+            for hl in hold.lines.all()
+        ]
+        if not lines:
+            raise _hold_expired()
+        return _place_order(
+            lines=lines, details=details, channel=channel,
+            provider_name=provider_name or settings.PAYMENT_PROVIDER,
+            idempotency_key=idempotency_key, fingerprint=fingerprint,
+            hold=hold, actor=actor, staff=False,
         )
+
+    try:
+        return _idempotent(idempotency_key, fingerprint, place)
     except errors.SaleError as exc:
         if exc.status == 402:
             release_hold(hold_token)
         raise
-    return order
 
 
 def sell(
@@ -433,8 +451,11 @@ def sell(
 def _idempotent(key: str | None, fingerprint: str, place: Callable[[], Order]) -> Order:
     """Run one order-creating transaction at most once per idempotency key.
 
-    The key is stored on the order in the same transaction, so a retry after an unknown
-    outcome (dropped connection, failover) finds the first order instead of selling twice.
+    The key is stored on the order in the same transaction (a unique column), so a retry
+    after an unknown outcome (dropped connection, failover) finds the first order instead of
+    selling twice. A retry is answered from the first order before anything is validated or
+    locked; a twin sent concurrently is caught by the unique key (or by a refusal its own
+    success explains: the seats it bought, the cart it consumed) and answered the same way.
     """
     existing = _existing_for_key(key, fingerprint)
     if existing is not None:
@@ -443,8 +464,12 @@ def _idempotent(key: str | None, fingerprint: str, place: Callable[[], Order]) -
         with transaction.atomic():
             order = place()
     except IntegrityError:
-        # A concurrent request with the same key committed first: answer with its order.
         existing = _existing_for_key(key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+    except errors.SaleError:
+        existing = _existing_for_key(key, fingerprint) if key else None
         if existing is None:
             raise
         return existing
