@@ -39,6 +39,10 @@ def form_page(
     status: int = 200,
     extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
+    visible = [name for name, field in form.fields.items() if not field.widget.is_hidden]
+    target = next((name for name in visible if name in form.errors), visible[0] if visible else None)
+    if target is not None:  # keyboard users start typing at once (or at the first error)
+        form.fields[target].widget.attrs.setdefault("autofocus", True)
     context = {"form": form, "title": title, "back": back, "submit": submit, "intro": intro, **(extra or {})}
     return render(request, "boxoffice/form.html", context, status=status)
 
