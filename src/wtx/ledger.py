@@ -15,6 +15,9 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from wtx.secrets import MASK, SecretsError, all_secret_values
 
 # Event names (free-form strings are accepted, these are the ones wtx writes).
 BUILD = "build"
@@ -34,6 +37,19 @@ def _actor() -> str:
         return f"uid{os.getuid()}@{socket.gethostname()}"
 
 
+def _redact(text: str, var_dir: Path) -> str:
+    """Defense in depth: a reason quoting an error message must not carry a secret into the
+    ledger (the records are meant to be read and shared). Values are masked, never logged."""
+    try:
+        values = all_secret_values(var_dir)
+    except (OSError, ValueError, SecretsError):
+        return text
+    for value in sorted(values.values(), key=len, reverse=True):
+        if len(value) >= 8:
+            text = text.replace(value, MASK).replace(quote(value, safe=""), MASK)
+    return text
+
+
 def append(var_dir: Path, event: str, **fields: Any) -> dict[str, Any]:
     """Record `event` (with e.g. env=, release=, previous=, reason=) and return the record."""
     if not event or not isinstance(event, str):
@@ -44,7 +60,8 @@ def append(var_dir: Path, event: str, **fields: Any) -> dict[str, Any]:
         **{k: v for k, v in fields.items() if v is not None},
     }
     record.setdefault("actor", _actor())
-    line = (json.dumps(record, sort_keys=False, default=str, ensure_ascii=False) + "\n").encode()
+    text = json.dumps(record, sort_keys=False, default=str, ensure_ascii=False)
+    line = (_redact(text, var_dir) + "\n").encode()
     path = ledger_path(var_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

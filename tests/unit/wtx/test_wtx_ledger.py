@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from urllib.parse import quote
 
 from wtx import ledger
+from wtx.secrets import ensure_secrets
 
 
 def _append_many(var_dir, worker):
@@ -53,3 +55,13 @@ def test_concurrent_writers_each_land_whole_lines(var_dir):
     records = ledger.read(var_dir)
     assert len(records) == 100
     assert len({r["release"] for r in records}) == 100
+
+
+def test_a_reason_quoting_a_secret_is_masked(spec, var_dir):
+    password = ensure_secrets(spec.env("stg"), spec, var_dir)["DB_PASSWORD"]
+    record = ledger.append(var_dir, ledger.ABORT, env="stg", release="aaaaaaaaaaaa",
+                           reason=f"migrate failed: could not connect to postgres://wondertix_stg:{quote(password)}@127.0.0.1:5533/x")
+    text = ledger.ledger_path(var_dir).read_text()
+    assert password not in text
+    assert "postgres://wondertix_stg:********@127.0.0.1:5533/x" in text
+    assert record["event"] == "abort"
