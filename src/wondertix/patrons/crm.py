@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.deletion import ProtectedError
 from django.utils import timezone
 
 from wondertix.ops import audit
@@ -194,6 +195,11 @@ def merge(keep_id: int, duplicate_id: int, *, actor: User | None) -> MergeResult
             keep.notes = (keep.notes.rstrip() + f"\n[merged from contact {dup.pk}, {dup.email}]\n" + dup.notes.strip() + "\n").lstrip()
         keep.save()
         dup_pk = dup.pk
-        dup.delete()
+        try:
+            dup.delete()
+        except ProtectedError:
+            # Something new pointed at the duplicate while we merged (a sale that just
+            # committed): roll back and let staff try again, which then moves it too.
+            raise errors.conflict("contact_busy", "The duplicate contact just got new activity; please try the merge again.") from None
         audit.record("patron.merged", actor=actor, obj=keep, before=before, after={"kept": {"id": keep.pk, **snapshot(keep)}, "deleted": dup_pk, "moved": moved})
     return MergeResult(keep, moved)

@@ -153,7 +153,7 @@ def sell_subscription(
 def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel: str, online: bool, provider_name: str,
                  patron_id: int | None, key: str | None, fingerprint: str, actor: User | None) -> Subscription:
     now = timezone.now()
-    st = SubscriptionType.objects.select_for_update().select_related("season").filter(pk=type_id).first()
+    st = SubscriptionType.objects.select_for_update(of=("self",)).select_related("season").filter(pk=type_id).first()
     if st is None or not st.active or (online and (not st.on_sale_online or not st.season.active)):
         raise errors.not_found("unknown_subscription_type", "That subscription is not on sale.")
     if st.season.ends_on < timezone.localdate(now):
@@ -225,7 +225,7 @@ def redeem(
 
 
 def _redeem_locked(subscription_id: int, performance_id: int, price_type_id: int, quantity: int, *, key: str | None, actor: User | None) -> Redemption:
-    sub = Subscription.objects.select_for_update().select_related("patron", "subscription_type__season").filter(pk=subscription_id).first()
+    sub = Subscription.objects.select_for_update(of=("self",)).select_related("patron", "subscription_type__season").filter(pk=subscription_id).first()
     if sub is None:
         raise errors.not_found("unknown_subscription", "That subscription does not exist.")
     if sub.status != Subscription.ACTIVE:
