@@ -586,7 +586,7 @@ class LocalBackend:
 
     def down(self, envs: list[str] | None = None) -> None:
         with self.locked():
-            if not envs:
+            if not envs or set(envs) >= set(self.spec.environments):
                 self.supervisor.shutdown()
                 return
             if not self.supervisor.running():

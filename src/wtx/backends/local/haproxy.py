@@ -155,12 +155,12 @@ def render_config(
         for slot in SLOTS:
             state = "" if slot == r.active_slot else " disabled"
             port = _slot_port(r.base_port, slot)
-            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port} maxconn {r.replicas}{state}")
+            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port}{state}")
         for benv, bport, bactive in r.backups:
             for slot in SLOTS:
                 state = "" if slot == bactive else " disabled"
                 port = _slot_port(bport, slot)
-                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port} backup maxconn 4{state}")
+                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port} backup{state}")
         w("")
     w("backend be_unknown_host")
     w('    http-request return status 404 content-type text/plain string "No WonderTix environment answers to this host name.\\n"')

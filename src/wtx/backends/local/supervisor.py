@@ -152,11 +152,19 @@ class Supervisor:
         if self.running():
             return
         self.layout.supervisor_sock.unlink(missing_ok=True)
+        # A clean environment: nothing of the caller's (PYTHONPATH, a virtualenv, DJANGO_*)
+        # may leak into the programs; each gets exactly what its own config gives it.
+        clean = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.layout.var_dir),
+        }
         subprocess.run(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.layout.supervisor_conf)],
             check=True,
             cwd=self.layout.var_dir,
             stdin=subprocess.DEVNULL,
+            env=clean,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
