@@ -67,7 +67,6 @@ def _order_context(order: Order) -> dict[str, Any]:
     for t in tickets:
         t.left_face = left[t.pk].face_cents  # type: ignore[attr-defined]
         t.left_fee = left[t.pk].fee_cents  # type: ignore[attr-defined]
-        t.exchange_item = getattr(t, "exchanged_into", None) if t.status == Ticket.EXCHANGED else None  # type: ignore[attr-defined]
     donations = list(order.donations.all())
     for d in donations:
         d.left = d.amount_cents - d.refunded_cents  # type: ignore[attr-defined]
