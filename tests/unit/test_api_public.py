@@ -280,6 +280,15 @@ def test_unknown_ids_routes_and_methods_get_json_errors(api, method, path, statu
     assert response.json()["message"]
 
 
+def test_unknown_endpoint_is_json_even_in_debug(api, settings):
+    settings.DEBUG = True
+    response = api.get("/api/v1/no/such/thing")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert "/api/v1/docs" in response.json()["message"]
+    assert api.get("/api/v1/staff/whoami").status_code == 401  # real routes still win
+
+
 def test_unsupported_method_names_the_allowed_ones(api):
     response = api.put("/api/v1/orders")
     assert response["Allow"] == "POST"

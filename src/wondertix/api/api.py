@@ -15,7 +15,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import URLPattern, URLResolver
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
@@ -180,6 +180,19 @@ def _register() -> None:
     api.add_router("/staff/", staff_api.router)
     api.add_router("/staff/reports/", reports_api.router)
     api.add_router("/staff/sales/", sales_staff_api.router)
+    # Keep last: it answers every path no router above has.
+    api.add_router("/", _fallback)
+
+
+_fallback = Router()
+
+
+@_fallback.api_operation(["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", include_in_schema=False)
+def no_such_endpoint(request: HttpRequest, rest: str) -> HttpResponse:
+    # JSON in every environment (Django's DEBUG 404 page is HTML).
+    return api.create_response(
+        request, {"code": "not_found", "message": f"There is no API endpoint /api/v1/{rest}; see /api/v1/docs."}, status=404
+    )
 
 
 _register()
