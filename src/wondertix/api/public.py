@@ -20,6 +20,7 @@ from wondertix.sales.models import Hold, Order
 router = Router(tags=["public"])
 
 _TOKEN = re.compile(s.TOKEN)
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 _KEY = re.compile(r"^[\x21-\x7e]{8,100}$")  # printable ASCII, no spaces
 # Every endpoint that reads input can answer these; documented on each operation.
 _BAD = {400: s.ErrorOut, 422: s.ErrorOut}
@@ -72,7 +73,7 @@ def list_events(request: HttpRequest) -> list[dict]:
 
 @router.get("/events/{slug}", response={200: s.EventOut, 404: s.ErrorOut}, summary="One event by its slug")
 def get_event(request: HttpRequest, slug: str) -> dict:
-    event = Event.objects.select_related("season").filter(slug=slug, active=True).first()
+    event = Event.objects.select_related("season").filter(slug=slug, active=True).first() if _SLUG.fullmatch(slug) else None
     if event is None:
         raise errors.not_found("unknown_event", "There is no event at that address.")
     event.upcoming = list(  # type: ignore[attr-defined]
