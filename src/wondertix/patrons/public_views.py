@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from wondertix.money import format_cents
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Subscription
 from wondertix.payments.registry import get_provider
@@ -26,7 +27,11 @@ class SubscriptionForm(ContactFields, CardFields):
 
     def __init__(self, *args: object, offered: list, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["subscription_type"].choices = [(t.pk, t.name) for t in offered]  # type: ignore[attr-defined]
+        self.fields["subscription_type"].choices = [  # type: ignore[attr-defined]
+            (t.pk, f"{t.name} ({t.season.name}): {t.tickets_included} tickets for {format_cents(t.price_cents)}") for t in offered
+        ]
+        if len(offered) == 1:
+            self.fields["subscription_type"].initial = offered[0].pk
 
 
 @require_http_methods(["GET", "POST"])

@@ -106,7 +106,7 @@ def summary_table(period: s.Period) -> Table:
     def vals(c: s.ChannelRow) -> list[Any]:
         return [c.label, c.tickets.gross_cents, c.donations.gross_cents, c.subscriptions.gross_cents, c.gross_cents, c.refunded_cents, c.net_cents]
 
-    return Table("summary", "Sales by channel", cols, [vals(c) for c in summ.channels], total=vals(summ.total))
+    return Table("summary", "Money by channel", cols, [vals(c) for c in summ.channels], total=vals(summ.total))
 
 
 def donations_table(period: s.Period) -> Table:
@@ -164,7 +164,7 @@ def _sales_for(dimension: str, period: s.Period) -> Table:
 
 
 REPORTS: dict[str, tuple[str, Callable[[s.Period], Table]]] = {
-    "summary": ("Sales by channel", summary_table),
+    "summary": ("Money by channel", summary_table),
     **{f"sales-by-{d}": (f"Sales by {label.lower()}", functools.partial(_sales_for, d)) for d, label in s.DIMENSIONS.items()},
     "donations": ("Donations", donations_table),
     "refunds": ("Refunds", refunds_table),
