@@ -72,6 +72,10 @@ class LineIn(Schema):
 class HoldIn(Schema):
     lines: list[LineIn] = Field(..., max_length=50)
 
+    model_config = {
+        "json_schema_extra": {"examples": [{"lines": [{"performance_id": 3, "price_type_id": 7, "quantity": 2}]}]}
+    }
+
 
 class HoldLineOut(Schema):
     performance_id: int
@@ -114,6 +118,24 @@ class OrderIn(Schema):
     donation_cents: int = Field(0, strict=True, description="An optional gift added to the order")
     donation_anonymous: bool = False
     discount_code: str = Field("", max_length=100, pattern=TEXT)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "lines": [{"performance_id": 3, "price_type_id": 7, "quantity": 2}],
+                    "buyer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
+                    "card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+                    "donation_cents": 1000,
+                },
+                {
+                    "hold_token": "Mc6CqrIqtg6f7D5bO67H4Q",
+                    "buyer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
+                    "card": {"number": "4242 4242 4242 4242"},
+                },
+            ]
+        }
+    }
 
 
 class TicketOut(Schema):
