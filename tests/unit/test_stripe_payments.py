@@ -294,6 +294,24 @@ def test_discount_is_reserved_while_paying_and_released_when_the_page_expires(fa
     assert code.times_used == 0
 
 
+def test_free_order_skips_the_payment_page(fake_stripe, make_performance, details):
+    from wondertix.catalog.models import PriceType
+
+    perf = make_performance(capacity=10)
+    free = PriceType.objects.create(event=perf.event, name="Preview (free)", price_cents=0)
+    hold = create_hold([LineRequest(perf.pk, free.pk, 2)])
+    order, url = start_payment(hold.token, details)
+    assert order.status == Order.PAID and order.total_cents == 0
+    assert order.tickets.count() == 2
+    assert url.endswith(f"/orders/{order.token}/")
+    assert fake_stripe.requests == []
+    # A resubmit is told the cart is checked out (the storefront then shows the order).
+    with pytest.raises(SaleError) as exc:
+        start_payment(hold.token, details)
+    assert exc.value.code == "cart_already_checked_out"
+    assert Order.objects.count() == 1
+
+
 def test_start_payment_is_refused_where_checkout_charges_in_process(make_performance, details, settings):
     settings.PAYMENT_PROVIDER = "test"
     hold = hold_for(make_performance())

@@ -106,9 +106,19 @@ def start_payment(
     if existing is not None and existing.request_fingerprint != fingerprint:
         _replace(existing, provider)
         existing = None
-    order = existing or _create_pending(hold, details, fingerprint, provider.name)
+    try:
+        order = existing or _create_pending(hold, details, fingerprint, provider.name)
+    except _NothingToPay:
+        # A free order needs no payment page: the sale path issues it at once (it charges
+        # nothing when the total is zero). The key makes a resubmit return the same order.
+        order = services.checkout(hold_token, details, idempotency_key=f"web-{hold_token}")
+        return order, f"{settings.SITE_URL.rstrip('/')}/orders/{order.token}/"
     url = _open_page(order, provider, success_url=success_url, cancel_url=cancel_url)
     return order, url
+
+
+class _NothingToPay(Exception):
+    """The order's total is zero (rolls back the pending order before it is written)."""
 
 
 def _pending_order_for(hold: Hold) -> Order | None:
@@ -190,6 +200,8 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
             # Reserved now, released if the payment does not happen (see _cancel).
             DiscountCode.objects.filter(pk=discount.pk).update(times_used=F("times_used") + 1)
 
+        if totals.total_cents == 0:
+            raise _NothingToPay()
         patron = services._find_or_create_patron(details.buyer)
         order = Order.objects.create(
             status=Order.PENDING,
