@@ -58,3 +58,26 @@ def test_the_contact_page_still_knows_who_gave(gifts, staff):
 def test_internal_donation_rows_can_name_the_donor(gifts):
     named = {r.donor for r in services.donation_rows(services.Period(), acknowledgement=False)}
     assert named == {"Shy Patron", "Loud Patron"}
+
+
+def test_a_gift_recorded_at_the_window_is_paid_audited_and_reported(staff):
+    from wondertix.ops.models import AuditEntry
+    from wondertix.patrons.models import Donation, Patron
+    from wondertix.sales.models import Order
+
+    patron = Patron.objects.create(first_name="Cash", last_name="Giver", email="cash@example.org")
+    form = staff.get(f"/staff/contacts/{patron.pk}/gift/")
+    key = form.context["form"].initial["key"]
+    post = {"amount": "40.00", "method": "cash", "comment": "In memory of Nan", "key": key}
+    done = staff.post(f"/staff/contacts/{patron.pk}/gift/", post, follow=True)
+    assert "Recorded a gift of $40.00" in done.content.decode()
+    staff.post(f"/staff/contacts/{patron.pk}/gift/", post)  # a double submit records nothing more
+    gift = Donation.objects.get()
+    assert gift.patron_id == patron.pk and gift.order.channel == Order.BOX_OFFICE
+    assert gift.order.payments.get().provider == "cash"
+    entry = AuditEntry.objects.get(action="donation.recorded")
+    assert entry.actor.username == "window" and entry.after["amount_cents"] == 4000
+    summary = services.summary(services.Period())
+    assert summary.total.donations.gross_cents == 4000 and summary.reconciles
+    bad = staff.post(f"/staff/contacts/{patron.pk}/gift/", {**post, "amount": "abc", "key": "other"})
+    assert bad.status_code == 422 and Donation.objects.count() == 1

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<int:patron_id>/edit/", views.contact_edit, name="edit"),
     path("<int:patron_id>/note/", views.contact_note, name="note"),
     path("<int:patron_id>/merge/", views.contact_merge, name="merge"),
+    path("<int:patron_id>/gift/", views.gift_new, name="gift"),
     path("subscriptions/", views.subscription_types, name="subscription-types"),
     path("subscriptions/new/", views.subscription_type_edit, name="subscription-type-new"),
     path("subscriptions/types/<int:type_id>/edit/", views.subscription_type_edit, name="subscription-type-edit"),

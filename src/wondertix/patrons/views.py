@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.catalog.models import Performance, PriceType, Season
 from wondertix.money import format_cents, parse_amount
-from wondertix.patrons import crm
+from wondertix.patrons import crm, gifts
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Patron, Subscription, SubscriptionType
 from wondertix.payments.providers.base import PaymentDetails
@@ -274,3 +274,46 @@ def subscription_redeem(request: HttpRequest, subscription_id: int) -> HttpRespo
         messages.success(request, f"Redeemed {red.quantity} ticket(s) for {red.performance}: order {red.order.reference}.")
         return redirect(f"/staff/contacts/subscriptions/{sub.pk}/redeem/")
     return render(request, "patrons/staff/redeem.html", context)
+
+
+# ---------------------------------------------------------------------------- gifts at the window
+
+
+class GiftForm(forms.Form):
+    amount = forms.CharField(help_text="e.g. 50.00")
+    method = forms.ChoiceField(choices=[("cash", "Cash or cheque"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
+    card_number = forms.CharField(required=False)
+    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
+    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    cvc = forms.CharField(required=False, max_length=4)
+    anonymous = forms.BooleanField(required=False, label="Anonymous (left out of acknowledgement lists)")
+    comment = forms.CharField(required=False, max_length=500)
+    key = forms.CharField(widget=forms.HiddenInput)
+
+    def clean_amount(self) -> int:
+        try:
+            return parse_amount(self.cleaned_data["amount"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@staff_only
+@require_http_methods(["GET", "POST"])
+def gift_new(request: HttpRequest, patron_id: int) -> HttpResponse:
+    patron = get_object_or_404(Patron, pk=patron_id)
+    form = GiftForm(request.POST or None, initial={"key": uuid.uuid4().hex})
+    context = {"form": form, "title": f"Record a gift from {patron.full_name}", "patron": patron}
+    if request.method == "POST":
+        if not form.is_valid():
+            return render(request, "patrons/staff/edit.html", context, status=422)
+        d = form.cleaned_data
+        card = PaymentDetails(card_number=d["card_number"], exp_month=d["exp_month"], exp_year=d["exp_year"], cvc=d["cvc"])
+        try:
+            gift = gifts.record_gift(patron.pk, d["amount"], method=d["method"], card=card, anonymous=d["anonymous"],
+                                     comment=d["comment"], idempotency_key=d["key"], actor=request.user)  # type: ignore[arg-type]
+        except errors.SaleError as exc:
+            _service_error(request, form, exc)
+            return render(request, "patrons/staff/edit.html", context, status=exc.status)
+        messages.success(request, f"Recorded a gift of {format_cents(gift.amount_cents)} from {patron.full_name} — thank you noted.")
+        return redirect(f"/staff/contacts/{patron.pk}/")
+    return render(request, "patrons/staff/edit.html", context)
