@@ -312,6 +312,19 @@ def test_free_order_skips_the_payment_page(fake_stripe, make_performance, detail
     assert Order.objects.count() == 1
 
 
+def test_total_below_stripes_minimum_is_refused_up_front(fake_stripe, make_performance, details):
+    from wondertix.catalog.models import PriceType
+
+    perf = make_performance(capacity=10)
+    cheap = PriceType.objects.create(event=perf.event, name="Token", price_cents=25)
+    hold = create_hold([LineRequest(perf.pk, cheap.pk, 1)])
+    before = counts()
+    with pytest.raises(SaleError) as exc:
+        start_payment(hold.token, details)
+    assert exc.value.code == "amount_below_minimum" and "$0.50" in exc.value.message
+    assert counts() == before and fake_stripe.requests == []
+
+
 def test_start_payment_is_refused_where_checkout_charges_in_process(make_performance, details, settings):
     settings.PAYMENT_PROVIDER = "test"
     hold = hold_for(make_performance())

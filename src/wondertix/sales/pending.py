@@ -107,7 +107,7 @@ def start_payment(
         _replace(existing, provider)
         existing = None
     try:
-        order = existing or _create_pending(hold, details, fingerprint, provider.name)
+        order = existing or _create_pending(hold, details, fingerprint, provider.name, getattr(provider, "minimum_charge_cents", 1))
     except _NothingToPay:
         # A free order needs no payment page: the sale path issues it at once (it charges
         # nothing when the total is zero). The key makes a resubmit return the same order.
@@ -162,7 +162,7 @@ def _price(lines: list[LineRequest], price_types: dict[int, PriceType]) -> prici
     return totals
 
 
-def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, provider_name: str) -> Order:
+def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, provider_name: str, minimum_cents: int = 1) -> Order:
     now = timezone.now()
     donation = pricing.validate_donation(details.donation_cents)
     discount = pricing.find_discount(details.discount_code) if details.discount_code.strip() else None
@@ -202,6 +202,13 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
 
         if totals.total_cents == 0:
             raise _NothingToPay()
+        if totals.total_cents < minimum_cents:
+            from wondertix.money import format_cents
+
+            raise errors.invalid(
+                "amount_below_minimum",
+                f"Online payments must be at least {format_cents(minimum_cents)}. Please add a ticket or a donation.",
+            )
         patron = services._find_or_create_patron(details.buyer)
         order = Order.objects.create(
             status=Order.PENDING,

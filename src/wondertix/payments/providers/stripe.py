@@ -56,6 +56,8 @@ def _safe(exc: stripe.StripeError) -> str:
 class StripeProvider:
     name = "stripe"
     synchronous = False
+    # Stripe's smallest charge in USD (https://docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+    minimum_charge_cents = 50
 
     def charge(self, *, amount_cents: int, details: PaymentDetails, description: str, idempotency_key: str) -> ChargeResult:
         return ChargeResult(
