@@ -216,6 +216,20 @@ def test_changed_details_end_the_earlier_page_and_keep_the_seats(fake_stripe, ma
     assert available(perf) == 8  # the cart still holds its seats for the new page
 
 
+def test_a_mistyped_discount_code_on_resubmit_keeps_the_earlier_page(fake_stripe, make_performance, details):
+    perf = make_performance(capacity=10)
+    hold = hold_for(perf)
+    first, url = start_payment(hold.token, details)
+    details.discount_code = "TYPO"
+    with pytest.raises(SaleError) as exc:
+        start_payment(hold.token, details)
+    assert exc.value.code == "discount_unknown"
+    first.refresh_from_db()
+    assert first.status == Order.PENDING and len(fake_stripe.requests) == 1
+    details.discount_code = ""
+    assert start_payment(hold.token, details) == (first, url)
+
+
 def test_changed_details_after_the_patron_paid_are_refused(fake_stripe, make_performance, details):
     perf = make_performance(capacity=10)
     hold = hold_for(perf)

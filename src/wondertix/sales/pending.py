@@ -97,6 +97,8 @@ def start_payment(
         )
     details.buyer.clean()
     pricing.validate_donation(details.donation_cents)
+    if details.discount_code.strip():
+        pricing.find_discount(details.discount_code)  # a typo must not end a page that works
     hold = services.get_hold(hold_token)
     if hold.consumed_at is not None:
         raise errors.conflict("cart_already_checked_out", "This cart has already been checked out. Check your email for the tickets.")
