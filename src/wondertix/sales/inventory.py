@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -209,13 +210,30 @@ def claim_seats(
                 _refuse(perf_id, now, exclude_hold_id)
             else:
                 performances[perf_id].tickets_sold, performances[perf_id].capacity = row
-    held = held_seats(per_performance, now, exclude_hold_id)
+    held = _held_now(list(per_performance), now, exclude_hold_id)
     for perf_id, qty in per_performance.items():
         perf = performances[perf_id]
         # The counter already includes this sale.
         if perf.tickets_sold + held.get(perf_id, 0) > perf.capacity:
             raise _seats_left(perf_id, perf.capacity - (perf.tickets_sold - qty) - held.get(perf_id, 0))
     _ensure_price_type_limits(demand, price_types, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=exclude_order_id)
+
+
+def _held_now(performance_ids: list[int], now: datetime, exclude_hold_id: int | None) -> dict[int, int]:
+    """held_seats in one plain statement (the hot path under the lock: no ORM compile)."""
+    table = HoldLine._meta.db_table
+    marks = ", ".join(["%s"] * len(performance_ids))
+    sql = (
+        f'SELECT "performance_id", SUM("quantity") FROM "{table}" '  # noqa: S608 - names from the model
+        f'WHERE "performance_id" IN ({marks}) AND "expires_at" > %s'
+    )
+    params: list[Any] = [*performance_ids, connection.ops.adapt_datetimefield_value(now)]
+    if exclude_hold_id is not None:
+        sql += ' AND "hold_id" <> %s'
+        params.append(exclude_hold_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + ' GROUP BY "performance_id"', params)
+        return {int(pid): int(n) for pid, n in cursor.fetchall()}
 
 
 def _refuse(perf_id: int, now: datetime, exclude_hold_id: int | None) -> None:

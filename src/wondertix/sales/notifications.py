@@ -50,12 +50,15 @@ def _context(order: Order) -> dict[str, Any]:
     }
 
 
-def send_order_confirmation(order_id: int) -> bool:
-    order = (
-        Order.objects.select_related("patron", "discount_code")
-        .prefetch_related("tickets__performance__event", "tickets__price_type", "donations")
-        .get(pk=order_id)
-    )
+def send_order_confirmation(order_id: int, *, order: Order | None = None) -> bool:
+    # `order`: the instance the sale path just wrote, its tickets and donations already in
+    # memory (sales.services), so the email need not read them back.
+    if order is None:
+        order = (
+            Order.objects.select_related("patron", "discount_code")
+            .prefetch_related("tickets__performance__event", "tickets__price_type", "donations")
+            .get(pk=order_id)
+        )
     if not order.buyer_email:
         return False
     context = _context(order)

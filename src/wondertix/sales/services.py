@@ -313,10 +313,13 @@ def _place_order(
         )
         for t in totals.tickets
     )
+    gifts = []
     if donation:
-        Donation.objects.create(
-            patron=patron, order=order, amount_cents=donation,
-            anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
+        gifts.append(
+            Donation.objects.create(
+                patron=patron, order=order, amount_cents=donation,
+                anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
+            )
         )
 
     provider = get_provider(provider_name)
@@ -362,9 +365,22 @@ def _place_order(
         Hold.objects.filter(pk=hold.pk).update(consumed_at=now)
     order.ticket_count = len(tickets)  # type: ignore[attr-defined]
     # The tickets as written, with their performance, event and price type loaded: whoever
-    # renders the new order need not read them back.
+    # renders the new order (the API answer, the email) need not read them back.
     order.issued_tickets = tickets  # type: ignore[attr-defined]
+    _remember(order, "tickets", tickets)
+    _remember(order, "donations", gifts)
     return order
+
+
+def _remember(instance: Any, related_name: str, objs: list[Any]) -> None:
+    """Fill `instance.<related_name>.all()` with rows this transaction wrote, the way
+    prefetch_related does, so reading them back costs no query."""
+    qs = getattr(instance, related_name).all()
+    qs._result_cache = list(objs)
+    qs._prefetch_done = True
+    if not hasattr(instance, "_prefetched_objects_cache"):
+        instance._prefetched_objects_cache = {}
+    instance._prefetched_objects_cache[related_name] = qs
 
 
 def _hold_expired() -> errors.SaleError:
@@ -482,4 +498,4 @@ def _sold(order: Order) -> None:
     metrics.TICKETS_SOLD.labels(order.channel).inc(order.ticket_count)  # type: ignore[attr-defined]
     from wondertix.sales import notifications
 
-    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk))
+    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk, order=order))
