@@ -182,7 +182,7 @@ def test_start_payment_makes_a_pending_order_and_a_checkout_session(fake_stripe,
     assert url == checkout.url and url.startswith("https://checkout.stripe.com/c/pay/cs_test_")
     assert checkout.session_id.startswith("cs_test_")
     assert int(params["expires_at"]) == int(checkout.expires_at.timestamp())
-    assert checkout.expires_at >= timezone.now() + timedelta(minutes=29)
+    assert checkout.expires_at >= timezone.now() + timedelta(minutes=30)  # Stripe's minimum
     hold.refresh_from_db()
     assert hold.expires_at > checkout.expires_at  # the seats outlive the payment page
     assert set(HoldLine.objects.filter(hold=hold).values_list("expires_at", flat=True)) == {hold.expires_at}
@@ -259,6 +259,24 @@ def test_stripe_unreachable_is_a_clear_503_and_a_retry_uses_the_same_order(fake_
     assert url.startswith("https://checkout.stripe.com/")
     keys = [r["idempotency_key"] for r in fake_stripe.requests]
     assert keys[0] == keys[1]  # the same request, safe to repeat
+
+
+def test_a_later_retry_asks_for_a_page_that_still_lasts_stripes_minimum(fake_stripe, make_performance, details):
+    perf = make_performance(capacity=10)
+    hold = hold_for(perf)
+    fake_stripe.unreachable = True
+    with pytest.raises(SaleError):
+        start_payment(hold.token, details)
+    # Two minutes later the page's planned expiry is under Stripe's 30 minutes away.
+    CheckoutSession.objects.update(expires_at=timezone.now() + timedelta(minutes=28))
+    fake_stripe.unreachable = False
+    order, _ = start_payment(hold.token, details)
+    sent = int(fake_stripe.requests[-1]["params"]["expires_at"])
+    assert sent >= (timezone.now() + timedelta(minutes=30)).timestamp()
+    # The key names the expiry it asks for: a changed request never reuses an old key.
+    assert fake_stripe.requests[-1]["idempotency_key"].endswith(f"-{sent}")
+    hold.refresh_from_db()
+    assert hold.expires_at > CheckoutSession.objects.get(order=order).expires_at
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,10 @@ from wondertix.sales.services import CheckoutDetails, LineRequest
 
 log = logging.getLogger(__name__)
 
-# Stripe accepts a Checkout Session lifetime of 30 minutes to 24 hours.
-SESSION_MINUTES = 30
+# Stripe accepts a Checkout Session lifetime of 30 minutes to 24 hours, counted from when it
+# receives the request: one minute more leaves room for the trip there and clock skew.
+SESSION_MINUTES = 31
+STRIPE_MINIMUM_AHEAD = timedelta(minutes=30, seconds=30)
 # The hold outlives the payment page by this much: a payment confirmed at the page's last
 # second still finds its seats held while the webhook travels.
 HOLD_MARGIN = timedelta(minutes=10)
@@ -268,7 +270,7 @@ def _open_page(order: Order, provider: Any, *, success_url: str | None, cancel_u
     if session.session_id:
         # The page expired unpaid (its webhook is on the way): this order cannot be paid.
         raise errors.conflict("hold_expired", "The time to pay for this cart ran out. Please choose your seats again.")
-    if session.expires_at < now + timedelta(minutes=SESSION_MINUTES - 1):
+    if session.expires_at < now + STRIPE_MINIMUM_AHEAD:
         # Stripe wants at least 30 minutes ahead: a retry after a failed attempt asks anew.
         with transaction.atomic():
             session.expires_at = now + timedelta(minutes=SESSION_MINUTES)
