@@ -97,7 +97,7 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
     previous = backend.slots(primary.name).active_release()
     steps: list[str] = []
     rid = release_id or "?"
-    started_slots: list[tuple[Environment, str]] = []
+    started_slots: list[tuple[Environment, str, str | None]] = []  # env, slot, release it held
 
     def step(message: str) -> None:
         steps.append(message)
@@ -130,7 +130,7 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
             slots = backend.slots(env.name)
             old, new = slots.active or "", slots.idle()
             step(f"{env.name}: starting {rel.id} in slot {new}")
-            started_slots.append((env, new))
+            started_slots.append((env, new, slots.releases.get(new)))
             backend.start_slot(env, new, rel)
             moves.append((env, old, new))
         for env, _old, new in moves:
@@ -143,9 +143,9 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
         stop_slots(backend, [(env, old) for env, old, _new in moves], progress)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"
-        for env, slot in started_slots:
+        for env, slot, held in started_slots:
             try:
-                backend.stop_slot(env, slot)
+                backend.restore_slot(env, slot, held)
             except Exception:  # noqa: BLE001, S110 - best effort; the reason below is what matters
                 pass
         ledger.append(backend.var_dir, ledger.ABORT, env=primary.name, release=rid,

@@ -217,7 +217,10 @@ class LocalBackend:
             str(venv / "bin" / "python"), "-m", "gunicorn", "wondertix.wsgi:application",
             "--bind", f"127.0.0.1:{self.port(env, slot)}",
             "--workers", str(env.app.replicas),
-            "--worker-class", "sync",
+            # Threads: a health check is answered even while every worker is busy with a
+            # request (a sync worker would make it queue behind them and time out).
+            "--worker-class", "gthread",
+            "--threads", "4",
             "--preload",
             "--graceful-timeout", "20",
             "--timeout", "30",
@@ -409,6 +412,19 @@ class LocalBackend:
         self.apply_programs(env, only={name})
         if self.supervisor.state(name) not in ("RUNNING", "STARTING"):
             self.supervisor.start_program(name)
+
+    def restore_slot(self, env: Environment, slot: str, release_id: str | None) -> None:
+        """Stop a slot and give it back the release it held before (an aborted deploy must
+        not cost the environment its rollback target)."""
+        self.supervisor.stop_program(self.program(env.name, slot))
+        slots = self.slots(env.name)
+        if release_id:
+            slots.releases[slot] = release_id
+        else:
+            slots.releases.pop(slot, None)
+        slots.running[slot] = False
+        self.save_slots(env.name, slots)
+        self.apply_programs(env, only={self.program(env.name, slot)})
 
     def stop_slot(self, env: Environment, slot: str) -> None:
         name = self.program(env.name, slot)

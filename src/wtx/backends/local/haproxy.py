@@ -79,10 +79,14 @@ def render_config(
     w("    log global")
     w("    option httplog")
     w("    option dontlognull")
+    # One request per server connection: never reuse one the app server is closing (that race
+    # would look like a dead server), and a drained server keeps no idle connection.
+    w("    option http-server-close")
     w("    timeout connect 500ms")
     w("    timeout client 30s")
     w("    timeout server 30s")
     w("    timeout queue 15s")
+    w("    timeout check 2s")
     w("    timeout http-request 10s")
     w("    timeout http-keep-alive 5s")
     # A request to a server that just died (connection refused/reset, empty answer) is tried

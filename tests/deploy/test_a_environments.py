@@ -1,0 +1,207 @@
+"""`wtx up` and isolation: four environments side by side, each its own world."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from deploy_support import Site, direct, poll
+
+from wtx.backends import DeployError
+from wtx.backends.local.layout import SLOTS
+
+pytestmark = pytest.mark.slow
+
+
+def _rid() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+def _log_has(path: Path, needle: str) -> bool:
+    return path.exists() and needle in path.read_text(errors="replace")
+
+
+def test_up_brings_all_four_environments_up_each_healthy_at_its_own_hostname_on_its_own_database(stack):
+    statuses = {s.env: s for s in stack.backend.status()}
+    assert set(statuses) == {"dev", "stg", "prd", "bak"}
+    for name, st in statuses.items():
+        assert st.health == "healthy", f"{name}: {st}"
+        assert st.release == stack.builds.ids["base"]
+    assert statuses["dev"].url == "http://dev.wondertix.localhost:8080"
+    assert statuses["stg"].url == "http://stg.wondertix.localhost:8080"
+    assert statuses["prd"].url == "https://wondertix.localhost:8443"
+    assert "backup of prd" in statuses["bak"].url
+    assert statuses["dev"].database.startswith("sqlite ")
+    assert "127.0.0.1:5533/wondertix_stg" in statuses["stg"].database
+    assert "127.0.0.1:5534/wondertix_prd" in statuses["prd"].database
+    assert "prd's cluster" in statuses["bak"].database
+
+    # The operator's view: `wtx status --json` says the same.
+    res = stack.wtx("status", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = {row["env"]: row for row in json.loads(res.stdout)}
+    assert {name: row["health"] for name, row in rows.items()} == dict.fromkeys(statuses, "healthy")
+
+    # Each hostname reaches its own environment's app servers (their access logs say so).
+    for env in ("dev", "stg", "prd"):
+        rid = _rid()
+        reply = stack.site(env).get("/healthz", headers={"X-Request-Id": rid})
+        assert reply.status == 200, (env, reply.status, reply.text[:200])
+        assert poll(lambda env=env, rid=rid: _log_has(stack.logs(env) / "access.log", rid), timeout=5)
+        for other in {"dev", "stg", "prd", "bak"} - {env}:
+            assert not _log_has(stack.logs(other) / "access.log", rid)
+
+    # Each database is its own: dev's SQLite file, stg's and prd's clusters, all migrated.
+    dev_db = Path(statuses["dev"].database.removeprefix("sqlite "))
+    with sqlite3.connect(dev_db) as conn:
+        assert conn.execute("SELECT count(*) FROM django_migrations").fetchone()[0] > 0
+    for env, port in (("stg", 5533), ("prd", 5534)):
+        db = stack.spec.env(env).database
+        with psycopg.connect(host="127.0.0.1", port=port, user=db.role, dbname=db.name,
+                             password=stack.secrets(env)["DB_PASSWORD"], connect_timeout=5) as conn:
+            assert conn.execute("SELECT current_database()").fetchone()[0] == db.name
+            assert conn.execute("SELECT count(*) FROM django_migrations").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize(("who", "target"), [("stg", "prd"), ("prd", "stg")])
+def test_one_environments_database_credentials_are_refused_by_anothers_cluster(stack, who, target):
+    mine = stack.spec.env(who).database
+    theirs = stack.spec.env(target).database
+    password = stack.secrets(who)["DB_PASSWORD"]
+    # Control: the credentials work on their own cluster.
+    with psycopg.connect(host="127.0.0.1", port=mine.port, user=mine.role, dbname=mine.name,
+                         password=password, connect_timeout=5) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    # Refused by the other cluster, whichever database they ask for.
+    for dbname in (mine.name, theirs.name, "postgres"):
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(host="127.0.0.1", port=theirs.port, user=mine.role, dbname=dbname,
+                            password=password, connect_timeout=5).close()
+
+
+def test_stg_and_prd_own_different_keys_and_a_stg_staff_token_is_rejected_by_prd(stack):
+    stg, prd = stack.secrets("stg"), stack.secrets("prd")
+    assert stg["SECRET_KEY"] != prd["SECRET_KEY"]
+    assert stg["STAFF_API_TOKEN_KEY"] != prd["STAFF_API_TOKEN_KEY"]
+    assert stg["DB_PASSWORD"] != prd["DB_PASSWORD"]
+
+    token = stack.admin_token("stg")
+    stack.admin_token("prd")  # the same username exists in prd: only the signature differs
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    # stg's own app accepts it. (In front of stg, HAProxy's basic auth owns the Authorization
+    # header, so the staff API is reached here the way HAProxy's checks reach stg: directly.)
+    stg_env = stack.spec.env("stg")
+    active = stack.backend.slots("stg").active
+    stg_app = direct(stg_env.app_port(SLOTS.index(active)), stg_env.hostnames[0])
+    whoami = stg_app.get("/api/v1/staff/whoami", headers=bearer)
+    assert whoami.status == 200, whoami.text[:300]
+    assert whoami.json()["username"] == "deploytest"
+
+    # prd refuses it, through the front door as a client would send it.
+    refused = stack.site("prd").get("/api/v1/staff/whoami", headers=bearer)
+    assert refused.status == 401, refused.text[:300]
+
+
+def test_a_request_to_stg_from_outside_its_allowlist_gets_403_from_haproxy_and_never_reaches_the_app(stack):
+    site = stack.site("stg")
+    access_log = stack.logs("stg") / "access.log"
+
+    outside = _rid()
+    reply = site.get("/", headers={"X-Request-Id": outside}, source="127.0.0.2")
+    assert reply.status == 403
+    assert "forbidden_source" not in reply.text  # HAProxy's answer, not the app's
+
+    inside = _rid()
+    ok = site.get("/healthz", headers={"X-Request-Id": inside}, source="127.0.0.1")
+    assert ok.status == 200
+    # The allowed request is logged by the app; by then the refused one would be too.
+    assert poll(lambda: _log_has(access_log, inside), timeout=5)
+    assert not _log_has(access_log, outside)
+    assert not any(_log_has(p, outside) for p in stack.logs("stg").glob("*.log"))
+
+
+def test_stg_without_basic_auth_gets_401(stack):
+    site = stack.site("stg")
+    anonymous = site.get("/", auth=False)
+    assert anonymous.status == 401
+    assert anonymous.headers.get("www-authenticate", "").lower().startswith("basic")
+    wrong = Site(host=site.host, port=site.port, basic_auth=(site.basic_auth[0], "not-the-password"))
+    assert wrong.get("/").status == 401
+    assert site.get("/healthz").status == 200
+
+
+def test_an_error_shows_the_debug_page_in_dev_and_a_friendly_page_with_request_id_in_prd(stack):
+    # dev: Django's debug page, with the exception and its traceback.
+    dev_token = stack.admin_token("dev")
+    dev = stack.site("dev").get("/ops/raise-error", headers={
+        "Authorization": f"Bearer {dev_token}", "X-Request-Id": _rid()})
+    assert dev.status == 500
+    assert "Traceback" in dev.text and "Deliberate error raised" in dev.text
+
+    # prd: the friendly page with the request id, no stack trace; the error is in prd's log.
+    prd_token = stack.admin_token("prd")
+    rid = _rid()
+    prd = stack.site("prd").get("/ops/raise-error", headers={
+        "Authorization": f"Bearer {prd_token}", "X-Request-Id": rid, "Accept": "text/html"})
+    assert prd.status == 500
+    assert rid in prd.text
+    for leak in ("Traceback", "RuntimeError", "Deliberate error raised", "raise_error"):
+        assert leak not in prd.text
+
+    def logged() -> bool:
+        path = stack.logs("prd") / "app.log"
+        if not path.exists():
+            return False
+        for line in path.read_text(errors="replace").splitlines():
+            if rid in line and '"level": "error"' in line:
+                record = json.loads(line)
+                return record["env"] == "prd" and record["request_id"] == rid and "RuntimeError" in record.get("exc", "")
+        return False
+
+    assert poll(logged, timeout=5), "prd's app.log has no error line with the request id"
+
+
+def test_each_environments_log_lines_carry_its_name_and_land_in_its_own_directory(stack):
+    marks = {}
+    for env in ("dev", "stg", "prd"):
+        marks[env] = _rid()
+        # Every request is in the access log of the app server that answered it.
+        assert stack.site(env).get(f"/no-such-page-{marks[env]}", headers={"X-Request-Id": marks[env]}).status == 404
+    for env, rid in marks.items():
+        logs = stack.logs(env)
+        assert poll(lambda logs=logs, rid=rid: _log_has(logs / "access.log", rid), timeout=5)
+        for line in (logs / "access.log").read_text().splitlines():
+            assert line.startswith(f"env={env} "), line
+        app_log = logs / "app.log"
+        assert app_log.exists()
+        records = [json.loads(line) for line in app_log.read_text().splitlines() if line.strip()]
+        assert records and {r["env"] for r in records} == {env}
+        for other in set(marks) - {env}:
+            assert not any(_log_has(p, rid) for p in stack.logs(other).glob("*.log"))
+
+
+def test_wtx_logs_shows_an_environments_own_lines(stack):
+    lines = list(stack.backend.logs("stg", lines=20))
+    assert lines
+    assert not any("env=prd" in line or '"env": "prd"' in line for line in lines)
+    assert any("env=stg" in line or '"env": "stg"' in line for line in lines)
+
+
+def test_db_reset_is_refused_for_real_data_and_dev_can_be_reset_and_seeded(stack):
+    with pytest.raises(DeployError, match="real data"):
+        stack.backend.db_reset("prd")
+    cli = stack.wtx("db", "reset", "prd")
+    assert cli.returncode != 0 and "real" in cli.stderr
+
+    stack.backend.db_reset("dev")
+    assert stack.site("dev").get("/api/v1/events").json() == []
+    stack.backend.db_seed("dev")
+    titles = {e["title"] for e in stack.site("dev").get("/api/v1/events").json()}
+    assert {"The Tempest", "A Raisin in the Sun", "Little Shop of Horrors"} <= titles
+    with pytest.raises(DeployError, match="demo"):
+        stack.backend.db_seed("stg")
