@@ -153,7 +153,7 @@ def performances_for_sale(ids: Iterable[int]) -> dict[int, Performance]:
     """The performances a request touches, with their events, read without a lock (to
     validate the request before anything is written; `claim_seats` decides)."""
     wanted = sorted(set(ids))
-    found = {p.pk: p for p in Performance.objects.filter(pk__in=wanted).select_related("event")}
+    found = {p.pk: p for p in Performance.objects.filter(pk__in=wanted).select_related("event").order_by()}
     if len(found) != len(wanted):
         raise errors.not_found("unknown_performance", "That performance does not exist.")
     return found

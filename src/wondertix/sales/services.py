@@ -109,7 +109,7 @@ def _normalize_lines(lines: list[LineRequest]) -> list[LineRequest]:
 
 def _load_price_types(lines: list[LineRequest], performances: dict[int, Performance], *, staff: bool) -> dict[int, PriceType]:
     ids = {line.price_type_id for line in lines}
-    price_types = {pt.pk: pt for pt in PriceType.objects.filter(pk__in=ids)}
+    price_types = {pt.pk: pt for pt in PriceType.objects.filter(pk__in=ids).order_by()}
     for line in lines:
         pt = price_types.get(line.price_type_id)
         perf = performances[line.performance_id]
@@ -202,7 +202,7 @@ def request_fingerprint(payload: dict[str, Any]) -> str:
 def _existing_for_key(key: str | None, fingerprint: str) -> Order | None:
     if not key:
         return None
-    existing = Order.objects.filter(idempotency_key=key).first()
+    existing = next(iter(Order.objects.filter(idempotency_key=key).order_by()[:1]), None)
     if existing is not None and fingerprint and existing.request_fingerprint != fingerprint:
         raise errors.invalid(
             "idempotency_key_reused",
