@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--orders", type=int, default=3000, help="orders to place in the rush (bounded)")
     ap.add_argument("--seconds", type=float, default=90, help="stop each run after this long at the latest")
     ap.add_argument("--tickets", type=int, default=2, help="tickets per order")
-    ap.add_argument("--soldout-seats", type=int, default=600, help="seats in the sold-out rush")
+    ap.add_argument("--soldout-seats", type=int, default=2000, help="seats in the sold-out rush")
     ap.add_argument("--mode", choices=["rush", "soldout", "both"], default="both")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--worker-class", default="sync")
