@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -16,14 +18,32 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+# Loading the migration graph costs milliseconds of CPU, and the proxy probes every second or
+# two: once this process has seen every migration applied, it re-checks only this often
+# (migrations are applied before a release starts, never while it runs). The database
+# itself is checked on every probe.
+MIGRATIONS_RECHECK_SECONDS = 30.0
+_migrations_applied_at: float | None = None
+
+
+def _pending_migrations() -> int:
+    global _migrations_applied_at
+    now = time.monotonic()
+    if _migrations_applied_at is not None and now - _migrations_applied_at < MIGRATIONS_RECHECK_SECONDS:
+        return 0
+    executor = MigrationExecutor(connection)
+    pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+    _migrations_applied_at = now if pending == 0 else None
+    return pending
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready for traffic: database reachable and every migration applied."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        executor = MigrationExecutor(connection)
-        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        plan = _pending_migrations()
     except Exception as exc:  # noqa: BLE001 - any database failure means "not ready"
         return JsonResponse(
             {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
@@ -31,7 +51,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         )
     if plan:
         return JsonResponse(
-            {"status": "unavailable", "database": "ok", "pending_migrations": len(plan)},
+            {"status": "unavailable", "database": "ok", "pending_migrations": plan},
             status=503,
         )
     return JsonResponse({"status": "ok", "database": "ok", "pending_migrations": 0})
