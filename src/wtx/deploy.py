@@ -160,6 +160,9 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
     for env in members:
         ledger.append(backend.var_dir, ledger.DEPLOY, env=env.name, release=rel.id,
                       previous=previous, slot=backend.slots(env.name).active, seconds=seconds)
+    pruned = backend.prune_installs()
+    if pruned:
+        step(f"removed the installs of releases no environment can roll back to: {', '.join(pruned)}")
     return DeployResult(env=primary.name, release=rel.id, previous=previous, slot=new_slot,
                         seconds=seconds, steps=steps)
 
@@ -216,6 +219,7 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
             raise
         raise DeployError(reason) from exc
 
+    backend.prune_installs()
     seconds = round(time.monotonic() - started, 2)
     for env in members:
         ledger.append(backend.var_dir, ledger.ROLLBACK, env=env.name, release=target.id,

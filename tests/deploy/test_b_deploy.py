@@ -103,7 +103,7 @@ def test_deploy_under_load_fails_no_request_and_loses_no_order(stack):
         "load_requests_per_second": round(outcome.rate, 1),
         "load_requests_during_deploy": len(during),
         "load_statuses": dict(outcome.statuses),
-        "failed_requests_during_deploy": len(outcome.failures),
+        "failed_requests_in_load_run": len(outcome.failures),  # the deploy ran inside it
         "orders_created": len(outcome.orders),
     })
     print(f"\ndeploy under load: {stack.figures}")
@@ -241,3 +241,29 @@ def test_no_second_deploy_runs_while_one_is_running(stack):
         order.append("second-in")
     t.join(5)
     assert order == ["first-in", "first-out", "second-in"]
+
+
+def test_installs_no_environment_can_roll_back_to_are_removed(stack):
+    backend = stack.backend
+    held = {r for env in stack.spec.environments for r in backend.slots(env).releases.values()}
+    unused = [stack.builds.wait(n) for n in ("never_ready", "bad_migration")]
+    assert not held & set(unused)
+    for rid in unused:
+        backend.install(backend.release(rid))
+        assert (stack.var_dir / "releases" / rid / "venv" / "bin" / "python").exists()
+
+    removed = backend.prune_installs()
+
+    assert set(unused) <= set(removed)
+    for rid in unused:
+        assert not (stack.var_dir / "releases" / rid / "venv").exists()
+        assert (stack.var_dir / "releases" / rid / "manifest.json").exists()  # the build stays
+    for rid in held:
+        assert (stack.var_dir / "releases" / rid / "venv" / "bin" / "python").exists()
+    assert releases_intact(stack, held | set(unused))
+
+
+def releases_intact(stack, ids: set[str]) -> bool:
+    from wtx import release as releases
+
+    return all(releases.verify(releases.get(rid, stack.var_dir)) == [] for rid in ids)

@@ -86,3 +86,18 @@ def test_killing_prd_app_processes_moves_traffic_to_bak_and_supervisord_brings_p
     time.sleep(0.5)
     answered = served_by(stack.logs("prd") / "access.log")
     assert all(answered.get(rid) == f"prd/{slot}" for rid in rids)
+
+
+def test_up_again_changes_nothing_and_drops_no_request(stack):
+    before = {s.env: s.release for s in stack.backend.status()}
+    poller = Load(stack.site("prd"), rate=20, seconds=120, threads=4,
+                  gets=["/healthz", "/api/v1/events"], max_requests=2400).start()
+    try:
+        stack.backend.up()
+    finally:
+        poller.stop()
+    polled = poller.join()
+    after = stack.backend.status()
+    assert {s.env: s.release for s in after} == before
+    assert all(s.health == "healthy" for s in after), after
+    assert polled.sent > 0 and polled.failures == [], polled.failures[:10]

@@ -696,6 +696,39 @@ class LocalBackend:
             self.migrate(e, rel)
             ledger.append(self.var_dir, "db-reset", env=env, release=rel.id)
 
+    def prune_installs(self) -> list[str]:
+        """Remove the venvs of releases no environment can roll back to any more.
+
+        Kept: every release a slot holds, and per environment the `release_keep` most recent
+        releases it ran (from the ledger). The release directories themselves stay (they are
+        builds, listed by `wtx releases`); a pruned release is reinstalled if deployed again.
+        """
+        keep: set[str] = set()
+        for name in self.spec.environments:
+            keep.update(r for r in self.slots(name).releases.values() if r)
+            recent: list[str] = []
+            for record in reversed(ledger.read(self.var_dir, name)):
+                rid = record.get("release")
+                if record.get("event") in (ledger.DEPLOY, ledger.ROLLBACK) and rid and rid not in recent:
+                    recent.append(rid)
+                if len(recent) >= self.spec.defaults.release_keep:
+                    break
+            keep.update(recent)
+        removed = []
+        base = self.layout.releases_dir
+        for venv in sorted(base.glob("*/venv")) if base.exists() else []:
+            rid = venv.parent.name
+            if rid in keep:
+                continue
+            mode = venv.parent.stat().st_mode
+            venv.parent.chmod(mode | 0o200)
+            try:
+                shutil.rmtree(venv)
+            finally:
+                venv.parent.chmod(mode)
+            removed.append(rid)
+        return removed
+
     def current_release(self, env: Environment) -> releases.Release:
         rid = self.slots(env.name).active_release()
         if rid:
