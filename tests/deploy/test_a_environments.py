@@ -205,3 +205,32 @@ def test_db_reset_is_refused_for_real_data_and_dev_can_be_reset_and_seeded(stack
     assert {"The Tempest", "A Raisin in the Sun", "Little Shop of Horrors"} <= titles
     with pytest.raises(DeployError, match="demo"):
         stack.backend.db_seed("stg")
+
+
+def test_haproxy_tells_the_app_the_real_client_address_and_a_client_cannot_forge_it(stack):
+    rid = _rid()
+    # dev allows all of 127.0.0.0/8; the client claims to be somewhere else.
+    reply = stack.site("dev").get("/healthz", source="127.0.0.2",
+                                  headers={"X-Request-Id": rid, "X-Forwarded-For": "203.0.113.9"})
+    assert reply.status == 200
+    assert reply.headers.get("x-request-id") == rid
+    access_log = stack.logs("dev") / "access.log"
+    assert poll(lambda: _log_has(access_log, rid), timeout=5)
+    line = next(ln for ln in access_log.read_text().splitlines() if rid in ln)
+    assert "client=127.0.0.2" in line and "203.0.113.9" not in line
+
+
+def test_haproxy_stats_page_lists_every_environments_servers(stack):
+    stats = Site(host="127.0.0.1", port=stack.spec.defaults.haproxy_stats_port).get("/;csv")
+    assert stats.status == 200
+    for server in ("dev_blue", "stg_blue", "prd_blue", "bak_blue", "prd_green"):
+        assert server in stats.text
+
+
+def test_prd_over_plain_http_is_redirected_to_https_and_an_unknown_host_gets_404(stack):
+    plain = Site(host="wondertix.localhost", port=stack.spec.defaults.haproxy_http_port)
+    reply = plain.get("/events/?page=2")
+    assert reply.status == 301
+    assert reply.headers["location"] == "https://wondertix.localhost:8443/events/?page=2"
+    unknown = Site(host="nobody.example.localhost", port=stack.spec.defaults.haproxy_http_port)
+    assert unknown.get("/").status == 404
