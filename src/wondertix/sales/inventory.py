@@ -131,6 +131,13 @@ def _ensure_price_type_limits(
     exclude_hold_id: int | None = None,
     exclude_order_id: int | None = None,
 ) -> None:
+    # Limits are re-read here, under the performance lock: a limit lowered by staff (who take
+    # the same locks) after this request's price types were read must still bind it.
+    limits = dict(
+        PriceType.objects.filter(pk__in={t for _, t in demand}).values_list("pk", "limit_per_performance")
+    )
+    for pk, limit in limits.items():
+        price_types[pk].limit_per_performance = limit
     limited = {pair for pair in demand if price_types[pair[1]].limit_per_performance is not None}
     if not limited:
         return
