@@ -101,3 +101,21 @@ def test_up_again_changes_nothing_and_drops_no_request(stack):
     assert {s.env: s.release for s in after} == before
     assert all(s.health == "healthy" for s in after), after
     assert polled.sent > 0 and polled.failures == [], polled.failures[:10]
+
+
+def test_down_and_up_of_one_environment_leaves_the_others_serving(stack):
+    poller = Load(stack.site("prd"), rate=20, seconds=120, threads=4,
+                  gets=["/healthz", "/api/v1/events"], max_requests=2400).start()
+    try:
+        stack.backend.down(["stg"])
+        stopped = {s.env: s.health for s in stack.backend.status()}
+        assert stopped["stg"].startswith("down")
+        assert stack.site("stg").get("/healthz").status == 503  # HAProxy: no stg server left
+        stack.backend.up(["stg"])
+    finally:
+        poller.stop()
+    polled = poller.join()
+    assert {k: v for k, v in stopped.items() if k != "stg"} == dict.fromkeys(("dev", "prd", "bak"), "healthy")
+    assert all(s.health == "healthy" for s in stack.backend.status())
+    assert stack.site("stg").get("/healthz").status == 200
+    assert polled.sent > 0 and polled.failures == [], polled.failures[:10]

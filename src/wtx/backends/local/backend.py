@@ -621,7 +621,10 @@ class LocalBackend:
             slots = self.slots(env.name)
             rid = slots.active_release() or "-"
             health = "down"
-            if slots.active and api_up:
+            proc_state = self.supervisor.state(self.program(env.name, slots.active)) if slots.active and sup_up else ""
+            if slots.active and api_up and proc_state not in ("RUNNING", "STARTING", "BACKOFF"):
+                health = f"down ({self.program(env.name, slots.active)} {proc_state.lower()})"
+            elif slots.active and api_up:
                 be = hap.backend_name(self.traffic_env(env).name)
                 srv_status = self.runtime.status(be, hap.server_name(env.name, slots.active))
                 ready = self.probe(env, slots.active, self.spec.defaults.readiness_path)
