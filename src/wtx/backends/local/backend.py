@@ -516,14 +516,13 @@ class LocalBackend:
         clusters = [e for e in self.ordered(list(needed)) if self.owns_cluster(e)]
         for env in clusters:
             _say(progress, f"{env.name}: PostgreSQL cluster on 127.0.0.1:{env.database.port}")
-            secrets = self.secrets(env)
+            self.secrets(env)  # generated first (and its directory made traversable)
             try:
                 self.cluster(env).init(env.database.name, env.database.role)
             except PostgresError as exc:
                 raise DeployError(f"{env.name}: {exc}") from None
             self.apply_programs(env, only={self.db_program(env.name)})
             self.supervisor.start_program(self.db_program(env.name))
-            del secrets
         for env in clusters:
             cl = self.cluster(env)
             try:
