@@ -266,10 +266,16 @@ class CheckoutForm(ContactFields, CardFields):
         "donation_comment", "discount_code", "card_number", "card_expiry", "card_cvc",
     ]
 
+    CARD_FIELDS = ("card_number", "card_expiry", "card_cvc")
+
     def __init__(self, *args: Any, cart_total_cents: int = 0, card_fields: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cart_total_cents = cart_total_cents
         self.card_fields = card_fields
+        # The card is checked only once the amount to charge is known (check_card), after
+        # the discount code and the donation are priced: a code that makes the order free
+        # needs no card.
+        self.card_required = False
         self.fields["discount_code"].widget.attrs.update({"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"})
         if not card_fields:
             for name in ("card_number", "card_expiry", "card_cvc"):
@@ -280,7 +286,26 @@ class CheckoutForm(ContactFields, CardFields):
                 del self.fields[name]
 
     def _card_needed(self) -> bool:
-        return self.card_fields and self.cart_total_cents > 0
+        return self.card_fields and self.card_required
+
+    def check_card(self, charge_cents: int) -> bool:
+        """Check the card fields for a charge of `charge_cents`, after is_valid().
+
+        Nothing to check when nothing will be charged. Returns False when a card field is
+        wrong; its message is then on the field, as for any other field.
+        """
+        self.card_required = self.card_fields and charge_cents > 0
+        if not self.card_required:
+            return True
+        cleaned = self.cleaned_data
+        for name in self.CARD_FIELDS:
+            field = self.fields[name]
+            try:
+                cleaned[name] = field.clean(field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name)))
+                cleaned[name] = getattr(self, f"clean_{name}")()
+            except forms.ValidationError as exc:
+                self.add_error(name, exc)
+        return not any(name in self.errors for name in self.CARD_FIELDS)
 
     def clean_donation_amount(self) -> int:
         cents = self.cleaned_data.get("donation_amount") or 0

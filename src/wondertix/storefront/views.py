@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event
+from wondertix.money import format_cents
 from wondertix.patrons import donations
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services
@@ -275,22 +276,28 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if cart.state != carts.ACTIVE:
         # The hold ran out while the patron was typing: refuse before anything else.
         return _refused(request, form, errors.conflict("hold_expired", HOLD_EXPIRED), synchronous)
-    if not form.is_valid():
-        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=422)
-    details = form.details()
-    try:
-        quote = carts.quote(cart, donation_cents=details.donation_cents, discount_code=details.discount_code)
-    except errors.SaleError as exc:
-        _add_sale_error(form, exc, CHECKOUT_FIELDS)
-        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous), status=exc.status)
+    valid = form.is_valid()  # every field but the card, which waits for the total
+    quote, refusal = _price(form, cart)
+    if refusal is not None:
+        _add_sale_error(form, refusal, CHECKOUT_FIELDS)
+    if not valid or refusal is not None or quote is None:
+        # Report every problem at once, the card's too when there is something to pay.
+        form.check_card(quote.total_cents if quote is not None else cart.total_cents)
+        status = refusal.status if refusal is not None and valid else 422
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous, quote=quote), status=status)
     shown = request.POST.get("expected_total")
     if shown is not None and shown != str(quote.total_cents):
         # The total changed from the one on the button (a discount code, a donation): show
         # the new total and let the patron confirm it. Nobody is charged an amount they
-        # have not seen.
+        # have not seen. A total that is now $0 is confirmed as a free order: no card.
         ctx = _checkout_context(request, cart, form, synchronous, quote=quote)
         ctx["confirm_total"] = True
         return _page(request, "storefront/checkout.html", ctx)
+    # The server has priced the order and the patron has seen that total: a card is asked
+    # for only when there is something to charge.
+    if not form.check_card(quote.total_cents):
+        return _page(request, "storefront/checkout.html", _checkout_context(request, cart, form, synchronous, quote=quote), status=422)
+    details = form.details()
     try:
         if synchronous:
             order = services.checkout(token, details, idempotency_key=f"web-{token}")
@@ -321,6 +328,18 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return redirect(redirect_to)
 
 
+def _price(form: CheckoutForm, cart: carts.Cart) -> tuple[Any, errors.SaleError | None]:
+    """What this checkout would charge (read-only), once the donation and the discount code
+    are readable; (None, None) while they are not, (None, error) for a bad discount code."""
+    data = form.cleaned_data
+    if "discount_code" not in data or ("donation_amount" in form.fields and "donation_amount" not in data):
+        return None, None
+    try:
+        return carts.quote(cart, donation_cents=data.get("donation_amount") or 0, discount_code=data["discount_code"]), None
+    except errors.SaleError as exc:
+        return None, exc
+
+
 def _refused(request: HttpRequest, form: CheckoutForm, exc: errors.SaleError, synchronous: bool) -> HttpResponse:
     """The cart's seats are gone (hold expired, or released by a declined payment).
 
@@ -338,11 +357,21 @@ def _refused(request: HttpRequest, form: CheckoutForm, exc: errors.SaleError, sy
 def _checkout_context(
     request: HttpRequest, cart: carts.Cart, form: CheckoutForm | None, synchronous: bool, *, quote: Any = None
 ) -> dict[str, Any]:
+    pay_total = quote.total_cents if quote is not None else cart.total_cents
+    if pay_total == 0:
+        submit_label = "Get my tickets"
+    elif synchronous:
+        submit_label = f"Pay {format_cents(pay_total)}"
+    else:
+        submit_label = "Continue to payment"
     return {
         "cart": cart,
         # The totals to show and to ask the patron to pay (with discount and donation once known).
         "totals": quote or cart,
-        "pay_total": quote.total_cents if quote is not None else cart.total_cents,
+        "pay_total": pay_total,
+        # Nothing to pay: either free tickets, or a discount the server has priced to $0.
+        "free": pay_total == 0,
+        "submit_label": submit_label,
         "donation_in_total": quote.donation_cents if quote is not None else 0,
         "form": form,
         "synchronous": synchronous,
