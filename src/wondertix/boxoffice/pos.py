@@ -19,7 +19,7 @@ from django.utils import timezone
 from wondertix.boxoffice.door import WALK_UP_EMAIL
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.ops import audit
-from wondertix.patrons.models import Patron
+from wondertix.patrons.models import Patron, Subscription
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, services
@@ -186,3 +186,31 @@ def active_house_holds(performance: Performance) -> list[dict]:
         }
         for h in holds
     ]
+
+
+@dataclass
+class ContactSubscription:
+    """One of the buyer's season subscriptions, as the window sees it for a performance."""
+
+    subscription: Subscription
+    # Redeemable here: active, tickets left, and the performance is in its season.
+    usable_here: bool
+    why_not: str = ""
+
+
+def subscriptions_for(patron: Patron, performance: Performance) -> list[ContactSubscription]:
+    """The contact's subscriptions with what is left, for the POS page (read-only: redeeming
+    is patrons.subscriptions.redeem, reached through its own page)."""
+    rows = []
+    season_id = performance.event.season_id
+    for sub in patron.subscriptions.select_related("subscription_type__season").order_by("-created_at"):
+        if sub.status != Subscription.ACTIVE:
+            why = "refunded"
+        elif sub.remaining <= 0:
+            why = "all tickets redeemed"
+        elif sub.subscription_type.season_id != season_id:
+            why = f"for the {sub.subscription_type.season.name} season, not this show"
+        else:
+            why = ""
+        rows.append(ContactSubscription(sub, usable_here=not why, why_not=why))
+    return rows

@@ -105,6 +105,9 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
         "perf": perf, "rows": rows, "avail": avail, "form": form, "patron": patron,
         "contact_q": request.GET.get("contact_q", ""), "contacts": _contacts(request.GET.get("contact_q", "")),
         "holds": pos.active_house_holds(perf), "hold_form": f.HouseSeatsForm(performance=perf),
+        # The buyer's season subscriptions; redeeming posts to the back office's redeem page.
+        "subscriptions": pos.subscriptions_for(patron, perf) if patron else [],
+        "redeem_key": uuid.uuid4().hex, "price_types": price_types,
     }, status=status)
 
 
