@@ -1,5 +1,10 @@
 """Per-environment secrets: generated once into var/envs/<env>/secrets.env (0600).
 
+The environment's directory, var/envs/<env>/, is 0711 (ENV_DIR_MODE): other users may pass
+through it but not list it. That is the one rule for every environment directory, and what
+lets the `postgres` user reach its cluster's data directory inside it while the secrets file
+itself stays readable by its owner only. Nothing here ever tightens the directory to 0700.
+
 The spec lists the *names* an environment owns; the values exist only in that file. A value,
 once written, is never rewritten (rotating one is a deliberate operator act: edit the file).
 A backup environment (``backup_of``) is its primary on standby and reads the primary's file.
@@ -18,6 +23,8 @@ from pathlib import Path
 from wtx.spec import GENERATED_SECRETS, Environment, Spec
 
 MASK = "********"
+ENV_DIR_MODE = 0o711  # traversable (postgres reaches pgdata inside), not listable
+SECRETS_FILE_MODE = 0o600
 
 
 class SecretsError(Exception):
@@ -26,6 +33,15 @@ class SecretsError(Exception):
 
 def secrets_path(env_name: str, var_dir: Path) -> Path:
     return Path(var_dir) / "envs" / env_name / "secrets.env"
+
+
+def ensure_env_dir(env_name: str, var_dir: Path) -> Path:
+    """var/envs/<env>/, created if missing, always ENV_DIR_MODE (0711)."""
+    path = Path(var_dir) / "envs" / env_name
+    path.mkdir(parents=True, exist_ok=True)
+    if (path.stat().st_mode & 0o7777) != ENV_DIR_MODE:
+        os.chmod(path, ENV_DIR_MODE)
+    return path
 
 
 def _generate(name: str) -> str:
@@ -67,8 +83,7 @@ def ensure_secrets(env: Environment, spec: Spec, var_dir: Path) -> dict[str, str
     """
     owner = spec.env(env.secrets_owner)
     path = secrets_path(owner.name, var_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
+    ensure_env_dir(owner.name, var_dir)
     with _locked(path.parent):
         existing = read_secrets_file(path) if path.exists() else {}
         missing = [n for n in owner.secrets if not existing.get(n)]
@@ -80,7 +95,7 @@ def ensure_secrets(env: Environment, spec: Spec, var_dir: Path) -> dict[str, str
             )
         if missing:
             new = {name: _generate(name) for name in missing}
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, SECRETS_FILE_MODE)
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 if not existing and fh.tell() == 0:
                     fh.write(
@@ -92,7 +107,7 @@ def ensure_secrets(env: Environment, spec: Spec, var_dir: Path) -> dict[str, str
                 fh.flush()
                 os.fsync(fh.fileno())
             existing.update(new)
-        os.chmod(path, 0o600)
+        os.chmod(path, SECRETS_FILE_MODE)
     return {name: existing[name] for name in owner.secrets}
 
 

@@ -59,9 +59,20 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
+def metrics_dir(env_name: str, slot: str, var_dir: Path) -> Path:
+    """PROMETHEUS_MULTIPROC_DIR of one app slot of an environment."""
+    return env_dir(env_name, var_dir) / "metrics" / slot
+
+
 def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, var_dir: Path,
-                    database_url: str, release_dir: Path | None = None) -> dict[str, str]:
-    """Every variable a release of `env` is started with (gunicorn, migrate, seed)."""
+                    database_url: str, release_dir: Path | None = None,
+                    slot: str | None = None) -> dict[str, str]:
+    """Every variable a release of `env` is started with (gunicorn, migrate, seed).
+
+    `slot` is the app slot (blue, green) a server runs in; one-off commands (migrate, seed)
+    have none and so no PROMETHEUS_MULTIPROC_DIR: their metrics die with them instead of
+    landing among a serving slot's.
+    """
     var_dir = Path(var_dir)
     primary = spec.primary_for(env)  # a backup answers for its primary's hostnames and URL
     own = env_dir(env.name, var_dir)
@@ -98,10 +109,10 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         ),
         "PYTHONUNBUFFERED": "1",
     }
-    if env.logging.metrics:
-        # One directory per release so a new release's workers never read stale counters.
-        label = release_dir.name if release_dir else "current"
-        values["PROMETHEUS_MULTIPROC_DIR"] = str(own / "metrics" / label)
+    if env.logging.metrics and slot:
+        # One directory per environment and slot, emptied whenever the slot starts: /metrics
+        # never mixes two releases, or a previous run's dead workers.
+        values["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(env.name, slot, var_dir))
     if email == "file":
         values["EMAIL_FILE_PATH"] = str(own / "mail")
     if env.app.payments == "stripe":

@@ -17,11 +17,11 @@ from wtx.render.envfile import (
 from wtx.secrets import ensure_secrets
 
 
-def started_with(spec, name, var_dir, release_dir=None):
+def started_with(spec, name, var_dir, release_dir=None, slot=None):
     env = spec.env(name)
     secrets = ensure_secrets(env, spec, var_dir)
     url = default_database_url(env, spec, secrets, var_dir)
-    return app_environment(env, spec, secrets, var_dir=var_dir, database_url=url, release_dir=release_dir), secrets
+    return app_environment(env, spec, secrets, var_dir=var_dir, database_url=url, release_dir=release_dir, slot=slot), secrets
 
 
 def test_every_variable_is_one_the_app_reads(spec, var_dir):
@@ -44,7 +44,8 @@ def test_every_variable_is_one_the_app_reads(spec, var_dir):
 
 
 def test_prd_starts_locked_down(spec, var_dir, tmp_path):
-    values, secrets = started_with(spec, "prd", var_dir, release_dir=tmp_path / "releases" / "abc123abc123")
+    values, secrets = started_with(spec, "prd", var_dir, release_dir=tmp_path / "releases" / "abc123abc123",
+                                   slot="green")
     assert values["WONDERTIX_ENV"] == "prd"
     assert values["DEBUG"] == "false"
     assert values["SECRET_KEY"] == secrets["SECRET_KEY"] != values["STAFF_API_TOKEN_KEY"]
@@ -55,7 +56,7 @@ def test_prd_starts_locked_down(spec, var_dir, tmp_path):
     assert values["LOG_FORMAT"] == "json"
     assert values["LOG_FILE"] == str(var_dir / "envs" / "prd" / "logs" / "app.log")
     assert values["STATIC_ROOT"] == str(tmp_path / "releases" / "abc123abc123" / "static")
-    assert values["PROMETHEUS_MULTIPROC_DIR"].endswith("envs/prd/metrics/abc123abc123")
+    assert values["PROMETHEUS_MULTIPROC_DIR"] == str(var_dir / "envs" / "prd" / "metrics" / "green")
     assert values["DATABASE_URL"] == f"postgres://wondertix_prd:{secrets['DB_PASSWORD']}@127.0.0.1:5534/wondertix_prd"
     assert values["SITE_URL"] == "https://wondertix.localhost:8443"
     assert "BASIC_AUTH_PASSWORD" not in values and "DB_PASSWORD" not in values
@@ -93,3 +94,17 @@ def test_the_env_file_is_private_and_round_trips(spec, var_dir, tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert parse_envfile(path.read_text()) == values
     assert secret_names_in(values, secrets) == {"SECRET_KEY", "STAFF_API_TOKEN_KEY", "DATABASE_URL"}
+
+
+def test_metrics_directories_are_one_per_environment_and_slot_and_one_off_commands_get_none(spec, var_dir):
+    dirs = {
+        (env, slot): started_with(spec, env, var_dir, slot=slot)[0]["PROMETHEUS_MULTIPROC_DIR"]
+        for env in ("prd", "bak") for slot in ("blue", "green")
+    }
+    assert len(set(dirs.values())) == 4, dirs
+    # The same slot keeps its directory whatever release it holds (emptied at each start).
+    again = started_with(spec, "prd", var_dir, release_dir=var_dir / "releases" / "0123456789ab", slot="blue")[0]
+    assert again["PROMETHEUS_MULTIPROC_DIR"] == dirs[("prd", "blue")]
+    # migrate/seed run outside any slot: their metrics never land among a serving slot's.
+    one_off, _ = started_with(spec, "prd", var_dir)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in one_off

@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from wtx.secrets import SecretsError, all_secret_values, ensure_secrets, secrets_path
+from wtx.secrets import (
+    SecretsError,
+    all_secret_values,
+    ensure_env_dir,
+    ensure_secrets,
+    secrets_path,
+)
 from wtx.spec import parse_spec
 
 
@@ -21,10 +27,30 @@ def test_secrets_are_generated_once_into_a_private_file(spec, var_dir):
     assert set(first) == {"SECRET_KEY", "STAFF_API_TOKEN_KEY", "DB_PASSWORD", "BASIC_AUTH_PASSWORD"}
     assert all(len(v) >= 40 for v in first.values())
     assert len(set(first.values())) == 4, "each secret is its own random value"
-    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert mode(path) == 0o600 and mode(path.parent) == 0o711
     before = path.read_bytes()
     assert ensure_secrets(spec.env("stg"), spec, var_dir) == first
     assert path.read_bytes() == before, "an existing secrets file is never rewritten"
+
+
+def test_the_environment_directory_is_0711_whoever_calls_and_however_it_was_left(spec, var_dir):
+    """The one rule: var/envs/<env>/ is traversable (the postgres user reaches its cluster's
+    data directory inside it) but not listable, and secrets.env is 0600. A later call — any
+    command that needs the secrets — never tightens the directory (that broke PostgreSQL's
+    next restart), and a directory left 0700 or 0755 is put back to 0711."""
+    env_dir = secrets_path("prd", var_dir).parent
+    ensure_secrets(spec.env("prd"), spec, var_dir)
+    pgdata = env_dir / "pgdata"
+    pgdata.mkdir(mode=0o700)
+    for left in (0o711, 0o700, 0o755):
+        env_dir.chmod(left)
+        ensure_secrets(spec.env("prd"), spec, var_dir)
+        ensure_secrets(spec.env("bak"), spec, var_dir)  # a backup reads its primary's file
+        assert mode(env_dir) == 0o711, oct(left)
+        assert mode(secrets_path("prd", var_dir)) == 0o600
+        assert mode(pgdata) == 0o700, "what is inside the directory is left alone"
+    assert ensure_env_dir("bak", var_dir) == var_dir / "envs" / "bak"
+    assert mode(var_dir / "envs" / "bak") == 0o711
 
 
 def test_each_environment_owns_different_values(spec, var_dir):

@@ -33,12 +33,14 @@ from wtx import ledger
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, Progress
 from wtx.backends.local import haproxy as hap
+from wtx.backends.local.gunicorn import GunicornConfig
+from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.install import InstallError, install
 from wtx.backends.local.layout import SLOTS, Layout
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
-from wtx.secrets import ensure_secrets
+from wtx.secrets import ensure_env_dir, ensure_secrets
 from wtx.spec import Environment, Spec
 
 T = TypeVar("T")
@@ -105,13 +107,8 @@ class LocalBackend:
         return sorted(envs, key=lambda e: (e.is_backup, list(self.spec.environments).index(e.name)))
 
     def secrets(self, env: Environment) -> dict[str, str]:
-        values = ensure_secrets(env, self.spec, self.var_dir)
-        # secrets.env stays 0600; the directory only needs to be traversable so the postgres
-        # user can reach its data directory inside it (nothing in it can be listed).
-        owner_dir = self.layout.env_dir(env.secrets_owner)
-        if owner_dir.exists():
-            owner_dir.chmod(0o711)
-        return values
+        # The environment directory's mode (0711) is wtx.secrets' one rule, kept there.
+        return ensure_secrets(env, self.spec, self.var_dir)
 
     def owns_cluster(self, env: Environment) -> bool:
         db = env.database
@@ -188,11 +185,13 @@ class LocalBackend:
     # ========================================================================================
     # Processes
     # ========================================================================================
-    def app_values(self, env: Environment, rel: releases.Release) -> dict[str, str]:
+    def app_values(self, env: Environment, rel: releases.Release, slot: str | None = None) -> dict[str, str]:
+        """The variables `rel` runs with in `env`: in an app slot, or (slot None) one-off."""
         secrets = self.secrets(env)
+        ensure_env_dir(env.name, self.var_dir)  # a backup's own directory too (0711)
         values = app_environment(
             env, self.spec, secrets, var_dir=self.var_dir,
-            database_url=self.database_url(env, secrets), release_dir=rel.path,
+            database_url=self.database_url(env, secrets), release_dir=rel.path, slot=slot,
         )
         self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
         for key in ("PROMETHEUS_MULTIPROC_DIR", "EMAIL_FILE_PATH"):
@@ -204,37 +203,26 @@ class LocalBackend:
         return values
 
     def slot_command(self, env: Environment, slot: str, rel: releases.Release) -> str:
-        venv = rel.path / "venv"
-        values = self.app_values(env, rel)
+        """The slot's supervisord command: load its env file, empty its metrics directory,
+        exec gunicorn with the slot's rendered config (release-independent: see gunicorn.py)."""
+        venv = self.layout.release_venv(rel.id)
+        values = self.app_values(env, rel, slot)
         envfile = write_envfile(self.layout.slot_env_file(env.name, slot), values)
         logs = self.layout.logs_dir(env.name)
         logs.mkdir(parents=True, exist_ok=True)
-        access_format = (
-            f'env={env.name} slot={slot} %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
-            'rid=%({x-request-id}i)s client=%({x-forwarded-for}i)s'
-        )
-        gunicorn = [
-            str(venv / "bin" / "python"), "-m", "gunicorn", "wondertix.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port(env, slot)}",
-            "--workers", str(env.app.replicas),
-            # Threads: a health check is answered even while every worker is busy with a
-            # request (a sync worker would make it queue behind them and time out).
-            "--worker-class", "gthread",
-            "--threads", "4",
-            "--preload",
-            "--graceful-timeout", "20",
-            "--timeout", "30",
-            "--name", f"wondertix-{env.name}-{slot}",
-            "--access-logfile", str(logs / "access.log"),
-            "--access-logformat", access_format,
-            "--error-logfile", "-",
-            "--no-control-socket",
-        ]
+        conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
+            env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
+            access_log=logs / "access.log",
+        ))
+        gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
         metrics_dir = values.get("PROMETHEUS_MULTIPROC_DIR")
         if metrics_dir:
-            # Counters of dead workers must not leak into a fresh start (prometheus multiproc).
-            steps.append(f"rm -f {shlex.quote(metrics_dir)}/*.db")
+            # Every (re)start of the slot begins with an empty directory: nothing of an
+            # earlier release, or of workers from before a crash, reaches /metrics. This runs
+            # before gunicorn (and its preloaded app) opens any file in it.
+            quoted = shlex.quote(metrics_dir)
+            steps.append(f"rm -rf {quoted} && mkdir -p {quoted}")
         steps.append("exec " + shlex.join(gunicorn))
         return shlex.join(["/bin/sh", "-c", " && ".join(steps)])
 
@@ -380,7 +368,7 @@ class LocalBackend:
                timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
         """Run the release's own `wondertix <args>` with the environment's variables."""
         values = self.app_values(env, rel)
-        cmd = [str(rel.path / "venv" / "bin" / "wondertix"), *args]
+        cmd = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), *args]
         return subprocess.run(cmd, env=values, capture_output=True, text=True, timeout=timeout,
                               cwd=self.layout.env_dir(env.name))
 
@@ -702,8 +690,9 @@ class LocalBackend:
         """Remove the venvs of releases no environment can roll back to any more.
 
         Kept: every release a slot holds, and per environment the `release_keep` most recent
-        releases it ran (from the ledger). The release directories themselves stay (they are
-        builds, listed by `wtx releases`); a pruned release is reinstalled if deployed again.
+        releases it ran (from the ledger). Only var/venvs/<id>/ is ever removed: the release
+        directories are builds (`wtx releases`), read-only and never touched; a pruned
+        release is reinstalled if deployed again.
         """
         keep: set[str] = set()
         for name in self.spec.environments:
@@ -717,18 +706,12 @@ class LocalBackend:
                     break
             keep.update(recent)
         removed = []
-        base = self.layout.releases_dir
-        for venv in sorted(base.glob("*/venv")) if base.exists() else []:
-            rid = venv.parent.name
-            if rid in keep:
+        base = self.layout.venvs_dir
+        for venv in sorted(p for p in base.iterdir() if p.is_dir()) if base.exists() else []:
+            if venv.name.startswith(".") or venv.name in keep:
                 continue
-            mode = venv.parent.stat().st_mode
-            venv.parent.chmod(mode | 0o200)
-            try:
-                shutil.rmtree(venv)
-            finally:
-                venv.parent.chmod(mode)
-            removed.append(rid)
+            shutil.rmtree(venv)
+            removed.append(venv.name)
         return removed
 
     def current_release(self, env: Environment) -> releases.Release:

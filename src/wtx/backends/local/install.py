@@ -1,4 +1,7 @@
-"""Installing a release: var/releases/<id>/venv, created once (a release is immutable).
+"""Installing a release: var/venvs/<id>/, created once, next to (never inside) the release.
+
+The release directory, var/releases/<id>/, stays read-only and byte-identical to its
+manifest forever: installing only reads from it (its wheelhouse and app wheel).
 
 Dependencies come only from the release's own wheelhouse (no network). They are installed
 once per distinct requirements.lock into a shared, content-addressed layer under var/deps/
@@ -84,7 +87,7 @@ def _deps_layer(layout: Layout, release: Release) -> Path:
 
 
 def venv_path(layout: Layout, release: Release) -> Path:
-    return release.path / "venv"
+    return layout.release_venv(release.id)
 
 
 def install(layout: Layout, release: Release) -> Path:
@@ -93,25 +96,19 @@ def install(layout: Layout, release: Release) -> Path:
     if (venv / DONE).exists():
         return venv
     deps = _deps_layer(layout, release)
-    with _lock(layout.releases_dir / f".{release.id}.install.lock"):
+    with _lock(layout.venvs_dir / f".{release.id}.install.lock"):
         if (venv / DONE).exists():
             return venv
-        # The release directory is read-only by design; the venv is the one thing added to it.
-        mode = release.path.stat().st_mode
-        release.path.chmod(mode | 0o200)
-        try:
-            shutil.rmtree(venv, ignore_errors=True)
-            _run([_base_python(), "-m", "venv", "--without-pip", str(venv)], "creating the release venv")
-            site = _site_packages(venv)
-            (site / "_wtx_deps.pth").write_text(str(_site_packages(deps)) + "\n")
-            _run(
-                [
-                    str(deps / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python"),
-                    "install", "-q", "--no-index", "--no-deps", str(release.app_wheel),
-                ],
-                "installing the app wheel",
-            )
-            (venv / DONE).write_text(release.id + "\n")
-        finally:
-            release.path.chmod(mode)
+        shutil.rmtree(venv, ignore_errors=True)  # a half-made venv from a crash
+        _run([_base_python(), "-m", "venv", "--without-pip", str(venv)], "creating the release venv")
+        site = _site_packages(venv)
+        (site / "_wtx_deps.pth").write_text(str(_site_packages(deps)) + "\n")
+        _run(
+            [
+                str(deps / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python"),
+                "install", "-q", "--no-index", "--no-deps", str(release.app_wheel),
+            ],
+            "installing the app wheel",
+        )
+        (venv / DONE).write_text(release.id + "\n")
     return venv

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wtx.render import envfile
+
 SLOTS = ("blue", "green")
 
 
@@ -66,6 +68,14 @@ class Layout:
     def slot_env_file(self, env: str, slot: str) -> Path:
         return self.env_dir(env) / "run" / f"{slot}.env"
 
+    def gunicorn_conf(self, env: str, slot: str) -> Path:
+        """The slot's gunicorn config (rendered by the backend; release-independent)."""
+        return self.env_dir(env) / "run" / f"gunicorn-{slot}.conf.py"
+
+    def metrics_dir(self, env: str, slot: str) -> Path:
+        """PROMETHEUS_MULTIPROC_DIR of one slot: emptied every time the slot starts."""
+        return envfile.metrics_dir(env, slot, self.var_dir)
+
     def pgdata(self, env: str) -> Path:
         return self.env_dir(env) / "pgdata"
 
@@ -78,13 +88,18 @@ class Layout:
     def sqlite_db(self, env: str) -> Path:
         return self.env_dir(env) / "db.sqlite3"
 
-    # Releases (built by wtx.release; the backend adds one virtualenv per release).
+    # Releases (built by wtx.release, read-only forever) and their installs: one virtualenv
+    # per release, outside the release directory.
     @property
     def releases_dir(self) -> Path:
         return self.var_dir / "releases"
 
+    @property
+    def venvs_dir(self) -> Path:
+        return self.var_dir / "venvs"
+
     def release_venv(self, release_id: str) -> Path:
-        return self.releases_dir / release_id / "venv"
+        return self.venvs_dir / release_id
 
     @property
     def deps_dir(self) -> Path:

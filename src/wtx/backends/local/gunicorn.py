@@ -1,0 +1,89 @@
+"""gunicorn's config for one app slot, rendered by the backend (never shipped in a release).
+
+The config is release-independent: whichever release a slot holds, it runs with the same
+settings and hooks. Its `child_exit` hook tells prometheus_client that a worker died, so the
+live gauges of dead workers drop out of /metrics (multiprocess mode,
+PROMETHEUS_MULTIPROC_DIR). The directory itself is one per environment and slot and is
+emptied by the slot's start command before gunicorn runs, so /metrics never mixes the
+counters of two releases, or of a previous run of the slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+APP = "wondertix.wsgi:application"
+
+TEMPLATE = '''\
+# Rendered by wtx for {env}'s {slot} slot; edits are overwritten (see docs/operations.md).
+# Release-independent: the same file serves whichever release the slot holds.
+wsgi_app = {app!r}
+bind = [{bind!r}]
+workers = {workers}
+# Threads: a health check is answered even while every worker is busy with a request
+# (a sync worker would make it queue behind them and time out).
+worker_class = "gthread"
+threads = {threads}
+preload_app = True
+graceful_timeout = {graceful_timeout}
+timeout = {timeout}
+proc_name = {proc_name!r}
+accesslog = {accesslog!r}
+access_log_format = {access_log_format!r}
+errorlog = "-"
+control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker is gone (exited, crashed or killed): drop its live gauges from /metrics."""
+    import os
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:  # a release without prometheus_client has nothing to clean
+        return
+    multiprocess.mark_process_dead(worker.pid)
+'''
+
+
+@dataclass(frozen=True)
+class GunicornConfig:
+    env: str
+    slot: str
+    port: int
+    workers: int
+    access_log: Path
+    threads: int = 4
+    graceful_timeout: int = 20
+    timeout: int = 30
+
+    def access_log_format(self) -> str:
+        return (
+            f'env={self.env} slot={self.slot} %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
+            'rid=%({x-request-id}i)s client=%({x-forwarded-for}i)s'
+        )
+
+    def render(self) -> str:
+        return TEMPLATE.format(
+            env=self.env, slot=self.slot, app=APP, bind=f"127.0.0.1:{self.port}",
+            workers=self.workers, threads=self.threads, graceful_timeout=self.graceful_timeout,
+            timeout=self.timeout, proc_name=f"wondertix-{self.env}-{self.slot}",
+            accesslog=str(self.access_log), access_log_format=self.access_log_format(),
+        )
+
+
+def write_config(path: Path, config: GunicornConfig) -> Path:
+    """Write the config (atomically, only when it changed: supervisord compares commands, not
+    files, but an unchanged file keeps its mtime for whoever looks)."""
+    text = config.render()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return path
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    return path
