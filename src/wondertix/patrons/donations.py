@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
 from wondertix.payments.models import Payment
@@ -28,12 +29,7 @@ MIN_DONATION_CENTS = 100
 
 
 def _existing(key: str | None, fingerprint: str) -> Order | None:
-    if not key:
-        return None
-    found = Order.objects.filter(idempotency_key=key).first()
-    if found is not None and found.request_fingerprint != fingerprint:
-        raise errors.invalid("idempotency_key_reused", "This gift was already submitted with different details.")
-    return found
+    return find_by_key(Order.objects, key, fingerprint, message="This gift was already submitted with different details.")
 
 
 def donate(
@@ -66,19 +62,13 @@ def donate(
         )
     key = f"donation:{idempotency_key}" if idempotency_key else None
     fingerprint = request_fingerprint({"donation": amount, "email": buyer.email, "anonymous": anonymous, "comment": comment})
-    existing = _existing(key, fingerprint)
-    if existing is not None:
-        return existing
-
-    try:
-        with transaction.atomic():
-            order = _record(amount, buyer, payment=payment, anonymous=anonymous, comment=comment,
-                            key=key, fingerprint=fingerprint, provider_name=provider.name)
-    except IntegrityError:
-        existing = _existing(key, fingerprint)
-        if existing is None:
-            raise
-        return existing
+    order, created = run_once(
+        lambda: _existing(key, fingerprint),
+        lambda: _record(amount, buyer, payment=payment, anonymous=anonymous, comment=comment,
+                        key=key, fingerprint=fingerprint, provider_name=provider.name),
+    )
+    if not created:
+        return order
     metrics.ORDERS.labels("donation").inc()
     from wondertix.sales import notifications
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation, Patron
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
-from wondertix.payments.registry import get_provider
+from wondertix.payments.window import charge_at_window
 from wondertix.sales import errors, pricing
 from wondertix.sales.models import Order
 from wondertix.sales.services import request_fingerprint
@@ -46,19 +46,16 @@ def record_gift(
         raise errors.invalid("invalid_comment", "Please keep the comment under 500 characters.", field="comment")
     key = f"gift:{idempotency_key}"
     fingerprint = request_fingerprint({"patron": patron_id, "amount": amount, "method": method, "anonymous": anonymous, "comment": comment})
-    found = Order.objects.filter(idempotency_key=key).first()
-    if found is not None:
-        if found.request_fingerprint != fingerprint:
-            raise errors.invalid("idempotency_key_reused", "This gift was already recorded with different details.")
-        return found.donations.get()
-    try:
-        with transaction.atomic():
-            return _record(patron_id, amount, method=method, card=card, anonymous=anonymous, comment=comment, key=key, fingerprint=fingerprint, actor=actor)
-    except IntegrityError:
-        found = Order.objects.filter(idempotency_key=key).first()
-        if found is None:
-            raise
-        return found.donations.get()
+
+    def find() -> Donation | None:
+        found = find_by_key(Order.objects, key, fingerprint, message="This gift was already recorded with different details.")
+        return found.donations.get() if found is not None else None
+
+    donation, _ = run_once(
+        find,
+        lambda: _record(patron_id, amount, method=method, card=card, anonymous=anonymous, comment=comment, key=key, fingerprint=fingerprint, actor=actor),
+    )
+    return donation
 
 
 def _record(patron_id: int, amount: int, *, method: str, card: PaymentDetails | None, anonymous: bool, comment: str,
@@ -66,28 +63,18 @@ def _record(patron_id: int, amount: int, *, method: str, card: PaymentDetails | 
     patron = Patron.objects.filter(pk=patron_id).first()
     if patron is None:
         raise errors.not_found("unknown_contact", "That contact does not exist.")
-    if method == "cash":
-        provider = get_provider("cash")
-        details = PaymentDetails()
-    else:
-        provider = get_provider(settings.PAYMENT_PROVIDER)
-        if not provider.synchronous:
-            raise errors.invalid("card_unavailable", "Card payments are not available at the window here; take cash.", field="method")
-        if card is None or not card.card_number:
-            raise errors.invalid("card_required", "Enter the card number.", field="card_number")
-        details = card
-    result = provider.charge(amount_cents=amount, details=details, description=f"Gift to {settings.THEATER_NAME}", idempotency_key=key)
-    if not result.ok:
-        raise errors.payment_failed(result.code or "payment_declined", result.message)
+    provider, result = charge_at_window(
+        amount_cents=amount, method=method, card=card, description=f"Gift to {settings.THEATER_NAME}", idempotency_key=key
+    )
     order = Order.objects.create(
         status=Order.PAID, channel=Order.BOX_OFFICE, patron=patron, buyer_name=patron.full_name, buyer_email=patron.email,
         buyer_phone=patron.phone, donation_cents=amount, total_cents=amount, idempotency_key=key,
         request_fingerprint=fingerprint, created_by=actor, paid_at=timezone.now(),
     )
-    Payment.objects.create(order=order, provider=provider.name, reference=result.reference, amount_cents=amount, status=Payment.SUCCEEDED)
+    Payment.objects.create(order=order, provider=provider, reference=result.reference, amount_cents=amount, status=Payment.SUCCEEDED)
     donation = Donation.objects.create(patron=patron, order=order, amount_cents=amount, anonymous=anonymous, comment=comment)
     audit.record("donation.recorded", actor=actor, obj=donation, after={
-        "amount_cents": amount, "order": order.pk, "patron": patron.pk, "anonymous": anonymous, "provider": provider.name,
+        "amount_cents": amount, "order": order.pk, "patron": patron.pk, "anonymous": anonymous, "provider": provider,
     })
     metrics.ORDERS.labels("donation").inc()
     return donation

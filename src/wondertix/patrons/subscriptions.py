@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType, Season
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Patron, Redemption, Subscription, SubscriptionType
@@ -131,22 +132,18 @@ def sell_subscription(
         raise errors.invalid("subscriptions_unavailable", "Subscriptions cannot be bought online right now. Please call the box office.")
     key = f"subscription:{idempotency_key}" if idempotency_key else None
     fingerprint = request_fingerprint({"subscription_type": type_id, "email": buyer.email, "patron": patron_id, "channel": channel})
-    if key:
-        found = Order.objects.filter(idempotency_key=key).first()
-        if found is not None:
-            if found.request_fingerprint != fingerprint:
-                raise errors.invalid("idempotency_key_reused", "This purchase was already submitted with different details.")
-            return found.subscriptions.get()
-    try:
-        with transaction.atomic():
-            sub = _sell_locked(type_id, buyer, payment or PaymentDetails(), channel=channel, online=online, provider_name=provider.name,
-                               patron_id=patron_id, key=key, fingerprint=fingerprint, actor=actor)
-    except IntegrityError:
-        found = Order.objects.filter(idempotency_key=key).first() if key else None
-        if found is None:
-            raise
-        return found.subscriptions.get()
-    metrics.ORDERS.labels("paid").inc()
+
+    def find() -> Subscription | None:
+        found = find_by_key(Order.objects, key, fingerprint, message="This purchase was already submitted with different details.")
+        return found.subscriptions.get() if found is not None else None
+
+    sub, created = run_once(
+        find,
+        lambda: _sell_locked(type_id, buyer, payment or PaymentDetails(), channel=channel, online=online, provider_name=provider.name,
+                             patron_id=patron_id, key=key, fingerprint=fingerprint, actor=actor),
+    )
+    if created:
+        metrics.ORDERS.labels("paid").inc()
     return sub
 
 
@@ -208,20 +205,15 @@ def redeem(
     """Turn `quantity` of a subscription's remaining tickets into seats for a performance."""
     pricing.validate_quantity(quantity)
     key = (idempotency_key or "").strip() or None
-    if key:
-        found = Redemption.objects.filter(idempotency_key=key).first()
-        if found is not None:
-            if (found.subscription_id, found.performance_id, found.quantity) != (subscription_id, performance_id, quantity):
-                raise errors.invalid("idempotency_key_reused", "This redemption key was already used for a different request.")
-            return found
-    try:
-        with transaction.atomic():
-            return _redeem_locked(subscription_id, performance_id, price_type_id, quantity, key=key, actor=actor)
-    except IntegrityError:
+
+    def find() -> Redemption | None:
         found = Redemption.objects.filter(idempotency_key=key).first() if key else None
-        if found is None:
-            raise
+        if found is not None and (found.subscription_id, found.performance_id, found.quantity) != (subscription_id, performance_id, quantity):
+            raise errors.invalid("idempotency_key_reused", "This redemption key was already used for a different request.")
         return found
+
+    redemption, _ = run_once(find, lambda: _redeem_locked(subscription_id, performance_id, price_type_id, quantity, key=key, actor=actor))
+    return redemption
 
 
 def _redeem_locked(subscription_id: int, performance_id: int, price_type_id: int, quantity: int, *, key: str | None, actor: User | None) -> Redemption:

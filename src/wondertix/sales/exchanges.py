@@ -13,15 +13,15 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
 from wondertix.ops import audit
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
-from wondertix.payments.registry import get_provider
+from wondertix.payments.window import charge_at_window
 from wondertix.sales import errors, inventory
 from wondertix.sales.models import Order, Ticket, new_ticket_code
 from wondertix.sales.refund_models import Exchange, ExchangeItem
@@ -138,10 +138,7 @@ def quote_exchange(order_id: int, request: ExchangeRequest) -> Quote:
 
 
 def _existing(key: str, fingerprint: str) -> Exchange | None:
-    found = Exchange.objects.filter(idempotency_key=key).first()
-    if found is not None and found.request_fingerprint != fingerprint:
-        raise errors.invalid("idempotency_key_reused", "This exchange key was already used for a different exchange.")
-    return found
+    return find_by_key(Exchange.objects, key, fingerprint, message="This exchange key was already used for a different exchange.")
 
 
 def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key: str, actor: User | None = None) -> Exchange:
@@ -151,17 +148,11 @@ def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key
     if len(request.reason) > 300:
         raise errors.invalid("invalid_reason", "Please keep the reason under 300 characters.", field="reason")
     fingerprint = request.fingerprint(order_id)
-    existing = _existing(key, fingerprint)
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            return _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor)
-    except IntegrityError:
-        existing = _existing(key, fingerprint)
-        if existing is None:
-            raise
-        return existing
+    exchange, _ = run_once(
+        lambda: _existing(key, fingerprint),
+        lambda: _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
+    )
+    return exchange
 
 
 def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, fingerprint: str, actor: User | None) -> Exchange:
@@ -263,17 +254,8 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
 
 
 def _charge(order: Order, amount_cents: int, *, method: str, card: PaymentDetails | None, key: str) -> Payment:
-    if method == "cash":
-        provider = get_provider("cash")
-        details = PaymentDetails()
-    else:
-        provider = get_provider(settings.PAYMENT_PROVIDER)
-        if not provider.synchronous:
-            raise errors.invalid("card_unavailable", "Card payments for exchanges are not available here; take cash instead.", field="method")
-        if card is None or not card.card_number:
-            raise errors.invalid("card_required", "Enter the card to charge the difference to.", field="card_number")
-        details = card
-    result = provider.charge(amount_cents=amount_cents, details=details, description=f"{settings.THEATER_NAME} exchange", idempotency_key=key)
-    if not result.ok:
-        raise errors.payment_failed(result.code or "payment_declined", result.message)
-    return Payment.objects.create(order=order, kind=Payment.CHARGE, provider=provider.name, reference=result.reference, amount_cents=amount_cents, status=Payment.SUCCEEDED)
+    provider, result = charge_at_window(
+        amount_cents=amount_cents, method=method, card=card,
+        description=f"{settings.THEATER_NAME} exchange", idempotency_key=key,
+    )
+    return Payment.objects.create(order=order, kind=Payment.CHARGE, provider=provider, reference=result.reference, amount_cents=amount_cents, status=Payment.SUCCEEDED)

@@ -13,11 +13,11 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
 from wondertix.ops import audit
 from wondertix.patrons.models import Donation, Redemption, Subscription
@@ -170,10 +170,7 @@ def _check_key(key: str) -> str:
 
 
 def _existing(key: str, fingerprint: str) -> Refund | None:
-    found = Refund.objects.filter(idempotency_key=key).first()
-    if found is not None and found.request_fingerprint != fingerprint:
-        raise errors.invalid("idempotency_key_reused", "This refund key was already used for a different refund.")
-    return found
+    return find_by_key(Refund.objects, key, fingerprint, message="This refund key was already used for a different refund.")
 
 
 def _amount(value: int | None, what: str) -> int | None:
@@ -188,21 +185,15 @@ def refund_order(order_id: int, request: RefundRequest, *, idempotency_key: str,
     """Refund tickets, donations and/or subscriptions of one order. See the module docstring."""
     key = _check_key(idempotency_key)
     fingerprint = request.fingerprint(order_id)
-    existing = _existing(key, fingerprint)
-    if existing is not None:
-        return existing
     if request.method not in METHODS:
         raise errors.invalid("invalid_method", "Choose how to refund: original payment or cash.", field="method")
     if len(request.reason) > 300:
         raise errors.invalid("invalid_reason", "Please keep the reason under 300 characters.", field="reason")
-    try:
-        with transaction.atomic():
-            return _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor)
-    except IntegrityError:
-        existing = _existing(key, fingerprint)
-        if existing is None:
-            raise
-        return existing
+    refund, _ = run_once(
+        lambda: _existing(key, fingerprint),
+        lambda: _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
+    )
+    return refund
 
 
 def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerprint: str, actor: User | None) -> Refund:
