@@ -28,6 +28,15 @@ _BAD = {400: s.ErrorOut, 422: s.ErrorOut}
 PerformanceId = Path(..., ge=1, le=s.MAX_ID, description="A performance id")
 
 
+IdempotencyKey = Header(None, alias="Idempotency-Key", description="Makes retries safe (8–100 printable ASCII characters)")
+
+
+def _checked_key(key: str | None) -> str | None:
+    if key is not None and not _KEY.fullmatch(key):
+        raise errors.invalid("invalid_idempotency_key", "Idempotency-Key must be 8 to 100 printable characters without spaces (a UUID is ideal).")
+    return key
+
+
 def _hold_not_found() -> errors.SaleError:
     return errors.not_found("hold_not_found", "No hold has that token. It may have been mistyped.")
 
@@ -155,11 +164,19 @@ def _find_hold(token: str) -> Hold:
         "Seats held count against capacity until `expires_at` (15 minutes by default). "
         "Refusals: `invalid_quantity`, `invalid_price_type`, `price_mismatch`, `invalid_price` (422); "
         "`unknown_performance` (404); `performance_past`, `not_on_sale_yet`, `performance_canceled` (422); "
-        "`sold_out` (409, with `details.available`)."
+        "`sold_out` (409, with `details.available`).\n\n"
+        "Send an `Idempotency-Key` header (8–100 printable characters, e.g. a UUID) to make a "
+        "retry safe: the same key with the same lines returns the first hold (same token, same "
+        "body; 201) and holds no more seats; the same key with different lines is refused with "
+        "`idempotency_key_reused` (422); a malformed key with `invalid_idempotency_key` (422)."
     ),
 )
-def create_hold(request: HttpRequest, payload: s.HoldIn) -> tuple[int, dict]:
-    hold = services.create_hold(_lines(payload.lines))
+def create_hold(
+    request: HttpRequest,
+    payload: s.HoldIn,
+    idempotency_key: str | None = IdempotencyKey,
+) -> tuple[int, dict]:
+    hold = services.create_hold(_lines(payload.lines), idempotency_key=_checked_key(idempotency_key))
     return 201, _hold_out(hold)
 
 
@@ -258,10 +275,9 @@ def order_out(order: Order) -> dict:
 def create_order(
     request: HttpRequest,
     payload: s.OrderIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description="Makes retries safe (8–100 printable ASCII characters)"),
+    idempotency_key: str | None = IdempotencyKey,
 ) -> tuple[int, dict]:
-    if idempotency_key is not None and not _KEY.fullmatch(idempotency_key):
-        raise errors.invalid("invalid_idempotency_key", "Idempotency-Key must be 8 to 100 printable characters without spaces (a UUID is ideal).")
+    idempotency_key = _checked_key(idempotency_key)
     provider = get_provider()
     if not provider.synchronous:
         raise errors.invalid(

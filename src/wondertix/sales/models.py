@@ -39,6 +39,10 @@ class Hold(models.Model):
     reason = models.CharField(max_length=200, blank=True)
     # Set when the hold became an order; a consumed hold holds nothing and cannot be reused.
     consumed_at = models.DateTimeField(null=True, blank=True)
+    # API holds: the client's Idempotency-Key, stored in the hold's own transaction, and a
+    # digest of the request it came with (a retry must be the same request).
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -25,6 +25,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType
+from wondertix.idempotency import find_by_key, run_once
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation, Patron
 from wondertix.payments.models import Payment
@@ -147,9 +148,49 @@ def create_hold(
     actor: User | None = None,
     reason: str = "",
     staff: bool = False,
+    idempotency_key: str | None = None,
 ) -> Hold:
-    """Hold seats for a cart. Seats held count against capacity until the hold expires."""
+    """Hold seats for a cart. Seats held count against capacity until the hold expires.
+
+    With an `idempotency_key` (API clients), the key is stored on the hold in the hold's own
+    transaction: a retry of the same request returns the first hold (as it is now) and holds
+    nothing more; the key with a different request is refused (`idempotency_key_reused`).
+    """
     lines = _normalize_lines(lines)
+    if not idempotency_key:
+        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=None, fingerprint="")
+    fingerprint = request_fingerprint(
+        {
+            "hold_lines": [asdict(line) for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id, x.unit_price_cents or 0))],
+            "minutes": minutes,
+            "staff": staff,
+            "reason": reason,
+        }
+    )
+    existing = _existing_hold_for_key(idempotency_key, fingerprint)
+    if existing is not None:
+        return existing
+    try:
+        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=idempotency_key, fingerprint=fingerprint)
+    except (IntegrityError, errors.SaleError):
+        # A twin with the same key committed first: the unique key (or the seats it took,
+        # when they were the last ones) stopped this one. Answer with the twin's hold.
+        existing = _existing_hold_for_key(idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return existing
+
+
+def _existing_hold_for_key(key: str, fingerprint: str) -> Hold | None:
+    existing = Hold.objects.filter(idempotency_key=key).order_by().first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise errors.invalid("idempotency_key_reused", "This Idempotency-Key was already used for a different request.")
+    return existing
+
+
+def _create_hold(
+    lines: list[LineRequest], *, minutes: int | None, actor: User | None, reason: str, staff: bool, key: str | None, fingerprint: str
+) -> Hold:
     now = timezone.now()
     expires_at = now + timedelta(minutes=minutes or settings.HOLD_MINUTES)
     with transaction.atomic():
@@ -159,7 +200,10 @@ def create_hold(
         price_types = _load_price_types(lines, performances, staff=staff)
         unit_prices = [pricing.unit_price(price_types[line.price_type_id], line.unit_price_cents) for line in lines]
         inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
-        hold = Hold.objects.create(expires_at=expires_at, created_by=actor if staff else None, reason=reason)
+        hold = Hold.objects.create(
+            expires_at=expires_at, created_by=actor if staff else None, reason=reason,
+            idempotency_key=key, request_fingerprint=fingerprint,
+        )
         HoldLine.objects.bulk_create(
             HoldLine(
                 hold=hold,
@@ -200,15 +244,10 @@ def request_fingerprint(payload: dict[str, Any]) -> str:
 
 
 def _existing_for_key(key: str | None, fingerprint: str) -> Order | None:
-    if not key:
-        return None
-    existing = next(iter(Order.objects.filter(idempotency_key=key).order_by()[:1]), None)
-    if existing is not None and fingerprint and existing.request_fingerprint != fingerprint:
-        raise errors.invalid(
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used for a different request.",
-        )
-    return existing
+    return find_by_key(
+        Order.objects, key, fingerprint,
+        message="This Idempotency-Key was already used for a different request.",
+    )
 
 
 def _find_or_create_patron(buyer: Buyer) -> Patron:
@@ -473,23 +512,15 @@ def _idempotent(key: str | None, fingerprint: str, place: Callable[[], Order]) -
     locked; a twin sent concurrently is caught by the unique key (or by a refusal its own
     success explains: the seats it bought, the cart it consumed) and answered the same way.
     """
-    existing = _existing_for_key(key, fingerprint)
-    if existing is not None:
-        return existing
     try:
-        with transaction.atomic():
-            order = place()
-    except IntegrityError:
+        order, created = run_once(lambda: _existing_for_key(key, fingerprint), place)
+    except errors.SaleError:
         existing = _existing_for_key(key, fingerprint)
         if existing is None:
             raise
         return existing
-    except errors.SaleError:
-        existing = _existing_for_key(key, fingerprint) if key else None
-        if existing is None:
-            raise
-        return existing
-    _sold(order)
+    if created:
+        _sold(order)
     return order
 
 
