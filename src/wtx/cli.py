@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -135,10 +136,15 @@ def _backend(ctx: Context) -> Any:
 
 @contextmanager
 def _progress(title: str) -> Iterator[Progress]:
-    """A spinner on stderr (stdout stays clean for --json); each step is also logged."""
+    """A spinner on stderr (stdout stays clean for --json); each step is also logged.
+
+    Without a terminal (CI, a pipe) each step is one line with the seconds since the command
+    started, so a slow step shows in the log."""
     if not err.is_terminal:
+        started = time.monotonic()
+
         def plain(msg: str) -> None:
-            err.print(f"· {msg}", markup=False)
+            err.print(f"· {time.monotonic() - started:5.1f}s {msg}", markup=False)
         yield plain
         return
     with err.status(title) as status:
@@ -204,8 +210,8 @@ def down(envs: list[str] | None = typer.Argument(None, help="Environments (defau
     ctx = _ctx()
     names = _envs(ctx, envs)
     backend = _backend(ctx)
-    with _progress(f"stopping {', '.join(names)}"):
-        backend.down(names)
+    with _progress(f"stopping {', '.join(names)}") as progress:
+        backend.down(names, progress=progress)
     out.print(f"down: {', '.join(names)}")
 
 
@@ -461,8 +467,8 @@ def db_seed(env: str = typer.Argument(..., help="Environment.")) -> None:
     ctx = _ctx()
     target = ctx.env(env)
     _refuse_real(target, "seed demo data into")
-    with _progress(f"seeding {env}"):
-        _backend(ctx).db_seed(env)
+    with _progress(f"seeding {env}") as progress:
+        _backend(ctx).db_seed(env, progress=progress)
     out.print(f"{env}: demo data loaded")
 
 
@@ -480,8 +486,8 @@ def db_reset(
         if not sys.stdin.isatty():
             raise CommandError(f"resetting {env} erases its data; pass --yes to confirm")
         typer.confirm(f"Erase every row in {env}'s database?", abort=True)
-    with _progress(f"resetting {env}"):
-        _backend(ctx).db_reset(env)
+    with _progress(f"resetting {env}") as progress:
+        _backend(ctx).db_reset(env, progress=progress)
     out.print(f"{env}: database reset")
 
 

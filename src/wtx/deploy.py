@@ -184,6 +184,7 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
         if not target_id:
             raise DeployError(f"{primary.name} has no previous release to roll back to")
         target = backend.release(target_id)
+        _say(progress, f"making sure release {target.id} is installed")
         backend.install(target)
         moves: list[tuple[Environment, str, str]] = []
         on_traffic = 0.0
@@ -198,6 +199,7 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
                 _say(progress, steps[-1])
                 started_slots.append((env, new))
                 backend.start_slot(env, new, target)
+            _say(progress, f"{env.name}: waiting for {backend.spec.defaults.readiness_path} on slot {new}")
             backend.wait_ready(env, new, ready_timeout)
             _switch(backend, [(env, old, new)], progress)
             started_slots = [(e, s) for e, s in started_slots if e.name != env.name]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from deploy_support import Site, direct, poll
 
 from wtx.backends import DeployError
 from wtx.backends.local.layout import SLOTS
+from wtx.secrets import ensure_secrets
 
 pytestmark = pytest.mark.slow
 
@@ -234,3 +237,29 @@ def test_prd_over_plain_http_is_redirected_to_https_and_an_unknown_host_gets_404
     assert reply.headers["location"] == "https://wondertix.localhost:8443/events/?page=2"
     unknown = Site(host="nobody.example.localhost", port=stack.spec.defaults.haproxy_http_port)
     assert unknown.get("/").status == 404
+
+
+def test_any_command_reading_secrets_leaves_postgres_able_to_restart_on_its_data(stack):
+    """var/envs/<env>/ is 0711 by one rule: every command starts by reading the environment's
+    secrets (ensure_secrets), and afterwards PostgreSQL — running as `postgres` — must still
+    reach its data directory inside it when supervisord restarts it."""
+    stg = stack.spec.env("stg")
+    env_dir = stack.var_dir / "envs" / "stg"
+    ensure_secrets(stg, stack.spec, stack.var_dir)  # what `wtx deploy`, `db seed`, … do first
+    assert stat.S_IMODE(env_dir.stat().st_mode) == 0o711
+    assert stat.S_IMODE((env_dir / "secrets.env").stat().st_mode) == 0o600
+
+    def as_postgres(*cmd: str) -> int:
+        return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True).returncode
+
+    assert as_postgres("ls", str(env_dir)) != 0, "the postgres user must not list the env dir"
+    assert as_postgres("cat", str(env_dir / "secrets.env")) != 0, "nor read the secrets"
+    assert as_postgres("test", "-r", str(env_dir / "pgdata" / "PG_VERSION")) == 0
+
+    program = stack.backend.db_program("stg")
+    stack.backend.supervisor.stop_program(program)
+    stack.backend.supervisor.start_program(program)
+    stack.backend.supervisor.wait_running(program, 30)
+    stack.backend.cluster(stg).wait_ready(30)
+    site = stack.site("stg")
+    assert poll(lambda: site.get("/readyz").status == 200, timeout=30, interval=0.5)

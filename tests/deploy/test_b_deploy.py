@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from deploy_support import GOOD_CARD, Load, LoadResult, buyer, served_by
+from deploy_support import GOOD_CARD, Load, LoadResult, buyer, direct, served_by
 
 from wtx import ledger
 from wtx.backends import DeployError
+from wtx.backends.local.layout import SLOTS
 
 pytestmark = pytest.mark.slow
 
@@ -222,6 +224,60 @@ def test_rollback_puts_the_previous_release_back_on_traffic(stack):
     assert ledger.read(stack.var_dir, "prd")[-1]["event"] == ledger.ROLLBACK
 
 
+def test_release_directories_stay_byte_identical_to_their_manifests_after_deploys(stack):
+    """Deploys, aborts and a rollback have run: every release directory still holds exactly
+    the files its manifest lists, byte for byte, and nothing in it is writable. The installs
+    (virtualenvs) live under var/venvs/<id>/, outside the releases."""
+    from wtx import release as releases
+
+    built = releases.list_releases(stack.var_dir)
+    assert {stack.builds.wait(n) for n in ("base", "next", "never_ready", "bad_migration")} <= {r.id for r in built}
+    for rel in built:
+        on_disk = {p.relative_to(rel.path).as_posix() for p in rel.path.rglob("*") if not p.is_dir()}
+        assert on_disk == set(rel.manifest["files"]) | {"manifest.json"}, rel.id
+        assert releases.verify(rel) == [], rel.id
+        writable = [str(p) for p in (rel.path, *rel.path.rglob("*")) if p.stat().st_mode & 0o222]
+        assert writable == [], writable[:5]
+    for env in ("prd", "bak"):
+        for rid in stack.backend.slots(env).releases.values():
+            assert (stack.var_dir / "venvs" / rid / "bin" / "python").exists()
+
+
+def test_each_prd_slot_has_its_own_metrics_directory_holding_only_its_live_processes(stack):
+    """/metrics of a slot never mixes releases or counts processes that are gone: the
+    directory is the slot's own and is emptied when the slot starts."""
+    backend = stack.backend
+    slots = backend.slots("prd")
+    active = slots.active
+    info = backend.supervisor.info(backend.program("prd", active))
+    assert info is not None and info["statename"] == "RUNNING"
+    live = set(_process_tree(int(info["pid"])))
+    prd = stack.spec.env("prd")
+    app = direct(prd.app_port(SLOTS.index(active)), prd.hostnames[0])
+    for _ in range(6):  # reach both workers: each writes its own files
+        assert app.get("/metrics").status == 200
+    metrics = backend.layout.metrics_dir("prd", active)
+    assert metrics != backend.layout.metrics_dir("prd", slots.idle())
+    files = [p.name for p in metrics.iterdir()]
+    assert files
+    pids = {int(name.rsplit("_", 1)[1].removesuffix(".db")) for name in files}
+    assert pids <= live, f"files of processes not in prd-{active}: {sorted(pids - live)}"
+    body = app.get("/metrics").text
+    assert "wondertix_http_requests_total" in body
+
+
+def _process_tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += _process_tree(int(child))
+    return found
+
+
 def test_no_second_deploy_runs_while_one_is_running(stack):
     """Two deploys never interleave: the second waits for the first (one lock per var dir)."""
     order: list[str] = []
@@ -250,16 +306,16 @@ def test_installs_no_environment_can_roll_back_to_are_removed(stack):
     assert not held & set(unused)
     for rid in unused:
         backend.install(backend.release(rid))
-        assert (stack.var_dir / "releases" / rid / "venv" / "bin" / "python").exists()
+        assert (stack.var_dir / "venvs" / rid / "bin" / "python").exists()
 
     removed = backend.prune_installs()
 
     assert set(unused) <= set(removed)
     for rid in unused:
-        assert not (stack.var_dir / "releases" / rid / "venv").exists()
+        assert not (stack.var_dir / "venvs" / rid).exists()
         assert (stack.var_dir / "releases" / rid / "manifest.json").exists()  # the build stays
     for rid in held:
-        assert (stack.var_dir / "releases" / rid / "venv" / "bin" / "python").exists()
+        assert (stack.var_dir / "venvs" / rid / "bin" / "python").exists()
     assert releases_intact(stack, held | set(unused))
 
 

@@ -78,6 +78,11 @@ def test_killing_prd_app_processes_moves_traffic_to_bak_and_supervisord_brings_p
 
     assert first_bak is not None, "bak never answered for prd"
     assert back is not None, "supervisord did not bring prd back within 60s"
+    # The restarted slot began with an empty metrics directory: nothing of the killed
+    # processes is counted by /metrics any more.
+    leftovers = [p.name for p in backend.layout.metrics_dir("prd", slot).iterdir()
+                 if int(p.stem.rsplit("_", 1)[1]) in victims]
+    assert leftovers == []
     assert [r.what for r in after_kill if not r.ok] == []
     # prd answers again itself once it is back (bak is a backup: idle while prd is up).
     rids = [f"after-heal-{uuid.uuid4().hex}" for _ in range(5)]

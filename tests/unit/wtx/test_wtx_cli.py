@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -229,3 +230,24 @@ def test_the_console_entry_point_runs(var_dir):
     bad = subprocess.run([sys.executable, "-m", "wtx", "spec", "show", "nope"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("wtx: error:")
+
+
+def test_long_steps_show_progress_lines_with_elapsed_seconds_without_a_terminal(run, monkeypatch):
+    class Stepping(FakeBackend):
+        def db_seed(self, env, progress=None):
+            progress(f"{env}: migrations of release abc123abc123")
+            progress(f"{env}: loading the demo data")
+
+        def down(self, envs, progress=None):
+            progress("stopping every program, then supervisord")
+
+    monkeypatch.setattr(cli, "_backend", lambda ctx: Stepping(ctx.spec, ctx.root, ctx.var_dir))
+    seeded = run("db", "seed", "dev")
+    assert seeded.exit_code == 0, seeded.output
+    steps = [line for line in seeded.stderr.splitlines() if line.startswith("· ")]
+    assert len(steps) == 2
+    assert re.fullmatch(r"· +\d+\.\ds dev: migrations of release abc123abc123", steps[0]), steps[0]
+    assert steps[1].endswith("dev: loading the demo data")
+    assert "dev: demo data loaded" in seeded.stdout
+    stopped = run("down")
+    assert "stopping every program, then supervisord" in stopped.stderr

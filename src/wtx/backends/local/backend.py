@@ -587,17 +587,20 @@ class LocalBackend:
         except releases.ReleaseError as exc:
             raise DeployError(str(exc)) from None
 
-    def down(self, envs: list[str] | None = None) -> None:
+    def down(self, envs: list[str] | None = None, progress: Progress | None = None) -> None:
         with self.locked():
             if not envs or set(envs) >= set(self.spec.environments):
+                _say(progress, "stopping every program, then supervisord")
                 self.supervisor.shutdown()
                 return
             if not self.supervisor.running():
                 return
             for env in reversed(self.ordered(envs)):
+                _say(progress, f"{env.name}: stopping its app servers (requests in flight finish)")
                 for slot in SLOTS:
                     self.supervisor.stop_program(self.program(env.name, slot))
                 if self.owns_cluster(env):
+                    _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
 
     def status(self) -> list[EnvStatus]:
@@ -652,19 +655,21 @@ class LocalBackend:
         cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), *map(str, files)]
         return _lines_of(cmd)
 
-    def db_seed(self, env: str) -> None:
+    def db_seed(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
             e = self.env(env)
             if e.database.data_policy != "demo":
                 raise DeployError(f"{env}: data_policy is {e.database.data_policy!r}; only demo data is seeded")
             rel = self.current_release(e)
+            _say(progress, f"{env}: migrations of release {rel.id}")
             self.migrate(e, rel)
+            _say(progress, f"{env}: loading the demo data")
             res = self.manage(e, rel, "seed_demo")
             if res.returncode != 0:
                 raise DeployError(f"{env}: seed_demo failed: {_last_line(res)}")
             ledger.append(self.var_dir, "db-seed", env=env, release=rel.id)
 
-    def db_reset(self, env: str) -> None:
+    def db_reset(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
             e = self.env(env)
             if e.database.data_policy == "real":
@@ -673,6 +678,7 @@ class LocalBackend:
             if e.is_backup:
                 raise DeployError(f"{env}: a backup's database belongs to {e.backup_of}")
             rel = self.current_release(e)
+            _say(progress, f"{env}: dropping and re-creating the database")
             if e.database.engine == "sqlite":
                 url = self.database_url(e, self.secrets(e))
                 path = Path(url.removeprefix("sqlite:///"))
@@ -683,6 +689,7 @@ class LocalBackend:
                     self.cluster(e).drop_and_create(e.database.name, e.database.role)
                 except PostgresError as exc:
                     raise DeployError(f"{env}: {exc}") from None
+            _say(progress, f"{env}: migrations of release {rel.id}")
             self.migrate(e, rel)
             ledger.append(self.var_dir, "db-reset", env=env, release=rel.id)
 
