@@ -272,3 +272,28 @@ def test_the_slot_command_never_writes_into_the_release(spec, tmp_path, slot):
     before = _tree(rel.path)
     backend.slot_command(spec.env("stg"), slot, rel)
     assert _tree(rel.path) == before
+
+
+# --------------------------------------------------------------------------------------------
+# Status
+
+
+def test_status_of_a_stack_that_is_not_running_names_every_field_and_why_it_is_down(spec, tmp_path):
+    backend = LocalBackend(spec, tmp_path, tmp_path / "var")
+    backend.save_slots("prd", Slots(active="green", releases={"green": "0123456789ab"}, running={"green": True}))
+    ledger.append(backend.var_dir, ledger.DEPLOY, env="prd", release="0123456789ab")
+    ledger.append(backend.var_dir, "db-seed", env="prd", release="0123456789ab")
+    rows = {s.env: s.as_dict() for s in backend.status()}
+    assert list(rows) == ["dev", "stg", "prd", "bak"]
+    for row in rows.values():
+        assert set(row) == {"env", "url", "release", "health", "database", "last_deploy"}
+        assert row["health"] == "down (supervisord not running)"
+    assert rows["prd"]["url"] == "https://wondertix.localhost:8443"
+    assert rows["bak"]["url"] == "https://wondertix.localhost:8443 (backup of prd)"
+    assert rows["prd"]["release"] == "0123456789ab" and rows["dev"]["release"] == "-"
+    assert rows["stg"]["database"] == "postgresql wondertix_stg@127.0.0.1:5533/wondertix_stg"
+    assert rows["bak"]["database"].endswith("(prd's cluster)")
+    assert rows["dev"]["database"].startswith("sqlite ")
+    # "last deploy" is the last deploy or rollback, not any ledger record (a seed is not one).
+    assert rows["prd"]["last_deploy"].endswith("deploy 0123456789ab")
+    assert rows["dev"]["last_deploy"] == "-"

@@ -624,6 +624,10 @@ class LocalBackend:
                     health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'})"
             elif not sup_up:
                 health = "down (supervisord not running)"
+            elif slots.active and not api_up:
+                health = "down (HAProxy not running: its runtime API does not answer)"
+            elif not slots.active:
+                health = "down (never brought up: run `wtx up`)"
             last = ledger.last(self.var_dir, env=env.name)
             last_txt = f"{last.get('ts', '')} {last.get('event')} {last.get('release', '')}".strip() if last else "-"
             url = self.primary(env).url if not env.url else env.url
