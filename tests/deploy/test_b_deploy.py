@@ -258,10 +258,14 @@ def test_each_prd_slot_has_its_own_metrics_directory_holding_only_its_live_proce
         assert app.get("/metrics").status == 200
     metrics = backend.layout.metrics_dir("prd", active)
     assert metrics != backend.layout.metrics_dir("prd", slots.idle())
-    files = [p.name for p in metrics.iterdir()]
+    files = list(metrics.iterdir())
     assert files
-    pids = {int(name.rsplit("_", 1)[1].removesuffix(".db")) for name in files}
-    assert pids <= live, f"files of processes not in prd-{active}: {sorted(pids - live)}"
+    # Emptied when the slot started: every file was written by this run of the slot.
+    assert [p.name for p in files if p.stat().st_mtime < info["start"] - 1] == []
+    # Live gauges only of processes that are alive in this slot (child_exit drops the rest).
+    gauge_pids = {int(p.stem.rsplit("_", 1)[1]) for p in files if p.name.startswith("gauge_live")}
+    assert gauge_pids, "/metrics sets wondertix_holds_active in each worker that answers it"
+    assert gauge_pids <= live, f"live gauges of processes not in prd-{active}: {sorted(gauge_pids - live)}"
     body = app.get("/metrics").text
     assert "wondertix_http_requests_total" in body
 
