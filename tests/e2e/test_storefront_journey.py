@@ -129,3 +129,37 @@ def test_try_again_after_a_decline_keeps_the_patron_details(phone, live_server, 
     assert "Donation $10.00" in page.locator(".order-summary").inner_text().replace("\n", " ").replace("\t", " ")
     assert available(perf) == 6
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_a_discount_code_that_makes_the_order_free_needs_no_card(phone, live_server, make_performance, artifacts):
+    from wondertix.catalog.models import PriceType
+    from wondertix.payments.models import Payment
+    from wondertix.sales.models import DiscountCode, Order
+
+    page = phone
+    perf = make_performance(capacity=8)
+    PriceType.objects.filter(pk=perf.adult.pk).update(fee_cents=0)
+    DiscountCode.objects.create(code="COMPED", kind=DiscountCode.PERCENT, value=100)
+    page.goto(f"{live_server.url}/performances/{perf.pk}/")
+    page.get_by_role("button", name="One more Adult").click()
+    page.get_by_role("button", name="Add to cart").click()
+    page.wait_for_url("**/cart/")
+    page.get_by_role("link", name="Check out").click()
+    page.get_by_label("First name").fill("Ada")
+    page.get_by_label("Last name").fill("Lovelace")
+    page.get_by_label("Email").fill("ada@example.org")
+    page.get_by_label("Discount code").fill("comped")
+    page.get_by_role("button", name="Pay $25.00").click()  # no card typed
+
+    notice = page.get_by_role("alert")
+    assert "Please check your new total: $0.00" in notice.inner_text()
+    assert "Your order is now free" in notice.inner_text()
+    assert page.get_by_label("Card number").count() == 0
+    page.screenshot(path=str(artifacts / "checkout-free-after-discount-phone.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("button", name="Get my tickets").click()
+    page.wait_for_url("**/orders/*/")
+    assert page.locator("img.ticket__qr").count() == 1
+    order = Order.objects.get()
+    assert order.total_cents == 0 and Payment.objects.count() == 0
+    assert page.problems == []  # type: ignore[attr-defined]
