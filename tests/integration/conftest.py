@@ -60,6 +60,17 @@ def app_server(database_url: str) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
+def backoffice_server(database_url: str) -> Iterator[LiveServer]:
+    """The app as deployed (DEBUG off, 4 sync workers) with its static files collected, so the
+    staff pages render, and the recorded Stripe fixtures' webhook secret, so their signed
+    events are accepted."""
+    from tests.unit.test_stripe_payments import WEBHOOK_SECRET
+
+    with LiveServer(database_url, workers=4, migrate=False, collectstatic=True, env={"STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
 def unsafe_server(database_url: str) -> Iterator[LiveServer]:
     """The same app with the sales lock switched off (a test switch that requires DEBUG)."""
     with LiveServer(

@@ -76,6 +76,7 @@ class LiveServer:
         worker_class: str = "sync",
         threads: int = 1,
         migrate: bool = True,
+        collectstatic: bool = False,
         wait_for: str = "/readyz",
         env: dict[str, str] | None = None,
         gunicorn_args: list[str] | None = None,
@@ -85,6 +86,7 @@ class LiveServer:
         self.worker_class = worker_class
         self.threads = threads
         self.migrate = migrate
+        self.collectstatic = collectstatic
         self.wait_for = wait_for
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -112,6 +114,10 @@ class LiveServer:
         try:
             if self.migrate:
                 manage(self.database_url, "migrate", "--noinput", env=self.env)
+            if self.collectstatic:
+                # With DEBUG off, pages refer to hashed static files through the manifest
+                # collectstatic writes (as a release build does); without it they answer 500.
+                manage(self.database_url, "collectstatic", "--noinput", "-v", "0", env=self.env)
             cmd = [
                 str(VENV_BIN / "gunicorn"), "wondertix.wsgi:application",
                 "--bind", f"127.0.0.1:{self.port}",

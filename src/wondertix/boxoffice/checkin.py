@@ -40,9 +40,13 @@ def _locked_ticket(code: str) -> Ticket:
     normalized = normalize_code(code)
     if not normalized:
         raise errors.invalid("code_required", "Enter or scan a ticket code.", field="code")
+    # Not select_related("checked_in_by"): a scan that waited for this lock gets the ticket row
+    # as the winner committed it, but PostgreSQL does not redo the join for the unlocked user
+    # row (still NULL from before the wait), so the refusal would say "by someone". The user is
+    # read after the lock instead, from the fresh checked_in_by_id.
     ticket = (
         Ticket.objects.select_for_update(of=("self",))
-        .select_related("performance__event", "price_type", "order", "checked_in_by")
+        .select_related("performance__event", "price_type", "order")
         .filter(code=normalized)
         .first()
     )
