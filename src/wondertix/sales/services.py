@@ -182,10 +182,10 @@ def create_hold(
 
 
 def _existing_hold_for_key(key: str, fingerprint: str) -> Hold | None:
-    existing = Hold.objects.filter(idempotency_key=key).order_by().first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
-        raise errors.invalid("idempotency_key_reused", "This Idempotency-Key was already used for a different request.")
-    return existing
+    found: Hold | None = find_by_key(
+        Hold.objects, key, fingerprint, message="This Idempotency-Key was already used for a different request."
+    )
+    return found
 
 
 def _create_hold(
