@@ -300,6 +300,10 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
         )
 
     before = {"status": order.status, "refunded_cents": order.refunded_cents, "total_cents": order.total_cents}
+    # Locks in the order every use case takes them: order, subscription, performances. A
+    # redemption holds its subscription while it takes the performance; locking the
+    # performance first here deadlocked a refund of redeemed tickets with a new redemption.
+    redeemed_from = _lock_redeemed_subscription(order) if seats else None
     performances = inventory.lock_performances(seats) if seats else {}
     pay_back(order, total, method=request.method, key=f"refund:{key}")
 
@@ -315,7 +319,8 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
     if returned:
         Ticket.objects.filter(pk__in=returned).update(status=Ticket.REFUNDED)
         inventory.add_sold(performances, {perf_id: -len(ts) for perf_id, ts in seats.items()})
-        _credit_subscription(order, len(returned))
+        if redeemed_from is not None:
+            _credit_subscription(redeemed_from, len(returned))
     for item in items:
         if item.donation is not None:
             Donation.objects.filter(pk=item.donation.pk).update(refunded_cents=item.donation.refunded_cents + item.amount_cents)
@@ -344,12 +349,16 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
     return refund
 
 
-def _credit_subscription(order: Order, seats: int) -> None:
-    """Refunding tickets redeemed from a subscription gives the redemptions back to it."""
+def _lock_redeemed_subscription(order: Order) -> Subscription | None:
+    """The subscription this order's tickets were redeemed from (row-locked), if any."""
     redemption = Redemption.objects.filter(order=order).first()
     if redemption is None:
-        return
-    sub = Subscription.objects.select_for_update().get(pk=redemption.subscription_id)
+        return None
+    return Subscription.objects.select_for_update().get(pk=redemption.subscription_id)
+
+
+def _credit_subscription(sub: Subscription, seats: int) -> None:
+    """Refunding tickets redeemed from a subscription gives the redemptions back to it."""
     if sub.status == Subscription.ACTIVE:
         sub.remaining = min(sub.tickets_included, sub.remaining + seats)
         sub.save(update_fields=["remaining"])
