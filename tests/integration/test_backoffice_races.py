@@ -366,3 +366,37 @@ def _refund_and_redeem_round(server: LiveServer, crew: Crew, live_db: str, cooki
         assert Subscription.objects.using(live_db).get(pk=sub_id).remaining == 1  # 2 - 1 redeemed + 1 refunded - 1 redeemed
         assert Redemption.objects.using(live_db).filter(subscription_id=sub_id).count() == 2
         assert _valid_tickets(live_db, perf_id) == 1 == _tickets_sold(live_db, perf_id)
+
+
+def test_a_ticket_scanned_at_the_door_while_it_is_exchanged_is_either_admitted_or_moved(backoffice_server, crew, make_show, live_db):
+    """The usher scans the ticket at the same moment a clerk moves it to another performance:
+    exactly one of the two goes through, never both (an admitted ticket cannot be exchanged;
+    an exchanged ticket cannot be admitted)."""
+    from wondertix.sales.models import Order, Ticket
+
+    source = make_show(20, name="door-or-move")
+    target = make_show(20, name="door-or-move-target")
+    for round_ in range(4):
+        orders = []
+        for i in range(2):  # two tickets per round: four requests, one per gunicorn worker
+            body = _buy(backoffice_server, source.performance_id, source.adult_id, 1, f"door-or-move{round_}-{i}@example.org")
+            order = Order.objects.using(live_db).get(token=body["token"])
+            orders.append((order.pk, order.tickets.get()))
+        racers = []
+        for (order_id, ticket), (_, token) in zip(orders, crew.ushers, strict=False):
+            racers.append(Request(CHECKIN, {"code": ticket.code, "performance_id": source.performance_id}, bearer(token)))
+            racers.append(Request(f"/api/v1/staff/sales/orders/{order_id}/exchanges", {"ticket_ids": [ticket.pk], "to_performance_id": target.performance_id},
+                                  {**bearer(crew.box_office[1]), "Idempotency-Key": f"move-{uuid.uuid4().hex}"}))
+        outcomes = race(backoffice_server.url, racers)
+        summary = tally(outcomes)
+        for i, (_, ticket) in enumerate(orders):
+            scan, move = outcomes[2 * i], outcomes[2 * i + 1]
+            stored = Ticket.objects.using(live_db).get(pk=ticket.pk)
+            if scan.status == 200:
+                assert (move.status, move.code) == (422, "ticket_used"), summary
+                assert stored.status == Ticket.VALID and stored.checked_in_at is not None
+            else:
+                assert (scan.status, scan.code, move.status) == (422, "ticket_not_valid", 201), summary
+                assert stored.status == Ticket.EXCHANGED and stored.checked_in_at is None
+        assert _valid_tickets(live_db, source.performance_id) == _tickets_sold(live_db, source.performance_id)
+        assert _valid_tickets(live_db, target.performance_id) == _tickets_sold(live_db, target.performance_id)

@@ -165,7 +165,11 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         return existing
     if order.status not in REFUNDABLE_STATUSES:
         raise errors.invalid("order_not_paid", f"Order {order.reference} is {order.get_status_display().lower()}; only paid orders can be exchanged.")
-    old_perf_ids = set(Ticket.objects.filter(order=order, pk__in=request.ticket_ids).values_list("performance_id", flat=True))
+    # Lock the tickets being moved: a door scan locks the ticket it admits, so an exchange
+    # can neither move a ticket that was just admitted nor let one it moves be admitted.
+    old_perf_ids = set(
+        Ticket.objects.select_for_update(no_key=True).filter(order=order, pk__in=request.ticket_ids).order_by("pk").values_list("performance_id", flat=True)
+    )
     performances = inventory.lock_performances(old_perf_ids | {request.to_performance_id})
     target = performances[request.to_performance_id]
     quote = _plan(order, request, target, now)
