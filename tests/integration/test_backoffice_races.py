@@ -400,3 +400,40 @@ def test_a_ticket_scanned_at_the_door_while_it_is_exchanged_is_either_admitted_o
                 assert stored.status == Ticket.EXCHANGED and stored.checked_in_at is None
         assert _valid_tickets(live_db, source.performance_id) == _tickets_sold(live_db, source.performance_id)
         assert _valid_tickets(live_db, target.performance_id) == _tickets_sold(live_db, target.performance_id)
+
+
+def test_clerks_race_to_sell_the_last_subscription_of_a_limited_type_and_one_does(backoffice_server, crew, live_db):
+    cookies = sign_in(backoffice_server, crew.box_office[0], crew.box_office_password)
+    for _ in range(3):  # independent rounds: more interleavings, still one pass each
+        _sell_last_subscription_round(backoffice_server, live_db, cookies)
+
+
+def _sell_last_subscription_round(server: LiveServer, live_db: str, cookies: httpx.Cookies) -> None:
+    from django.utils import timezone
+
+    from wondertix.catalog.models import Season
+    from wondertix.patrons.models import Subscription, SubscriptionType
+    from wondertix.payments.models import Payment
+
+    tag = uuid.uuid4().hex[:8]
+    today = timezone.localdate()
+    season = Season.objects.using(live_db).create(name=f"Limited {tag}", slug=f"limited-{tag}", starts_on=today, ends_on=today + timedelta(days=100))
+    st = SubscriptionType.objects.using(live_db).create(season=season, name=f"Patron pass {tag}", price_cents=12000, tickets_included=6, limit_sold=1)
+    page = "/staff/contacts/subscriptions/sell/"
+    clients = [httpx.Client(base_url=server.url, cookies=cookies, timeout=30) for _ in range(SCANNERS)]
+    try:
+        forms = []
+        for i, client in enumerate(clients):  # eight windows, eight walk-ups paying cash
+            fields = form_fields(client.get(page).text)
+            forms.append({**fields, "subscription_type": str(st.pk), "first_name": "Walk", "last_name": f"Up{i}",
+                          "email": f"walkup-{i}-{tag}@example.org", "payment": "cash"})
+        answers = together([lambda c=c, f=f: c.post(page, data=f) for c, f in zip(clients, forms, strict=True)])
+    finally:
+        for client in clients:
+            client.close()
+
+    assert sorted(a.status_code for a in answers) == [302] + [409] * (SCANNERS - 1), [a.status_code for a in answers]
+    assert all("subscription is sold out" in a.text for a in answers if a.status_code == 409)
+    sold = Subscription.objects.using(live_db).filter(subscription_type=st)
+    assert sold.count() == 1
+    assert Payment.objects.using(live_db).filter(order_id=sold.get().order_id).count() == 1
