@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.support.threadrace import gate_first_call, run_together
 
 # Models are imported inside the tests: this module is also imported by a child process
 # (race_in_child) before Django is set up.
@@ -159,38 +159,14 @@ def race_in_child() -> None:
 
     # Every thread must see "no order for this key yet" before any of them may go on: the
     # window in which a naive implementation sells twice.
-    together = threading.Barrier(RACE_THREADS, timeout=90)
-    seen = threading.local()
-    passed = []
-    real_check = services._existing_for_key
-
-    def check_then_wait(key, fingerprint):
-        found = real_check(key, fingerprint)
-        if not getattr(seen, "done", False):
-            seen.done = True
-            passed.append(found is None)
-            together.wait()
-        return found
-
-    services._existing_for_key = check_then_wait  # type: ignore[assignment]
+    passed = gate_first_call(services, "_existing_for_key", RACE_THREADS, passed=lambda found: found is None)
     results: list[tuple[int, str]] = []
-    failures: list[str] = []
 
     def buy() -> None:
-        try:
-            response = post_order(Client(), body, "concurrent-retry-key")
-            results.append((response.status_code, response.content.decode()))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            failures.append(repr(exc))
-        finally:
-            connections.close_all()
+        response = post_order(Client(), body, "concurrent-retry-key")
+        results.append((response.status_code, response.content.decode()))
 
-    threads = [threading.Thread(target=buy) for _ in range(RACE_THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=150)
-    failures += ["thread still running"] if any(t.is_alive() for t in threads) else []
+    failures = run_together(RACE_THREADS, buy)
     perf.refresh_from_db()
     report = {
         "failures": failures,

@@ -23,6 +23,7 @@ import pytest
 import stripe
 from django.core import mail
 from django.utils import timezone
+from tests.support.threadrace import gate_first_call, run_together
 
 from wondertix.ops.models import AuditEntry
 from wondertix.patrons.models import Donation, Patron
@@ -728,7 +729,6 @@ def test_concurrent_redeliveries_of_one_event_issue_tickets_once(tmp_path):
 def webhook_race_in_child() -> None:
     """Runs in the child process (Django already set up): make a pending Stripe order, then
     deliver its completed event from several threads at once."""
-    import threading
 
     from django.conf import settings
     from django.core.management import call_command
@@ -756,41 +756,18 @@ def webhook_race_in_child() -> None:
     payload = event_for("event_checkout_session_completed", order)
     connections.close_all()
 
-    together = threading.Barrier(RACE_DELIVERIES, timeout=90)
-    looked = threading.local()
-    passed: list[bool] = []
-    real_seen = payment_services._seen
-
-    def seen_then_wait(event_id: str) -> bool:
-        found = real_seen(event_id)
-        if not getattr(looked, "done", False):
-            looked.done = True
-            passed.append(not found)
-            together.wait()
-        return found
-
-    payment_services._seen = seen_then_wait  # type: ignore[assignment]
+    passed = gate_first_call(payment_services, "_seen", RACE_DELIVERIES, passed=lambda found: not found)
     outcomes: list[str] = []
-    failures: list[str] = []
+    answered_wrong: list[str] = []
 
     def deliver_once() -> None:
-        try:
-            response = deliver(Client(), payload)
-            if response.status_code != 200:
-                failures.append(f"{response.status_code} {response.content[:200]!r}")
-            else:
-                outcomes.append(response.json()["outcome"])
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            failures.append(repr(exc))
-        finally:
-            connections.close_all()
+        response = deliver(Client(), payload)
+        if response.status_code != 200:
+            answered_wrong.append(f"{response.status_code} {response.content[:200]!r}")
+        else:
+            outcomes.append(response.json()["outcome"])
 
-    threads = [threading.Thread(target=deliver_once) for _ in range(RACE_DELIVERIES)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=150)
-    failures += ["thread still running"] if any(t.is_alive() for t in threads) else []
+    failures = run_together(RACE_DELIVERIES, deliver_once) + answered_wrong
     perf.refresh_from_db()
     report = {
         "failures": failures,

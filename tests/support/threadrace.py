@@ -1,0 +1,57 @@
+"""Races between threads of one process, for the child-process SQLite race tests.
+
+The naive bug these tests hunt is "check, then write": every request sees "not done yet"
+before any of them writes. `gate_first_call` forces exactly that interleaving — each thread's
+first call of the check runs for real, then waits until every thread has passed it — so the
+test exercises the guard that must still hold (a unique key, a lock), not luck.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+def gate_first_call(owner: Any, name: str, parties: int, *, passed: Callable[[Any], bool]) -> list[bool]:
+    """Patch `owner.name`; returns the list that records, per thread, whether its first check
+    passed (`passed(result)`)."""
+    together = threading.Barrier(parties, timeout=90)
+    seen = threading.local()
+    outcomes: list[bool] = []
+    real = getattr(owner, name)
+
+    def check_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not getattr(seen, "done", False):
+            seen.done = True
+            outcomes.append(passed(result))
+            together.wait()
+        return result
+
+    setattr(owner, name, check_then_wait)
+    return outcomes
+
+
+def run_together(count: int, work: Callable[[], None], *, join_timeout: float = 150) -> list[str]:
+    """Run `work` in `count` threads (each closing its database connections); returns failures."""
+    from django.db import connections
+
+    failures: list[str] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            failures.append(repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=join_timeout)
+    if any(t.is_alive() for t in threads):
+        failures.append("thread still running")
+    return failures
