@@ -40,3 +40,23 @@ def good_card():
     from wondertix.payments.providers.base import PaymentDetails
 
     return PaymentDetails(card_number="4242 4242 4242 4242", exp_month=12, exp_year=2030, cvc="123")
+
+
+@pytest.fixture
+def clerk(db):
+    """A box-office staff member (the role that sells, refunds, exchanges and reads reports)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user("window", password="x" * 12, is_staff=True)
+    user.groups.add(Group.objects.get(name="box_office"))
+    return user
+
+
+@pytest.fixture
+def staff(clerk):
+    """A browser signed in as `clerk`."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(clerk)
+    return client

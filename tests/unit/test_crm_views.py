@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
@@ -17,20 +16,6 @@ from wondertix.sales.models import Order, Ticket
 from wondertix.sales.services import CheckoutDetails, LineRequest, sell
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clerk():
-    user = User.objects.create_user("window", is_staff=True)
-    user.groups.add(Group.objects.get(name="box_office"))
-    return user
-
-
-@pytest.fixture
-def staff(clerk):
-    client = Client()
-    client.force_login(clerk)
-    return client
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
@@ -22,20 +21,6 @@ from wondertix.sales.refunds import DonationRefund, RefundRequest, TicketRefund,
 from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, sell
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def clerk():
-    user = User.objects.create_user("window", is_staff=True)
-    user.groups.add(Group.objects.get(name="box_office"))
-    return user
-
-
-@pytest.fixture
-def staff(clerk):
-    client = Client()
-    client.force_login(clerk)
-    return client
 
 
 @pytest.fixture
