@@ -213,23 +213,9 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
                 "amount_below_minimum",
                 f"Online payments must be at least {format_cents(minimum_cents)}. Please add a ticket or a donation.",
             )
-        patron = services._find_or_create_patron(details.buyer)
-        order = Order.objects.create(
-            status=Order.PENDING,
-            channel=Order.ONLINE,
-            patron=patron,
-            buyer_name=details.buyer.full_name,
-            buyer_email=details.buyer.email,
-            buyer_phone=details.buyer.phone,
-            buyer_accommodation=details.buyer.accommodation,
-            subtotal_cents=totals.subtotal_cents,
-            fees_cents=totals.fees_cents,
-            discount_cents=totals.discount_cents,
-            donation_cents=donation,
-            total_cents=totals.total_cents,
-            discount_code=discount,
-            hold=hold,
-            request_fingerprint=fingerprint,
+        order = services.create_order(
+            details, totals, discount=discount, hold=hold,
+            status=Order.PENDING, channel=Order.ONLINE, request_fingerprint=fingerprint,
         )
         session_expires = now + timedelta(minutes=SESSION_MINUTES)
         _hold_until(hold, session_expires + HOLD_MARGIN)

@@ -250,6 +250,27 @@ def _existing_for_key(key: str | None, fingerprint: str) -> Order | None:
     )
 
 
+def create_order(
+    details: CheckoutDetails, totals: pricing.Totals, *, discount: DiscountCode | None, hold: Hold | None, **fields: Any
+) -> Order:
+    """The order row of a checkout: the contact, what the buyer typed, and the priced totals."""
+    return Order.objects.create(
+        patron=_find_or_create_patron(details.buyer),
+        buyer_name=details.buyer.full_name,
+        buyer_email=details.buyer.email,
+        buyer_phone=details.buyer.phone,
+        buyer_accommodation=details.buyer.accommodation,
+        subtotal_cents=totals.subtotal_cents,
+        fees_cents=totals.fees_cents,
+        discount_cents=totals.discount_cents,
+        donation_cents=totals.donation_cents,
+        total_cents=totals.total_cents,
+        discount_code=discount,
+        hold=hold,
+        **fields,
+    )
+
+
 def _find_or_create_patron(buyer: Buyer) -> Patron:
     """Match the contact by email. An existing contact's details are never overwritten from a
     checkout (anyone can type anyone's email); what the buyer typed is kept on the order."""
@@ -320,22 +341,13 @@ def _place_order(
     if discount is not None:
         pricing.apply_discount(discount, totals, now)
 
-    patron = _find_or_create_patron(details.buyer)
-    order = Order.objects.create(
+    order = create_order(
+        details,
+        totals,
+        discount=discount,
+        hold=hold,
         status=Order.PAID,
         channel=channel,
-        patron=patron,
-        buyer_name=details.buyer.full_name,
-        buyer_email=details.buyer.email,
-        buyer_phone=details.buyer.phone,
-        buyer_accommodation=details.buyer.accommodation,
-        subtotal_cents=totals.subtotal_cents,
-        fees_cents=totals.fees_cents,
-        discount_cents=totals.discount_cents,
-        donation_cents=donation,
-        total_cents=totals.total_cents,
-        discount_code=discount,
-        hold=hold,
         idempotency_key=idempotency_key or None,
         request_fingerprint=fingerprint,
         created_by=actor,
@@ -356,7 +368,7 @@ def _place_order(
     if donation:
         gifts.append(
             Donation.objects.create(
-                patron=patron, order=order, amount_cents=donation,
+                patron=order.patron, order=order, amount_cents=donation,
                 anonymous=details.donation_anonymous, comment=details.donation_comment.strip()[:500],
             )
         )
