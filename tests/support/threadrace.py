@@ -8,9 +8,17 @@ test exercises the guard that must still hold (a unique key, a lock), not luck.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULT_MARK = "RACE-RESULT "
 
 
 def gate_first_call(owner: Any, name: str, parties: int, *, passed: Callable[[Any], bool]) -> list[bool]:
@@ -55,3 +63,34 @@ def run_together(count: int, work: Callable[[], None], *, join_timeout: float = 
     if any(t.is_alive() for t in threads):
         failures.append("thread still running")
     return failures
+
+
+def run_in_child(tmp_path: Path, code: str, **env: str) -> dict[str, Any]:
+    """Run `code` (it imports a test module of tests/unit and calls its race) in a fresh Python
+    on a file SQLite database, and return what it `report`ed.
+
+    A child process, because the in-memory test database is shared-cache, whose table locks
+    fail at once instead of waiting as BEGIN IMMEDIATE does.
+    """
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), str(ROOT / "tests" / "unit")]),
+        "DJANGO_SETTINGS_MODULE": "wondertix.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'race.sqlite3'}",
+        "WONDERTIX_VAR_DIR": str(tmp_path),
+        "SECRET_KEY": "race-test-" + "x" * 40,
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        **env,
+    }
+    child = subprocess.run(
+        [sys.executable, "-c", code], env=child_env, capture_output=True, text=True, timeout=300, check=False
+    )
+    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_MARK)]
+    assert child.returncode == 0 and lines, child.stdout + child.stderr
+    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_MARK):])
+    return result
+
+
+def report(result: dict[str, Any]) -> None:
+    """The child's answer to `run_in_child`."""
+    print(RESULT_MARK + json.dumps(result), flush=True)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from tests.support.threadrace import gate_first_call, run_together
+from tests.support.threadrace import gate_first_call, run_in_child, run_together
+from tests.support.threadrace import report as report_to_parent
 
 # Models are imported inside the tests: this module is also imported by a child process
 # (race_in_child) before Django is set up.
@@ -120,7 +117,6 @@ def test_the_same_key_may_name_an_order_and_a_hold(client, make_performance):
 
 
 RACE_THREADS = 4
-RESULT_MARK = "HOLD-RACE-RESULT "
 
 
 @pytest.mark.parametrize("capacity", [10, 2], ids=["room-to-spare", "last-seats"])
@@ -132,24 +128,9 @@ def test_same_key_from_concurrent_threads_holds_once(tmp_path, capacity):
 
     The race runs in a child process on a file SQLite database (see test_api_idempotency).
     """
-    root = Path(__file__).resolve().parents[2]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(Path(__file__).parent)]),
-        "DJANGO_SETTINGS_MODULE": "wondertix.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'race.sqlite3'}",
-        "WONDERTIX_VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "race-test-" + "x" * 40,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "PAYMENT_PROVIDER": "test",
-    }
-    child = subprocess.run(
-        [sys.executable, "-c", f"import test_api_hold_idempotency as t; t.race_in_child({capacity})"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+    result = run_in_child(
+        tmp_path, f"import test_api_hold_idempotency as t; t.race_in_child({capacity})", PAYMENT_PROVIDER="test"
     )
-    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    assert child.returncode == 0 and lines, child.stdout + child.stderr
-    result = json.loads(lines[-1][len(RESULT_MARK):])
     assert result["failures"] == []
     assert result["statuses"] == [201] * RACE_THREADS
     assert result["distinct_bodies"] == 1
@@ -200,4 +181,4 @@ def race_in_child(capacity: int) -> None:
             "available": state.available,
         },
     }
-    print(RESULT_MARK + json.dumps(report), flush=True)
+    report_to_parent(report)

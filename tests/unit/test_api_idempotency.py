@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from tests.support.threadrace import gate_first_call, run_together
+from tests.support.threadrace import gate_first_call, run_in_child, run_together
+from tests.support.threadrace import report as report_to_parent
 
 # Models are imported inside the tests: this module is also imported by a child process
 # (race_in_child) before Django is set up.
@@ -98,7 +95,6 @@ def test_malformed_idempotency_key_is_refused(client, make_performance, key):
 
 
 RACE_THREADS = 4
-RESULT_MARK = "RACE-RESULT "
 
 
 def test_same_key_from_concurrent_threads_sells_once(tmp_path):
@@ -108,24 +104,7 @@ def test_same_key_from_concurrent_threads_sells_once(tmp_path):
     The race runs in a child process on a file SQLite database: the in-memory test database is
     shared-cache, whose table locks fail at once instead of waiting as BEGIN IMMEDIATE does.
     """
-    root = Path(__file__).resolve().parents[2]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(Path(__file__).parent)]),
-        "DJANGO_SETTINGS_MODULE": "wondertix.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'race.sqlite3'}",
-        "WONDERTIX_VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "race-test-" + "x" * 40,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "PAYMENT_PROVIDER": "test",
-    }
-    child = subprocess.run(
-        [sys.executable, "-c", "import test_api_idempotency as t; t.race_in_child()"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    assert child.returncode == 0 and lines, child.stdout + child.stderr
-    result = json.loads(lines[-1][len(RESULT_MARK):])
+    result = run_in_child(tmp_path, "import test_api_idempotency as t; t.race_in_child()", PAYMENT_PROVIDER="test")
     assert result["failures"] == []
     assert result["statuses"] == [201] * RACE_THREADS
     assert result["distinct_bodies"] == 1
@@ -181,4 +160,4 @@ def race_in_child() -> None:
             "tickets_sold": perf.tickets_sold,
         },
     }
-    print(RESULT_MARK + json.dumps(report), flush=True)
+    report_to_parent(report)

@@ -23,7 +23,8 @@ import pytest
 import stripe
 from django.core import mail
 from django.utils import timezone
-from tests.support.threadrace import gate_first_call, run_together
+from tests.support.threadrace import gate_first_call, run_in_child, run_together
+from tests.support.threadrace import report as report_to_parent
 
 from wondertix.ops.models import AuditEntry
 from wondertix.patrons.models import Donation, Patron
@@ -690,7 +691,6 @@ def test_stripe_cannot_charge_in_process(fake_stripe):
 # ----------------------------------------------------------------------------- concurrency
 
 RACE_DELIVERIES = 3
-RESULT_MARK = "WEBHOOK-RACE "
 
 
 @pytest.mark.django_db(transaction=False)
@@ -701,25 +701,9 @@ def test_concurrent_redeliveries_of_one_event_issue_tickets_once(tmp_path):
     Runs in a child process on a file SQLite database (the in-memory test database's
     shared-cache locks fail at once instead of waiting like BEGIN IMMEDIATE).
     """
-    import os
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(Path(__file__).parent)]),
-        "DJANGO_SETTINGS_MODULE": "wondertix.settings",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'webhook-race.sqlite3'}",
-        "WONDERTIX_VAR_DIR": str(tmp_path),
-        "SECRET_KEY": "webhook-race-" + "x" * 40,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-    }
-    code = "import django; django.setup(); import test_stripe_payments as t; t.webhook_race_in_child()"
-    child = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False)
-    lines = [line for line in child.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    assert child.returncode == 0 and lines, child.stdout + child.stderr
-    result = json.loads(lines[-1][len(RESULT_MARK):])
+    result = run_in_child(
+        tmp_path, "import django; django.setup(); import test_stripe_payments as t; t.webhook_race_in_child()"
+    )
     assert result["failures"] == []
     assert result["passed_the_look_together"] == RACE_DELIVERIES
     assert sorted(result["outcomes"]) == ["duplicate"] * (RACE_DELIVERIES - 1) + ["order_paid"]
@@ -782,4 +766,4 @@ def webhook_race_in_child() -> None:
             "paid": Order.objects.filter(status=Order.PAID).count(),
         },
     }
-    print(RESULT_MARK + json.dumps(report), flush=True)
+    report_to_parent(report)
