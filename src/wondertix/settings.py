@@ -199,6 +199,12 @@ WONDERTIX_UNSAFE_DISABLE_SALES_LOCK = env.bool("WONDERTIX_UNSAFE_DISABLE_SALES_L
 
 # Payments: "test" (in-process simulated card processor) or "stripe".
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="test")
+# The environment's data is real (prd, bak): its orders are real tickets for real patrons. Such
+# an environment never confirms an order paid with the simulated card ("test"): ops.checks
+# refuses to start, /readyz answers 503 and the simulated provider declines every card, unless
+# the spec declares a local demo in so many words (then every page, email and ticket says TEST).
+DATA_IS_REAL = env.bool("DATA_IS_REAL", default=False)
+SIMULATED_PAYMENTS_ON_REAL_DATA = env.bool("SIMULATED_PAYMENTS_ON_REAL_DATA", default=False)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

@@ -30,6 +30,11 @@ GENERATED_SECRETS = ("SECRET_KEY", "STAFF_API_TOKEN_KEY", "DB_PASSWORD", "BASIC_
 PROVIDED_SECRETS = ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
 KNOWN_SECRETS = GENERATED_SECRETS + PROVIDED_SECRETS
 
+# An environment whose data is real never confirms an order paid with the simulated card
+# processor. The one exception, a local demonstration of prd, must say so in these words
+# (`app.simulated_payments_on_real_data`); every page, email and ticket then says TEST.
+SIMULATED_PAYMENTS_DEMO_PHRASE = "local demo: every ticket says TEST - NOT VALID"
+
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -127,6 +132,8 @@ class App(_Strict):
     replicas: int = Field(1, ge=1, le=16)
     base_port: Port = Field(ge=1024, le=65535 - APP_PORT_SLOTS)
     payments: Literal["test", "stripe"] = "test"
+    # Only for a local demo of a real-data environment: the exact SIMULATED_PAYMENTS_DEMO_PHRASE.
+    simulated_payments_on_real_data: str = ""
     email: Literal["console", "file", "smtp"] = "file"
 
 
@@ -421,6 +428,7 @@ def _check_relations(spec: Spec) -> None:
         for required in ("SECRET_KEY", "STAFF_API_TOKEN_KEY"):
             if required not in owned:
                 _fail(spec, name, "secrets", f"must include {required} (each environment signs with its own)")
+        _check_simulated_payments(spec, name, env)
         if env.app.payments == "stripe":
             for required in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
                 if required not in owned:
@@ -461,6 +469,26 @@ def _check_relations(spec: Spec) -> None:
             claimed[port] = owner
 
     _check_promotion_cycles(spec)
+
+
+def _check_simulated_payments(spec: Spec, name: str, env: Environment) -> None:
+    """Real data never meets the simulated card processor, unless the spec declares a local
+    demo in so many words (and then the app marks every page, email and ticket TEST)."""
+    app = env.app
+    real = env.database.data_policy == "real"
+    if real and app.payments == "test" and app.simulated_payments_on_real_data != SIMULATED_PAYMENTS_DEMO_PHRASE:
+        _fail(spec, name, "app.payments",
+              "an environment with real data (data_policy = \"real\") never takes simulated card payments: "
+              "use payments = \"stripe\"; only a local demo may keep \"test\", by setting "
+              f"app.simulated_payments_on_real_data = \"{SIMULATED_PAYMENTS_DEMO_PHRASE}\"")
+    if app.simulated_payments_on_real_data and not (real and app.payments == "test"):
+        _fail(spec, name, "app.simulated_payments_on_real_data",
+              "set only with payments = \"test\" on real data (data_policy = \"real\")")
+    if env.backup_of is not None:
+        primary = spec.environments[env.backup_of].app
+        if (app.payments, app.simulated_payments_on_real_data) != (primary.payments, primary.simulated_payments_on_real_data):
+            _fail(spec, name, "app.payments",
+                  f"must equal {env.backup_of!r}'s payments and simulated_payments_on_real_data: it takes the same orders")
 
 
 def _owned_secrets(spec: Spec, env: Environment) -> list[str]:

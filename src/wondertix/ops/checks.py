@@ -29,6 +29,16 @@ def wondertix_deploy_checks(app_configs: Any = None, **kwargs: Any) -> list[Erro
 
 
 @register()
+def refuse_simulated_payments_on_real_data(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Always on (not only with --deploy): `migrate`, the release phase, runs it, and so does
+    every app server as it starts (wsgi.py), so such a release never serves."""
+    from wondertix.payments import simulated
+
+    reason = simulated.misconfiguration()
+    return [Error(reason, id="wondertix.E007")] if reason else []
+
+
+@register()
 def refuse_unsafe_switch_without_debug(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK and not settings.DEBUG:
         return [Error("The sales lock may only be disabled with DEBUG on.", id="wondertix.E005")]

@@ -39,7 +39,13 @@ def _pending_migrations() -> int:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready for traffic: database reachable and every migration applied."""
+    """Ready for traffic: database reachable, every migration applied, and a payment
+    configuration that can never confirm a real order with a simulated card."""
+    from wondertix.payments import simulated
+
+    unsafe = simulated.misconfiguration()
+    if unsafe:
+        return JsonResponse({"status": "unavailable", "payments": "simulated on real data", "error": unsafe}, status=503)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

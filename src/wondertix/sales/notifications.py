@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from wondertix.money import format_cents
+from wondertix.payments import simulated
 from wondertix.sales.models import Order
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def _context(order: Order) -> dict[str, Any]:
         "money": money,
         "order_url": order_url(order),
         "THEATER_NAME": settings.THEATER_NAME,
+        "TEST_MARK": simulated.TEST_MARK if simulated.payments_are_simulated() else "",
         "first_name": (order.patron.first_name if order.patron else "") or order.buyer_name.split(" ")[0],
     }
 
@@ -66,6 +68,8 @@ def send_order_confirmation(order_id: int, *, order: Order | None = None) -> boo
         subject = f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
     else:
         subject = f"Thank you for your gift — {settings.THEATER_NAME} receipt {order.reference}"
+    if context["TEST_MARK"]:
+        subject = f"[{context['TEST_MARK']}] {subject}"
     text = render_to_string("sales/email/order_confirmation.txt", context)
     html = render_to_string("sales/email/order_confirmation.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [order.buyer_email])

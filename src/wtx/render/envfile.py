@@ -97,6 +97,8 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "LOG_FILE": str(log_dir(env.name, var_dir) / "app.log"),
         "METRICS_ENABLED": _flag(env.logging.metrics),
         "PAYMENT_PROVIDER": env.app.payments,
+        "DATA_IS_REAL": _flag(env.database.data_policy == "real"),
+        "SIMULATED_PAYMENTS_ON_REAL_DATA": _flag(bool(env.app.simulated_payments_on_real_data)),
         "EMAIL_BACKEND": EMAIL_BACKENDS[email],
         "THEATER_TIME_ZONE": spec.defaults.theater_time_zone,
         "STATIC_ROOT": str((release_dir / "static") if release_dir else own / "static"),

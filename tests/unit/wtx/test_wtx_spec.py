@@ -140,6 +140,7 @@ def test_an_unknown_secret_name_is_refused(raw_spec, write_spec):
 
 def test_stripe_payments_need_the_stripe_secrets(raw_spec, write_spec):
     raw_spec["environments"]["prd"]["app"]["payments"] = "stripe"
+    raw_spec["environments"]["prd"]["app"].pop("simulated_payments_on_real_data")
     assert "payments = \"stripe\" needs STRIPE_SECRET_KEY" in refused(write_spec, raw_spec)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+from wondertix.payments import simulated
 from wondertix.payments.providers.base import ChargeResult, PaymentDetails, RefundResult
 
 DECLINED = {
@@ -40,6 +41,13 @@ class TestCardProvider:
     synchronous = True
 
     def charge(self, *, amount_cents: int, details: PaymentDetails, description: str, idempotency_key: str) -> ChargeResult:
+        if simulated.refused_on_real_data():
+            # The last line of defence: whatever let this process serve, a simulated card
+            # never pays for a real order.
+            return ChargeResult(
+                False, code="simulated_payments_refused",
+                message="Card payments are not available right now; nothing was charged. Please try again later or call the box office.",
+            )
         number = normalize_card(details.card_number)
         if not number:
             return ChargeResult(False, message="Please enter a card number to pay for this order.", code="card_required")
