@@ -192,6 +192,10 @@ AXES_LOCKOUT_TEMPLATE = "boxoffice/locked_out.html"
 # Sales.
 HOLD_MINUTES = env.int("HOLD_MINUTES", default=15)
 MAX_TICKETS_PER_ORDER = env.int("MAX_TICKETS_PER_ORDER", default=20)
+# Per client address (sales.holdcaps): seats held at once, and holds made per minute; 0 = no cap.
+# Generous enough for a family behind one home router, far below a house.
+HOLD_SEATS_PER_CLIENT = env.int("HOLD_SEATS_PER_CLIENT", default=40)
+HOLDS_PER_CLIENT_PER_MINUTE = env.int("HOLDS_PER_CLIENT_PER_MINUTE", default=20)
 CURRENCY = env.str("CURRENCY", default="USD")
 # Test-only: skips the capacity lock so the concurrency tests can prove they catch a race.
 # ops.checks refuses it whenever DEBUG is off.

@@ -46,6 +46,10 @@ def app_env(database_url: str, **overrides: str) -> dict[str, str]:
             "PAYMENT_PROVIDER": "test",
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "WARNING",
+            # Every test client is 127.0.0.1: one "client" firing the races. The per-client
+            # hold caps are proven by their own tests (a server started with them on).
+            "HOLD_SEATS_PER_CLIENT": "0",
+            "HOLDS_PER_CLIENT_PER_MINUTE": "0",
         }
     )
     env.update(overrides)

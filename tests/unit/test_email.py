@@ -33,7 +33,8 @@ def test_email_has_codes_times_in_theater_zone_totals_and_link(make_performance,
     message = mail.outbox[0]
     text, html = message.body, message.alternatives[0][0]
     assert message.to == ["sean@example.org"]
-    assert message.subject == f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
+    # payments are simulated here, so the subject says TEST first (payments.simulated)
+    assert message.subject == f"[TEST — NOT VALID] Your tickets — {settings.THEATER_NAME} order {order.reference}"
     assert "Thank you for your order, Seán!" in text
     assert "Saturday, March 9, 2030 · 7:30 PM" in text  # the theater's local time
     assert "Saturday, March 9, 2030 · 7:30 PM" in html

@@ -89,7 +89,10 @@ api = WonderTixAPI(
 
 @api.exception_handler(SaleError)
 def sale_error(request: HttpRequest, exc: SaleError) -> HttpResponse:
-    return api.create_response(request, exc.as_dict(), status=exc.status)
+    response = api.create_response(request, exc.as_dict(), status=exc.status)
+    if "retry_after" in exc.details:
+        response["Retry-After"] = str(exc.details["retry_after"])
+    return response
 
 
 # Plainer words than pydantic's for the mistakes people make most.

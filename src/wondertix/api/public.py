@@ -12,6 +12,7 @@ from ninja import Header, Path, Query, Router
 from wondertix.api import schemas as s
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event, Performance
+from wondertix.ops.middleware import client_of
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services
@@ -176,7 +177,7 @@ def create_hold(
     payload: s.HoldIn,
     idempotency_key: str | None = IdempotencyKey,
 ) -> tuple[int, dict]:
-    hold = services.create_hold(_lines(payload.lines), idempotency_key=_checked_key(idempotency_key))
+    hold = services.create_hold(_lines(payload.lines), idempotency_key=_checked_key(idempotency_key), client=client_of(request))
     return 201, _hold_out(hold)
 
 

@@ -70,3 +70,9 @@ class MetricsMiddleware:
                 request.method or "GET", route, response.status_code, time.perf_counter() - started
             )
         return response
+
+
+def client_of(request: HttpRequest) -> str:
+    """The real client address of a request: what HAProxy reported (set by the source-address
+    middleware above), else the socket's peer."""
+    return str(getattr(request, "client_ip", "") or request.META.get("REMOTE_ADDR", ""))

@@ -48,5 +48,11 @@ def conflict(code: str, message: str, **details: Any) -> SaleError:
     return SaleError(code, message, status=409, **details)
 
 
+def too_many(code: str, message: str, *, retry_after: int, **details: Any) -> SaleError:
+    """429: this client asked for too much; `retry_after` seconds is when it may ask again
+    (sent as the Retry-After header by the API)."""
+    return SaleError(code, message, status=429, retry_after=retry_after, **details)
+
+
 def payment_failed(code: str, message: str) -> SaleError:
     return SaleError(code, message, status=402)

@@ -43,9 +43,12 @@ class Hold(models.Model):
     # digest of the request it came with (a retry must be the same request).
     idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # Who asked (the real client address, as HAProxy reports it): caps per client (holdcaps).
+    client_address = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["client_address", "created_at"], name="hold_client_created")]
 
     def __str__(self) -> str:
         return f"Hold {self.token[:6]}… until {self.expires_at:%H:%M:%S}"

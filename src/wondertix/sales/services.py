@@ -31,7 +31,7 @@ from wondertix.patrons.models import Donation, Patron
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory, pricing
+from wondertix.sales import errors, holdcaps, inventory, pricing
 from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
 
 log = logging.getLogger(__name__)
@@ -149,16 +149,19 @@ def create_hold(
     reason: str = "",
     staff: bool = False,
     idempotency_key: str | None = None,
+    client: str | None = None,
 ) -> Hold:
     """Hold seats for a cart. Seats held count against capacity until the hold expires.
 
     With an `idempotency_key` (API clients), the key is stored on the hold in the hold's own
     transaction: a retry of the same request returns the first hold (as it is now) and holds
     nothing more; the key with a different request is refused (`idempotency_key_reused`).
+
+    `client`: the patron's address; a patron's holds are capped per client (sales.holdcaps).
     """
     lines = _normalize_lines(lines)
     if not idempotency_key:
-        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=None, fingerprint="")
+        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=None, fingerprint="", client=client)
     fingerprint = request_fingerprint(
         {
             "hold_lines": [asdict(line) for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id, x.unit_price_cents or 0))],
@@ -171,7 +174,7 @@ def create_hold(
     if existing is not None:
         return existing
     try:
-        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=idempotency_key, fingerprint=fingerprint)
+        return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=idempotency_key, fingerprint=fingerprint, client=client)
     except (IntegrityError, errors.SaleError):
         # A twin with the same key committed first: the unique key (or the seats it took,
         # when they were the last ones) stopped this one. Answer with the twin's hold.
@@ -189,11 +192,15 @@ def _existing_hold_for_key(key: str, fingerprint: str) -> Hold | None:
 
 
 def _create_hold(
-    lines: list[LineRequest], *, minutes: int | None, actor: User | None, reason: str, staff: bool, key: str | None, fingerprint: str
+    lines: list[LineRequest], *, minutes: int | None, actor: User | None, reason: str, staff: bool, key: str | None, fingerprint: str,
+    client: str | None,
 ) -> Hold:
     now = timezone.now()
     expires_at = now + timedelta(minutes=minutes or settings.HOLD_MINUTES)
+    client = None if staff else client
     with transaction.atomic():
+        if client:
+            holdcaps.check_client_may_hold(client, sum(line.quantity for line in lines), now)
         performances = inventory.lock_performances(line.performance_id for line in lines)
         for perf in performances.values():
             _ensure_on_sale(perf, now, staff=staff)
@@ -202,7 +209,7 @@ def _create_hold(
         inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
         hold = Hold.objects.create(
             expires_at=expires_at, created_by=actor if staff else None, reason=reason,
-            idempotency_key=key, request_fingerprint=fingerprint,
+            idempotency_key=key, request_fingerprint=fingerprint, client_address=client,
         )
         HoldLine.objects.bulk_create(
             HoldLine(

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event
 from wondertix.money import format_cents
+from wondertix.ops.middleware import client_of
 from wondertix.patrons import donations
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services
@@ -171,11 +172,11 @@ def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[s
         carts.forget_hold(session)
     lines = kept + new_lines
     try:
-        hold = services.create_hold(lines)
+        hold = services.create_hold(lines, client=client_of(request))
     except errors.SaleError:
         if cart.state == carts.ACTIVE and old:
             try:
-                carts.remember_hold(session, services.create_hold(old), old)
+                carts.remember_hold(session, services.create_hold(old, client=client_of(request)), old)
             except errors.SaleError:
                 messages.warning(request, "The seats that were in your cart have been released.")
         raise
@@ -220,7 +221,7 @@ def cart_hold_again(request: HttpRequest) -> HttpResponse:
     if old:
         services.release_hold(old)
     try:
-        hold = services.create_hold(lines)
+        hold = services.create_hold(lines, client=client_of(request))
     except errors.SaleError as exc:
         carts.forget_hold(request.session, keep_selection=True)
         messages.error(request, exc.message)

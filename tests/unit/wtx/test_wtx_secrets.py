@@ -6,6 +6,7 @@ import stat
 import threading
 
 import pytest
+from wtx_testing import use_the_real_processor
 
 from wtx.secrets import (
     SecretsError,
@@ -79,8 +80,7 @@ def test_a_secret_added_to_the_spec_is_appended_and_earlier_values_kept(raw_spec
 
 
 def test_secrets_only_an_operator_can_provide_are_asked_for_not_invented(raw_spec, tmp_path, var_dir):
-    prd = raw_spec["environments"]["prd"]
-    prd["app"]["payments"] = "stripe"
+    prd = use_the_real_processor(raw_spec)["environments"]["prd"]
     prd["secrets"] += ["STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"]
     spec = parse_spec(raw_spec, tmp_path / "environments.toml")
     with pytest.raises(SecretsError, match="STRIPE_SECRET_KEY, STRIPE_PUBLISHABLE_KEY, STRIPE_WEBHOOK_SECRET must be added by an operator"):

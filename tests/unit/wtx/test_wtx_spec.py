@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from wtx_testing import SPEC_FILE
+from wtx_testing import SPEC_FILE, use_the_real_processor
 
 from wtx.spec import APP_PORT_SLOTS, SpecError, load_spec, project_root
 
@@ -139,8 +139,7 @@ def test_an_unknown_secret_name_is_refused(raw_spec, write_spec):
 
 
 def test_stripe_payments_need_the_stripe_secrets(raw_spec, write_spec):
-    raw_spec["environments"]["prd"]["app"]["payments"] = "stripe"
-    raw_spec["environments"]["prd"]["app"].pop("simulated_payments_on_real_data")
+    use_the_real_processor(raw_spec)
     assert "payments = \"stripe\" needs STRIPE_SECRET_KEY" in refused(write_spec, raw_spec)
 
 

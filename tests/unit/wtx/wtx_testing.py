@@ -28,3 +28,12 @@ def commit_change(repo: Path, rel: str, text: str, message: str = "test change")
     git(repo, "add", rel)
     git(repo, "commit", "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD").strip()
+
+
+def use_the_real_processor(raw_spec: dict) -> dict:
+    """prd (and bak, which takes the same orders) on Stripe instead of the checked-in local demo."""
+    for name in ("prd", "bak"):
+        app = raw_spec["environments"][name]["app"]
+        app["payments"] = "stripe"
+        app.pop("simulated_payments_on_real_data", None)
+    return raw_spec
