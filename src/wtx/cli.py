@@ -313,28 +313,49 @@ def releases_cmd(as_json: bool = typer.Option(False, "--json", help="Machine-rea
 @app.command()
 @command
 def history(
-    env: str = typer.Argument(..., help="Environment."),
+    env: str | None = typer.Argument(None, help="Environment (default: every record)."),
+    verify: bool = typer.Option(False, "--verify", help="Check the ledger's hash chain: exit 1 if a record was edited, removed or reordered."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """The ledger for one environment: every deploy, abort and rollback."""
+    """The ledger: every build, deploy, abort and rollback (of one environment, or all)."""
     ctx = _ctx()
-    ctx.env(env)
+    if env is not None:
+        ctx.env(env)
+    if verify:
+        _verify_ledger(ctx, as_json)
+        return
     records = ledger.read(ctx.var_dir, env)
     if as_json:
         _print_json(records)
         return
+    what = env or "the ledger"
     if not records:
-        out.print(f"{env}: nothing in the ledger yet")
+        out.print(f"{what}: nothing in the ledger yet")
         return
-    table = Table(title=f"History of {env}")
-    for col in ("when (UTC)", "event", "release", "previous", "detail"):
+    table = Table(title=f"History of {what}")
+    for col in ("when (UTC)", "event", *([] if env else ["env"]), "release", "previous", "detail"):
         table.add_column(col, overflow="fold")
     for rec in records:
         detail = rec.get("reason") or rec.get("detail") or (f"{rec['seconds']} s" if "seconds" in rec else "")
         style = "red" if rec.get("event") == ledger.ABORT else ""
-        table.add_row(rec.get("ts", ""), rec.get("event", ""), _fmt(rec.get("release")),
-                      _fmt(rec.get("previous")), str(detail), style=style)
+        table.add_row(rec.get("ts", ""), rec.get("event", ""), *([] if env else [rec.get("env", "")]),
+                      _fmt(rec.get("release")), _fmt(rec.get("previous")), str(detail), style=style)
     out.print(table)
+
+
+def _verify_ledger(ctx: Context, as_json: bool) -> None:
+    verdict = ledger.verify(ctx.var_dir)
+    if as_json:
+        _print_json({"ok": verdict.ok, "records": verdict.records, "problems": verdict.problems, "warnings": verdict.warnings})
+    else:
+        for warning in verdict.warnings:
+            out.print(f"[yellow]warning:[/] {warning}")
+        for problem in verdict.problems:
+            out.print(f"[red]tampered:[/] {problem}")
+        if verdict.ok:
+            out.print(f"ledger verified: {verdict.records} record(s), the chain is whole")
+    if not verdict.ok:
+        raise CommandError(f"the ledger was changed: {verdict.problems[0]}")
 
 
 def _result(result: Any, as_json: bool, fallback: dict[str, Any]) -> dict[str, Any]:

@@ -251,3 +251,17 @@ def test_long_steps_show_progress_lines_with_elapsed_seconds_without_a_terminal(
     assert "dev: demo data loaded" in seeded.stdout
     stopped = run("down")
     assert "stopping every program, then supervisord" in stopped.stderr
+
+
+def test_history_verify_says_whole_or_names_the_changed_line(run, var_dir):
+    for i in range(3):
+        ledger.append(var_dir, ledger.DEPLOY, env="prd", release=f"{i:012x}")
+    ok = run("history", "--verify")
+    assert ok.exit_code == 0 and "3 record(s), the chain is whole" in ok.output
+    path = ledger.ledger_path(var_dir)
+    path.write_text(path.read_text().replace("000000000001", "ffffffffffff"))
+    bad = run("history", "--verify")
+    assert bad.exit_code == 1
+    assert "the ledger was changed: line 3 (seq 3): does not follow the record before it" in bad.output
+    as_json = run("history", "--verify", "--json")
+    assert as_json.exit_code == 1 and '"ok": false' in as_json.output
