@@ -25,6 +25,7 @@ from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
+from wondertix.sales.refund_models import Refund
 from wondertix.sales.refunds import (
     DonationRefund,
     RefundRequest,
@@ -142,9 +143,20 @@ def order_refund(request: HttpRequest, order_id: int) -> HttpResponse:
         refund_req = refund_request_from_post(request.POST)
         refund = refund_order(order.pk, refund_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
     except errors.SaleError as exc:
-        return _render_order(request, order, status=exc.status, refund_error=exc.message)
+        return _render_order(request, order, status=exc.status, refund_error=exc.message, key=_retry_key(request.POST.get("key", "")))
     messages.success(request, f"Refunded {format_cents(refund.amount_cents)} ({refund.get_method_display().lower()}) on order {order.reference}.")
     return redirect(f"/staff/sales/orders/{order.pk}/")
+
+
+def _retry_key(key: str) -> str:
+    """The key the refund form is shown again with after a refusal. Sending the form again
+    must not refund twice: while nothing was written, or the refund with this key is still
+    pending (the provider did not answer), the same key comes back, so a retry resumes that
+    refund. Only a refund the provider refused (failed, undone) lets the next try be new."""
+    key = key.strip()
+    if not key or len(key) > 100 or Refund.objects.filter(idempotency_key=key, status=Refund.FAILED).exists():
+        return uuid.uuid4().hex
+    return key
 
 
 def _exchange_request(post: Any) -> ExchangeRequest:
