@@ -1,5 +1,6 @@
-"""Refunds whose provider call or commit goes wrong: a retry with the same key, the staff
-page's retry and the reconciliation each refund exactly once; a refusal leaves nothing."""
+"""Refunds and exchanges whose provider call or commit goes wrong: a retry with the same key,
+the staff page's retry and the reconciliation each refund (or charge) exactly once; a
+refusal gives everything back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from wondertix.catalog.models import PriceType
 from wondertix.ops import audit
 from wondertix.ops.models import AuditEntry
 from wondertix.payments.models import Payment
@@ -19,8 +21,9 @@ from wondertix.payments.providers.base import ProviderUnavailable, RefundResult
 from wondertix.payments.providers.test import TestCardProvider
 from wondertix.sales import inventory
 from wondertix.sales.errors import SaleError
+from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import Refund
+from wondertix.sales.refund_models import Exchange, Refund
 from wondertix.sales.refunds import RefundRequest, TicketRefund, refund_order
 from wondertix.sales.services import CheckoutDetails, LineRequest, sell
 
@@ -203,3 +206,100 @@ def test_cash_refunds_use_the_same_steps(make_performance, buyer, good_card, cle
     assert (payment.provider, payment.status, payment.amount_cents) == ("cash", Payment.SUCCEEDED, 5400)
     order.refresh_from_db()
     assert order.status == Order.REFUNDED and _available(perf) == 10
+
+
+# ---------------------------------------------------------------------------- exchanges
+
+
+def _dear(make_performance):
+    perf = make_performance(capacity=10)
+    PriceType.objects.filter(pk=perf.adult.pk).update(price_cents=4000)
+    perf.adult.refresh_from_db()
+    return perf
+
+
+def test_an_exchange_whose_refund_of_the_difference_was_lost_is_finished_by_a_retry_once(network, make_performance, buyer, good_card, clerk):
+    dear = _dear(make_performance)
+    cheap = make_performance(capacity=10)
+    order = _order(dear, buyer, good_card, 1)
+    ticket = order.tickets.get()
+    request = ExchangeRequest([ticket.pk], cheap.pk, method="original")
+    network.lose_answers = 1  # the provider refunds the $15.00 difference; its answer is lost
+
+    with pytest.raises(SaleError) as exc:
+        exchange_tickets(order.pk, request, idempotency_key="down-1", actor=clerk)
+
+    assert exc.value.code == "exchange_pending" and exc.value.status == 409
+    pending = Exchange.objects.get(idempotency_key="down-1")
+    assert pending.status == Exchange.PENDING
+    ticket.refresh_from_db()
+    assert ticket.status == Ticket.EXCHANGED, "the old ticket cannot be used or moved again meanwhile"
+    assert not Ticket.objects.filter(performance=cheap, status=Ticket.VALID).exists(), "the new ticket is not valid before the money is settled"
+    assert _available(dear) == 9, "the old seat stays sold until the exchange is finished"
+
+    exchange = exchange_tickets(order.pk, request, idempotency_key="down-1", actor=clerk)
+
+    assert exchange.pk == pending.pk and exchange.status == Exchange.SUCCEEDED
+    assert len(network.refunds) == 1 and list(network.refunds.values()) == [1500] and len(set(network.calls)) == 1
+    assert list(order.payments.filter(kind=Payment.REFUND).values_list("status", "amount_cents")) == [(Payment.SUCCEEDED, 1500)]
+    assert Ticket.objects.filter(performance=cheap, status=Ticket.VALID).count() == 1
+    assert (_available(dear), _available(cheap)) == (10, 9)
+    order.refresh_from_db()
+    assert order.total_cents == 4200 - 1500
+    assert AuditEntry.objects.filter(action="order.exchanged").count() == 1
+
+
+def test_reconcile_finishes_an_exchange_left_pending(network, make_performance, buyer, good_card, clerk):
+    dear = _dear(make_performance)
+    cheap = make_performance(capacity=10)
+    order = _order(dear, buyer, good_card, 1)
+    network.lose_answers = 1
+    with pytest.raises(SaleError):
+        exchange_tickets(order.pk, ExchangeRequest([order.tickets.get().pk], cheap.pk, method="original"), idempotency_key="down-2", actor=clerk)
+    Exchange.objects.filter(idempotency_key="down-2").update(created_at=timezone.now() - timedelta(minutes=10))
+
+    out = io.StringIO()
+    call_command("reconcile_payments", stdout=out)
+
+    assert json.loads(out.getvalue())["exchanges"] == {"exchange_succeeded": 1}
+    assert Exchange.objects.get(idempotency_key="down-2").status == Exchange.SUCCEEDED
+    assert len(network.refunds) == 1 and (_available(dear), _available(cheap)) == (10, 9)
+
+
+def test_an_exchange_card_charge_retried_from_the_page_charges_once(monkeypatch, make_performance, buyer, good_card, staff):
+    cheap = make_performance(capacity=10)
+    dear = _dear(make_performance)
+    order = _order(cheap, buyer, good_card, 1)
+    ticket = order.tickets.get()
+    charges: dict[str, int] = {}
+    lost = [1]
+    real_charge = TestCardProvider.charge
+
+    def charge(self, *, amount_cents, details, description, idempotency_key):
+        result = real_charge(self, amount_cents=amount_cents, details=details, description=description, idempotency_key=idempotency_key)
+        if idempotency_key.startswith("exchange:"):
+            charges.setdefault(idempotency_key, amount_cents)
+            if lost:
+                lost.pop()
+                raise ProviderUnavailable("The payment service did not answer in time.")
+        return result
+
+    monkeypatch.setattr(TestCardProvider, "charge", charge)
+    preview = staff.post(f"/staff/sales/orders/{order.pk}/exchange/", {"step": "preview", "ticket": [str(ticket.pk)], "to_performance": str(dear.pk)})
+    key = preview.context["key"]
+    card = {"card_number": "4242424242424242", "exp_month": "12", "exp_year": "2030", "cvc": "123"}
+    form = {"step": "confirm", "key": key, "ticket": [str(ticket.pk)], "to_performance": str(dear.pk), "price_type": "", "method": "card", "reason": "", **card}
+
+    first = staff.post(f"/staff/sales/orders/{order.pk}/exchange/", form)
+
+    assert first.status_code == 409 and "still pending" in first.content.decode()
+    html = first.content.decode()
+    assert f'name="key" value="{key}"' in html, "the page offers the same exchange again, with the same key"
+
+    second = staff.post(f"/staff/sales/orders/{order.pk}/exchange/", form, follow=True)
+
+    assert second.status_code == 200 and "charged $15.00" in second.content.decode()
+    assert charges == {f"exchange:{key}": 1500}, "one charge at the provider"
+    assert list(order.payments.filter(kind=Payment.CHARGE).values_list("status", "amount_cents")) == [(Payment.SUCCEEDED, 2700), (Payment.SUCCEEDED, 1500)]
+    assert Exchange.objects.get().status == Exchange.SUCCEEDED
+    assert (_available(cheap), _available(dear)) == (10, 9)

@@ -25,7 +25,7 @@ from wondertix.catalog.models import Performance
 from wondertix.patrons.models import Donation, Subscription
 from wondertix.payments.models import Payment
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import ExchangeItem, Refund, RefundItem
+from wondertix.sales.refund_models import Exchange, ExchangeItem, Refund, RefundItem
 
 SOLD_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
 CHANNEL_LABELS = dict(Order.CHANNEL_CHOICES)
@@ -134,7 +134,7 @@ def _ticket_movements(period: Period) -> tuple[list[tuple[int, dict]], list[tupl
     ).values(*TICKET_FIELDS)
     sold.extend((1, row) for row in originals)
     moves = list(
-        period.apply(ExchangeItem.objects.filter(exchange__order__status__in=SOLD_STATUSES), "exchange__created_at").values_list("old_ticket_id", "new_ticket_id")
+        period.apply(ExchangeItem.objects.filter(exchange__order__status__in=SOLD_STATUSES, exchange__status=Exchange.SUCCEEDED), "exchange__created_at").values_list("old_ticket_id", "new_ticket_id")
     )
     refunds = list(
         period.apply(RefundItem.objects.filter(ticket__isnull=False, refund__status=Refund.SUCCEEDED), "refund__created_at").values_list("ticket_id", "amount_cents", "fee_cents", "seat_returned")

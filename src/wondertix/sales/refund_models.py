@@ -107,8 +107,9 @@ class RefundSource(models.Model):
     payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, related_name="refund_source")
     # None for cash paid out at the window.
     charge = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by")
-    # The Refund this payment belongs to (None for an exchange's price difference).
+    # The Refund, or the Exchange (its price difference), this payment belongs to.
     refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="sources")
+    exchange = models.ForeignKey("sales.Exchange", null=True, blank=True, on_delete=models.PROTECT, related_name="sources")
     provider_key = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
@@ -116,6 +117,16 @@ class RefundSource(models.Model):
 
 
 class Exchange(models.Model):
+    """Tickets moved to another performance or price type. One whose price difference goes
+    through the card provider (a card charge, a refund to the original payment) is written
+    PENDING first and finished after the provider answered, like a Refund (see
+    sales/exchanges.py); one settled in cash or without money is SUCCEEDED at once."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUS_CHOICES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+
     order = models.ForeignKey("sales.Order", on_delete=models.PROTECT, related_name="exchanges")
     idempotency_key = models.CharField(max_length=120, unique=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
@@ -125,6 +136,12 @@ class Exchange(models.Model):
     # cash | card | waive (charge side) or original | cash (refund side); "" when even.
     method = models.CharField(max_length=10, blank=True)
     reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=SUCCEEDED, db_index=True)
+    message = models.CharField(max_length=300, blank=True)
+    # A pending card charge of the difference (a refund of it is a RefundSource instead).
+    charge = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # What the pending step did, so finishing or undoing it is exact (see sales/exchanges.py).
+    pending_state = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -34,7 +34,7 @@ from wondertix.patrons.models import Donation, Subscription
 from wondertix.payments.models import Payment
 from wondertix.sales import errors
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import Refund, RefundItem, RefundSource
+from wondertix.sales.refund_models import Exchange, Refund, RefundItem, RefundSource
 from wondertix.sales.refund_settlement import order_status_after_refund, send_refund, settle
 from wondertix.sales.services import request_fingerprint
 
@@ -123,7 +123,9 @@ def charges_left(order: Order) -> list[tuple[Payment, int]]:
 # ---------------------------------------------------------------------------- money out
 
 
-def plan_payments(order: Order, amount_cents: int, *, method: str, key: str, refund: Refund | None = None) -> list[Payment]:
+def plan_payments(
+    order: Order, amount_cents: int, *, method: str, key: str, refund: Refund | None = None, exchange: Exchange | None = None
+) -> list[Payment]:
     """Write the PENDING refund Payment rows that will send `amount_cents` back to the buyer.
 
     `original` goes back to the order's charges (oldest first, never more than a charge took:
@@ -137,7 +139,7 @@ def plan_payments(order: Order, amount_cents: int, *, method: str, key: str, ref
         raise errors.invalid("invalid_method", "Choose how to refund: original payment or cash.", field="method")
     if method == Refund.CASH:
         payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider="cash", amount_cents=amount_cents, status=Payment.PENDING)
-        RefundSource.objects.create(payment=payment, charge=None, refund=refund, provider_key=key)
+        RefundSource.objects.create(payment=payment, charge=None, refund=refund, exchange=exchange, provider_key=key)
         return [payment]
     plan = [(charge, left_on_charge) for charge, left_on_charge in charges_left(order) if left_on_charge > 0]
     if sum(n for _, n in plan) < amount_cents:
@@ -153,7 +155,7 @@ def plan_payments(order: Order, amount_cents: int, *, method: str, key: str, ref
             break
         part = min(available, left)
         payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider=charge.provider, amount_cents=part, status=Payment.PENDING)
-        RefundSource.objects.create(payment=payment, charge=charge, refund=refund, provider_key=f"{key}:{charge.pk}")
+        RefundSource.objects.create(payment=payment, charge=charge, refund=refund, exchange=exchange, provider_key=f"{key}:{charge.pk}")
         payments.append(payment)
         left -= part
     return payments

@@ -25,7 +25,7 @@ from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import Refund
+from wondertix.sales.refund_models import Exchange, Refund
 from wondertix.sales.refunds import (
     DonationRefund,
     RefundRequest,
@@ -197,7 +197,12 @@ def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
             })
         exchange = exchange_tickets(order.pk, ex_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
     except errors.SaleError as exc:
-        return _render_order(request, order, status=exc.status, exchange_error=exc.message)
+        # An exchange left pending (the provider did not answer) is finished by sending the
+        # same exchange again with the same key: the page offers exactly that.
+        key = request.POST.get("key", "").strip()
+        pending = Exchange.objects.filter(order=order, idempotency_key=key, status=Exchange.PENDING).exists() if key else False
+        retry = {"request": ex_req, "key": key} if pending and request.POST.get("step") == "confirm" else None
+        return _render_order(request, order, status=exc.status, exchange_error=exc.message, exchange_retry=retry)
     diff = exchange.difference_cents
     money = "no price difference" if diff == 0 else (f"charged {format_cents(diff)}" if diff > 0 else f"refunded {format_cents(-diff)}")
     messages.success(request, f"Moved {exchange.items.count()} ticket(s) to {exchange.to_performance}; {money}.")

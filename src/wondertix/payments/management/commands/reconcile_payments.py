@@ -1,5 +1,5 @@
 """`wondertix reconcile_payments`: settle Stripe payments whose webhook never arrived, and
-refunds left pending (a crash between the provider call and its commit).
+refunds and exchanges left pending (a crash between the provider call and its commit).
 
 Run it periodically (every 15 minutes is plenty). Stripe payments are only looked at where
 Stripe is configured, and only pages that expired more than a few minutes ago, so it never
@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from wondertix.payments.services import reconcile_stale_checkouts
+from wondertix.sales.exchanges import reconcile_exchanges
 from wondertix.sales.refund_settlement import reconcile_refunds
 
 
@@ -29,6 +30,9 @@ class Command(BaseCommand):
         refunds = reconcile_refunds(limit=options["limit"])
         if refunds:
             out["refunds"] = refunds
+        exchanges = reconcile_exchanges(limit=options["limit"])
+        if exchanges:
+            out["exchanges"] = exchanges
         if not settings.STRIPE_SECRET_KEY:
             out["skipped"] = "STRIPE_SECRET_KEY is not set"
         else:
