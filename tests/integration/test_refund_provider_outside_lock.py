@@ -105,3 +105,53 @@ def test_a_sale_is_not_held_up_by_a_refund_waiting_on_the_card_provider(gated_se
     perf = Performance.objects.using(live_db).get(pk=show.performance_id)
     assert perf.tickets_sold == sold_before + 1 - 1
     assert Ticket.objects.using(live_db).filter(performance_id=show.performance_id, status=Ticket.VALID).count() == perf.tickets_sold
+
+
+def test_a_sale_is_not_held_up_by_an_exchange_whose_refund_waits_on_the_card_provider(gated_server, clerk_token, make_show, live_db, gate):
+    from wondertix.catalog.models import Performance, PriceType
+    from wondertix.sales.models import Order, Ticket
+    from wondertix.sales.refund_models import Exchange
+
+    dear = make_show(10, name="slow-exchange-from")
+    PriceType.objects.using(live_db).filter(pk=dear.adult_id).update(price_cents=4000)
+    cheap = make_show(10, name="slow-exchange-to")
+    bought = httpx.post(gated_server.url + "/api/v1/orders", json=order_payload(dear.performance_id, dear.adult_id, 1), timeout=30)
+    assert bought.status_code == 201, bought.text
+    order = Order.objects.using(live_db).get(token=bought.json()["token"])
+    ticket_id = order.tickets.get().pk
+
+    held = gate / "refund-1500"  # $40.00 → $25.00: the difference goes back to the card
+    held.touch()
+    answer: dict[str, httpx.Response] = {}
+    key = f"slow-ex-{uuid.uuid4().hex}"
+
+    def exchange() -> None:
+        answer["exchange"] = httpx.post(
+            gated_server.url + f"/api/v1/staff/sales/orders/{order.pk}/exchanges",
+            json={"ticket_ids": [ticket_id], "to_performance_id": cheap.performance_id, "method": "original"},
+            headers={**bearer(clerk_token), "Idempotency-Key": key},
+            timeout=60,
+        )
+
+    clerk = threading.Thread(target=exchange)
+    clerk.start()
+    try:
+        assert _wait_for(held.with_suffix(".entered"), 20), "the exchange never reached the provider"
+        started = time.monotonic()
+        sales = [
+            httpx.post(gated_server.url + "/api/v1/orders", json=order_payload(perf, pt, 1, email="next@example.org"), timeout=SALE_TIMEOUT_S)
+            for perf, pt in ((cheap.performance_id, cheap.adult_id), (dear.performance_id, dear.adult_id))
+        ]
+        print(f"two sales (target and old performance) while the exchange waits on the provider: {(time.monotonic() - started) * 1000:.0f} ms")
+        assert [s.status_code for s in sales] == [201, 201], [s.text for s in sales]
+        assert clerk.is_alive() and "exchange" not in answer
+        assert Exchange.objects.using(live_db).get(idempotency_key=key).status == Exchange.PENDING
+    finally:
+        held.unlink(missing_ok=True)
+        clerk.join(timeout=60)
+
+    assert answer["exchange"].status_code == 201, answer["exchange"].text
+    assert Exchange.objects.using(live_db).get(idempotency_key=key).status == Exchange.SUCCEEDED
+    for show in (dear, cheap):
+        perf = Performance.objects.using(live_db).get(pk=show.performance_id)
+        assert Ticket.objects.using(live_db).filter(performance_id=show.performance_id, status=Ticket.VALID).count() == perf.tickets_sold
