@@ -303,3 +303,42 @@ def test_an_exchange_card_charge_retried_from_the_page_charges_once(monkeypatch,
     assert list(order.payments.filter(kind=Payment.CHARGE).values_list("status", "amount_cents")) == [(Payment.SUCCEEDED, 2700), (Payment.SUCCEEDED, 1500)]
     assert Exchange.objects.get().status == Exchange.SUCCEEDED
     assert (_available(cheap), _available(dear)) == (10, 9)
+
+
+def test_a_provider_error_that_is_not_an_answer_keeps_the_refund_pending(monkeypatch, make_performance, buyer, good_card, clerk):
+    """Stripe answering 500 (or not at all) is not a refusal: the refund may have gone out."""
+    perf = make_performance(capacity=10)
+    order = _order(perf, buyer, good_card)
+    ticket = order.tickets.first()
+    answers = [RefundResult(False, message="Stripe had an internal error.", unknown=True), RefundResult(True, reference="re_1")]
+    monkeypatch.setattr(TestCardProvider, "refund", lambda self, **kw: answers.pop(0))
+    request = RefundRequest(tickets=[TicketRefund(ticket.pk)])
+
+    with pytest.raises(SaleError) as exc:
+        refund_order(order.pk, request, idempotency_key="maybe", actor=clerk)
+
+    assert exc.value.code == "refund_pending"
+    assert Refund.objects.get(idempotency_key="maybe").status == Refund.PENDING
+    assert refund_order(order.pk, request, idempotency_key="maybe", actor=clerk).status == Refund.SUCCEEDED
+    assert _available(perf) == 9
+
+
+@pytest.mark.parametrize(("status", "body", "unknown"), [
+    (500, {"error": {"type": "api_error", "message": "An unknown error occurred"}}, True),
+    (429, {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests"}}, True),
+    (400, {"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such payment_intent"}}, False),
+])
+def test_stripe_refund_errors_say_whether_the_outcome_is_known(monkeypatch, settings, status, body, unknown):
+    import stripe
+    from tests.unit.test_stripe_payments import RecordedStripe
+
+    settings.STRIPE_SECRET_KEY = "sk_test_fixture_key"
+    client = RecordedStripe()
+    client.reply("POST", "/v1/refunds", body, status=status)
+    monkeypatch.setattr(stripe, "default_http_client", client)
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+    from wondertix.payments.providers.stripe import StripeProvider
+
+    result = StripeProvider().refund(reference="pi_123", amount_cents=500, idempotency_key="refund:k:1")
+
+    assert not result.ok and result.unknown is unknown

@@ -361,7 +361,7 @@ def settle_exchange(exchange: Exchange, card: PaymentDetails | None = None) -> E
         for payment in Payment.objects.filter(refund_source__exchange=exchange, status=Payment.PENDING).order_by("pk"):
             try:
                 sent = send_refund(payment)
-                answer: _Answer | None = _Answer(sent.ok, sent.reference, sent.message)
+                answer: _Answer | None = None if sent.unknown else _Answer(sent.ok, sent.reference, sent.message)
             except ProviderUnavailable:
                 answer = None
             answers[payment.pk] = answer

@@ -80,6 +80,8 @@ def settle(refund: Refund) -> Refund:
         except ProviderUnavailable as exc:
             log.warning("refund provider unreachable", extra={"refund_id": refund.pk, "error": str(exc)})
             result = None
+        if result is not None and result.unknown:
+            result = None  # the refund may have gone out: stays pending, asked again later
         results[payment.pk] = result
         if result is None or not result.ok:
             break  # nothing more goes out until this one is settled
