@@ -162,8 +162,10 @@ def plan_payments(
 
 
 def pay_back(order: Order, amount_cents: int, *, method: str, key: str) -> list[Payment]:
-    """Plan the refund payments and send them at once (an exchange's price difference, inside
-    the caller's transaction). A provider refusal raises and rolls everything back."""
+    """Plan the refund payments and pay them out at once, inside the caller's transaction.
+    Only for cash at the window (an exchange's difference paid back in cash): a card refund is
+    never sent under a lock — refunds and exchanges write it pending and send it after the
+    commit (refund_settlement.settle, exchanges.settle_exchange)."""
     payments = plan_payments(order, amount_cents, method=method, key=key)
     for payment in payments:
         result = send_refund(payment)
