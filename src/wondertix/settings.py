@@ -200,6 +200,10 @@ CURRENCY = env.str("CURRENCY", default="USD")
 # Test-only: skips the capacity lock so the concurrency tests can prove they catch a race.
 # ops.checks refuses it whenever DEBUG is off.
 WONDERTIX_UNSAFE_DISABLE_SALES_LOCK = env.bool("WONDERTIX_UNSAFE_DISABLE_SALES_LOCK", default=False)
+# Test-only: a directory where the `test` provider's refunds wait on a gate file (see
+# payments/providers/test.py), so a test can hold a refund inside the provider call.
+# Ignored unless DEBUG is on, so it cannot be switched on where DEBUG is off (stg, prd).
+WONDERTIX_TEST_PROVIDER_GATE = env.str("WONDERTIX_TEST_PROVIDER_GATE", default="") if DEBUG else ""
 
 # Payments: "test" (in-process simulated card processor) or "stripe".
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="test")

@@ -15,6 +15,7 @@ from wondertix.sales import inventory
 from wondertix.sales.errors import SaleError
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
+from wondertix.sales.refund_models import Exchange
 from wondertix.sales.services import CheckoutDetails, LineRequest, sell
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,14 @@ def test_declined_card_for_the_difference_changes_nothing(make_performance, buye
     with pytest.raises(SaleError) as exc:
         exchange_tickets(order.pk, ExchangeRequest([order.tickets.get().pk], dear.pk, method="card", card=PaymentDetails(card_number="4000000000000002")), idempotency_key="d", actor=clerk)
     assert exc.value.status == 402
-    assert _state() == before
+    # Tickets, order and seats as before. The attempt stays on record: the card was tried after
+    # the exchange was written pending (outside the locks), so it is a failed exchange with a
+    # failed payment and an audit entry, not nothing.
+    after = _state()
+    assert after[2:] == before[2:]
+    assert list(Exchange.objects.values_list("status", flat=True)) == [Exchange.FAILED]
+    assert list(Payment.objects.filter(status=Payment.FAILED).values_list("kind", "amount_cents")) == [(Payment.CHARGE, 1500)]
+    assert AuditEntry.objects.filter(action="order.exchange_failed").count() == 1
 
 
 def test_change_price_type_within_the_same_performance_respects_its_limit(make_performance, buyer, good_card, clerk):

@@ -25,7 +25,7 @@ from wondertix.catalog.models import Performance
 from wondertix.patrons.models import Donation, Subscription
 from wondertix.payments.models import Payment
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import ExchangeItem, Refund, RefundItem
+from wondertix.sales.refund_models import Exchange, ExchangeItem, Refund, RefundItem
 
 SOLD_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
 CHANNEL_LABELS = dict(Order.CHANNEL_CHOICES)
@@ -134,10 +134,10 @@ def _ticket_movements(period: Period) -> tuple[list[tuple[int, dict]], list[tupl
     ).values(*TICKET_FIELDS)
     sold.extend((1, row) for row in originals)
     moves = list(
-        period.apply(ExchangeItem.objects.filter(exchange__order__status__in=SOLD_STATUSES), "exchange__created_at").values_list("old_ticket_id", "new_ticket_id")
+        period.apply(ExchangeItem.objects.filter(exchange__order__status__in=SOLD_STATUSES, exchange__status=Exchange.SUCCEEDED), "exchange__created_at").values_list("old_ticket_id", "new_ticket_id")
     )
     refunds = list(
-        period.apply(RefundItem.objects.filter(ticket__isnull=False), "refund__created_at").values_list("ticket_id", "amount_cents", "fee_cents", "seat_returned")
+        period.apply(RefundItem.objects.filter(ticket__isnull=False, refund__status=Refund.SUCCEEDED), "refund__created_at").values_list("ticket_id", "amount_cents", "fee_cents", "seat_returned")
     )
     wanted = {i for pair in moves for i in pair} | {r[0] for r in refunds}
     rows = {row["id"]: row for row in Ticket.objects.filter(pk__in=wanted).values(*TICKET_FIELDS)} if wanted else {}
@@ -243,7 +243,7 @@ def summary(period: Period) -> Summary:
     subs = period.apply(Subscription.objects.filter(order__status__in=SOLD_STATUSES), "order__paid_at")
     for row in subs.values("order__channel").annotate(n=Sum("price_cents")):
         channels[row["order__channel"]].subscriptions.gross_cents += row["n"]
-    items = period.apply(RefundItem.objects.all(), "refund__created_at")
+    items = period.apply(RefundItem.objects.filter(refund__status=Refund.SUCCEEDED), "refund__created_at")
     for row in items.filter(donation__isnull=False).values("refund__order__channel").annotate(n=Sum("amount_cents")):
         channels[row["refund__order__channel"]].donations.refunded_cents += row["n"]
     for row in items.filter(subscription__isnull=False).values("refund__order__channel").annotate(n=Sum("amount_cents")):
@@ -253,7 +253,7 @@ def summary(period: Period) -> Summary:
         for part in ("tickets", "donations", "subscriptions"):
             getattr(total, part).gross_cents += getattr(c, part).gross_cents
             getattr(total, part).refunded_cents += getattr(c, part).refunded_cents
-    refunds = period.apply(Refund.objects.all(), "created_at").aggregate(n=Sum("amount_cents"), c=Count("id"))
+    refunds = period.apply(Refund.objects.filter(status=Refund.SUCCEEDED), "created_at").aggregate(n=Sum("amount_cents"), c=Count("id"))
     payments = period.apply(Payment.objects.filter(status=Payment.SUCCEEDED), "created_at")
     pay = payments.aggregate(charged=Sum("amount_cents", filter=Q(kind=Payment.CHARGE)), refunded=Sum("amount_cents", filter=Q(kind=Payment.REFUND)))
     return Summary(
@@ -332,7 +332,7 @@ class RefundRow:
 
 
 def refund_rows(period: Period) -> list[RefundRow]:
-    qs = period.apply(Refund.objects.select_related("order", "created_by"), "created_at").order_by("created_at", "id")
+    qs = period.apply(Refund.objects.filter(status=Refund.SUCCEEDED).select_related("order", "created_by"), "created_at").order_by("created_at", "id")
     return [
         RefundRow(
             refund_id=r.pk,

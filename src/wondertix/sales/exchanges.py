@@ -4,15 +4,26 @@ Lock the order, then every performance touched (old and target) in primary-key o
 the old seats, re-check capacity and price-type limits on the target with the same
 inventory.ensure_capacity every sale uses, issue new tickets with new codes, then settle the
 price difference (charged by cash or card, or refunded to the original payment or in cash).
-A refusal (sold out, bad input, declined card) raises before commit: nothing changes.
+A refusal (sold out, bad input) raises before commit: nothing changes.
+
+A difference that goes through the card provider (a card charge, a refund to the original
+payment) is never sent while those locks are held: the exchange is written PENDING, the
+provider is called after the commit with a key derived from the exchange's own key (the same
+on every retry), and a second short transaction finishes it — or, when the provider refuses
+(a declined card), undoes it: the old tickets are valid again and the exchange is failed.
+Cash and waived differences are settled at once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance, PriceType
@@ -20,12 +31,14 @@ from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
 from wondertix.ops import audit
 from wondertix.payments.models import Payment
-from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.providers.base import PaymentDetails, ProviderUnavailable
+from wondertix.payments.registry import get_provider
 from wondertix.payments.window import charge_at_window
 from wondertix.sales import errors, inventory
 from wondertix.sales.models import Order, Ticket, new_ticket_code
 from wondertix.sales.refund_models import Exchange, ExchangeItem
-from wondertix.sales.refunds import REFUNDABLE_STATUSES, pay_back, refundable_cents
+from wondertix.sales.refund_settlement import RECONCILE_AFTER, send_refund
+from wondertix.sales.refunds import REFUNDABLE_STATUSES, pay_back, plan_payments, refundable_cents
 from wondertix.sales.services import request_fingerprint
 
 CHARGE_METHODS = ("cash", "card", "waive")
@@ -152,7 +165,8 @@ def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key
         lambda: _existing(key, fingerprint),
         lambda: _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
     )
-    return exchange
+    # Outside every lock: the provider (if the difference goes through it), then finish.
+    return settle_exchange(exchange, request.card)
 
 
 def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, fingerprint: str, actor: User | None) -> Exchange:
@@ -190,13 +204,23 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     if diff == 0:
         method = ""
 
+    # A card charge or a refund to the original payment goes through the card provider: that
+    # happens after this transaction, outside every lock (settle_exchange). Until then the
+    # exchange is pending: the old tickets are marked exchanged, the new ones are issued
+    # canceled, and the seats the old tickets had on other performances stay sold, so undoing
+    # a refused payment never needs a seat someone else may have bought meanwhile.
+    via_provider = (diff > 0 and method == "card") or (diff < 0 and method == "original")
+    if via_provider and diff > 0:
+        _check_card(request.card)
+
     # Free the old seats first so an exchange within one performance does not count twice.
     old_ids = [p.old.pk for p in quote.lines]
     Ticket.objects.filter(pk__in=old_ids).update(status=Ticket.EXCHANGED)
     freed: dict[int, int] = {}
     for p in quote.lines:
         freed[p.old.performance_id] = freed.get(p.old.performance_id, 0) - 1
-    inventory.add_sold(performances, freed)
+    deferred = {perf_id: -n for perf_id, n in freed.items() if via_provider and perf_id != target.pk}
+    inventory.add_sold(performances, {perf_id: n for perf_id, n in freed.items() if perf_id not in deferred})
     demand: dict[tuple[int, int], int] = {}
     for p in quote.lines:
         demand[(target.pk, p.price_type.pk)] = demand.get((target.pk, p.price_type.pk), 0) + 1
@@ -214,13 +238,16 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         diff_paid = diff
 
     before = {"status": order.status, "total_cents": order.total_cents, "tickets": sorted(p.old.code for p in quote.lines)}
-    if diff_paid > 0:
-        _charge(order, diff_paid, method=method, card=request.card, key=f"exchange:{key}")
-    elif diff_paid < 0:
-        pay_back(order, -diff_paid, method=method, key=f"exchange:{key}")
+    if not via_provider:
+        if diff_paid > 0:
+            _charge(order, diff_paid, method=method, card=request.card, key=f"exchange:{key}")
+        elif diff_paid < 0:
+            pay_back(order, -diff_paid, method=method, key=f"exchange:{key}")
 
+    new_status = Ticket.CANCELED if via_provider else Ticket.VALID
     new_tickets = [
-        Ticket(order=order, performance=target, price_type=p.price_type, code=new_ticket_code(), price_cents=p.price_cents, fee_cents=p.fee_cents, discount_cents=p.discount_cents)
+        Ticket(order=order, performance=target, price_type=p.price_type, code=new_ticket_code(), price_cents=p.price_cents,
+               fee_cents=p.fee_cents, discount_cents=p.discount_cents, status=new_status)
         for p in quote.lines
     ]
     Ticket.objects.bulk_create(new_tickets)
@@ -229,32 +256,57 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         new_tickets = [by_code[t.code] for t in new_tickets]
     inventory.add_sold(performances, {target.pk: len(new_tickets)})
 
+    subtotal_delta = sum(p.price_cents - p.old.price_cents for p in quote.lines)
+    discount_delta = sum(p.discount_cents - p.old.discount_cents for p in quote.lines)
     exchange = Exchange.objects.create(
         order=order, idempotency_key=key, request_fingerprint=fingerprint, to_performance=target,
         difference_cents=diff_paid, method=method, reason=request.reason.strip(), created_by=actor,
+        status=Exchange.PENDING if via_provider else Exchange.SUCCEEDED,
+        pending_state={
+            "before": before, "difference": diff, "subtotal_delta": subtotal_delta, "discount_delta": discount_delta,
+            "deferred": {str(k): v for k, v in deferred.items()}, "freed_on_target": -freed.get(target.pk, 0),
+        } if via_provider else {},
     )
     ExchangeItem.objects.bulk_create(ExchangeItem(exchange=exchange, old_ticket=p.old, new_ticket=t) for p, t in zip(quote.lines, new_tickets, strict=True))
-    order.subtotal_cents += sum(p.price_cents - p.old.price_cents for p in quote.lines)
-    order.discount_cents += sum(p.discount_cents - p.old.discount_cents for p in quote.lines)
+    order.subtotal_cents += subtotal_delta
+    order.discount_cents += discount_delta
     order.total_cents += diff_paid
     order.save(update_fields=["subtotal_cents", "discount_cents", "total_cents"])
+    if via_provider and diff_paid > 0:
+        exchange.charge = Payment.objects.create(order=order, kind=Payment.CHARGE, provider=settings.PAYMENT_PROVIDER, amount_cents=diff_paid, status=Payment.PENDING)
+        exchange.save(update_fields=["charge"])
+    elif via_provider:
+        plan_payments(order, -diff_paid, method=method, key=f"exchange:{key}", exchange=exchange)
+    else:
+        _audit_exchanged(exchange, order, before=before, difference=diff)
+    return exchange
+
+
+def _check_card(card: PaymentDetails | None) -> None:
+    """Refuse, before anything is written, a card difference that cannot be taken here."""
+    if not get_provider(settings.PAYMENT_PROVIDER).synchronous:
+        raise errors.invalid("card_unavailable", "Card payments are not available at the window here; take cash instead.", field="method")
+    if card is None or not card.card_number:
+        raise errors.invalid("card_required", "Enter the card number.", field="card_number")
+
+
+def _audit_exchanged(exchange: Exchange, order: Order, *, before: dict[str, Any], difference: int) -> None:
     audit.record(
         "order.exchanged",
-        actor=actor,
+        actor=exchange.created_by,
         obj=order,
         before=before,
         after={
             "status": order.status,
             "total_cents": order.total_cents,
             "exchange_id": exchange.pk,
-            "to_performance": target.pk,
-            "tickets": sorted(t.code for t in new_tickets),
-            "difference_cents": diff,
-            "method": method,
+            "to_performance": exchange.to_performance_id,
+            "tickets": sorted(exchange.items.values_list("new_ticket__code", flat=True)),
+            "difference_cents": difference,
+            "method": exchange.method,
             "reason": exchange.reason,
         },
     )
-    return exchange
 
 
 def _charge(order: Order, amount_cents: int, *, method: str, card: PaymentDetails | None, key: str) -> Payment:
@@ -263,3 +315,157 @@ def _charge(order: Order, amount_cents: int, *, method: str, card: PaymentDetail
         description=f"{settings.THEATER_NAME} exchange", idempotency_key=key,
     )
     return Payment.objects.create(order=order, kind=Payment.CHARGE, provider=provider, reference=result.reference, amount_cents=amount_cents, status=Payment.SUCCEEDED)
+
+
+# ---------------------------------------------------------------------------- the provider, outside the locks
+
+
+@dataclass(frozen=True)
+class _Answer:
+    ok: bool
+    reference: str = ""
+    message: str = ""
+
+
+EXCHANGE_PENDING = (
+    "The payment provider did not answer, so this exchange is still pending. "
+    "Send the same exchange again (it charges or refunds only once)."
+)
+
+
+def settle_exchange(exchange: Exchange, card: PaymentDetails | None = None) -> Exchange:
+    """Send a pending exchange's price difference to the provider (with the key stored for it,
+    the same on every retry), then finish it in one short transaction. A card charge needs the
+    card again on a retry (card data is never stored)."""
+    if exchange.status == Exchange.SUCCEEDED:
+        return exchange
+    if exchange.status == Exchange.FAILED:
+        raise _exchange_refused(exchange)
+    answers: dict[int, _Answer | None] = {}
+    if exchange.charge_id is not None:
+        payment = Payment.objects.get(pk=exchange.charge_id)
+        if payment.status == Payment.PENDING:
+            if card is None or not card.card_number:
+                raise errors.conflict("exchange_pending", "This exchange is waiting for its card payment: enter the card again to finish it.")
+            try:
+                _, result = charge_at_window(
+                    amount_cents=payment.amount_cents, method="card", card=card,
+                    description=f"{settings.THEATER_NAME} exchange", idempotency_key=f"exchange:{exchange.idempotency_key}",
+                )
+                answers[payment.pk] = _Answer(True, result.reference)
+            except errors.SaleError as exc:
+                answers[payment.pk] = _Answer(False, message=exc.message)
+            except ProviderUnavailable:
+                answers[payment.pk] = None
+    else:
+        for payment in Payment.objects.filter(refund_source__exchange=exchange, status=Payment.PENDING).order_by("pk"):
+            try:
+                sent = send_refund(payment)
+                answer: _Answer | None = None if sent.unknown else _Answer(sent.ok, sent.reference, sent.message)
+            except ProviderUnavailable:
+                answer = None
+            answers[payment.pk] = answer
+            if answer is None or not answer.ok:
+                break
+    exchange = _finish(exchange.pk, answers)
+    if exchange.status == Exchange.SUCCEEDED:
+        return exchange
+    if exchange.status == Exchange.FAILED:
+        raise _exchange_refused(exchange)
+    raise errors.conflict("exchange_pending", exchange.message or EXCHANGE_PENDING)
+
+
+def _exchange_refused(exchange: Exchange) -> errors.SaleError:
+    return errors.payment_failed("payment_declined", exchange.message or "The payment provider refused the price difference. Nothing was changed.")
+
+
+def _exchange_payments(exchange: Exchange) -> Any:
+    if exchange.charge_id is not None:
+        return Payment.objects.filter(pk=exchange.charge_id)
+    return Payment.objects.filter(refund_source__exchange=exchange)
+
+
+def _finish(exchange_id: int, answers: dict[int, _Answer | None]) -> Exchange:
+    with transaction.atomic():
+        order_id = Exchange.objects.values_list("order_id", flat=True).get(pk=exchange_id)
+        order = Order.objects.select_for_update().get(pk=order_id)
+        exchange = Exchange.objects.select_for_update().get(pk=exchange_id)
+        if exchange.status != Exchange.PENDING:
+            return exchange
+        for payment_id, answer in answers.items():
+            if answer is not None and answer.ok:
+                Payment.objects.filter(pk=payment_id, status=Payment.PENDING).update(status=Payment.SUCCEEDED, reference=answer.reference[:120])
+        payments = _exchange_payments(exchange)
+        refusal = next((a for a in answers.values() if a is not None and not a.ok), None)
+        if refusal is not None:
+            message = (refusal.message or "The payment provider refused the price difference.")[:300]
+            if payments.filter(status=Payment.SUCCEEDED).exists():
+                exchange.message = f"Part of the difference was refunded; the rest was refused: {message}"[:300]
+                exchange.save(update_fields=["message"])
+            else:
+                _undo(exchange, order, message)
+        elif not payments.filter(status=Payment.PENDING).exists():
+            _complete(exchange, order)
+        return exchange
+
+
+def _complete(exchange: Exchange, order: Order) -> None:
+    """The difference was paid: the new tickets become valid, the old seats go back on sale."""
+    state = exchange.pending_state
+    Ticket.objects.filter(pk__in=exchange.items.values_list("new_ticket_id", flat=True)).update(status=Ticket.VALID)
+    deferred = {int(k): v for k, v in state.get("deferred", {}).items()}
+    if deferred:
+        performances = inventory.lock_performances(set(deferred))
+        inventory.add_sold(performances, {perf_id: -n for perf_id, n in deferred.items()})
+    exchange.status = Exchange.SUCCEEDED
+    exchange.message = ""
+    exchange.save(update_fields=["status", "message"])
+    _audit_exchanged(exchange, order, before=state.get("before", {}), difference=state.get("difference", exchange.difference_cents))
+
+
+def _undo(exchange: Exchange, order: Order, message: str) -> None:
+    """The provider refused: the old tickets are valid again, the new ones never were."""
+    state = exchange.pending_state
+    items = list(exchange.items.all())
+    new_ids = [i.new_ticket_id for i in items]
+    old_ids = [i.old_ticket_id for i in items]
+    performances = inventory.lock_performances({exchange.to_performance_id})
+    inventory.add_sold(performances, {exchange.to_performance_id: state.get("freed_on_target", 0) - len(new_ids)})
+    # The items go, so the old tickets can be exchanged again; the new tickets were never valid.
+    ExchangeItem.objects.filter(exchange=exchange).delete()
+    Ticket.objects.filter(pk__in=new_ids, status=Ticket.CANCELED).delete()
+    Ticket.objects.filter(pk__in=old_ids, status=Ticket.EXCHANGED).update(status=Ticket.VALID)
+    order.subtotal_cents -= state.get("subtotal_delta", 0)
+    order.discount_cents -= state.get("discount_delta", 0)
+    order.total_cents -= exchange.difference_cents
+    order.save(update_fields=["subtotal_cents", "discount_cents", "total_cents"])
+    _exchange_payments(exchange).filter(status=Payment.PENDING).update(status=Payment.FAILED, message=message)
+    exchange.status = Exchange.FAILED
+    exchange.message = message
+    exchange.save(update_fields=["status", "message"])
+    audit.record(
+        "order.exchange_failed",
+        actor=exchange.created_by,
+        obj=order,
+        before=state.get("before", {}),
+        after={"exchange_id": exchange.pk, "difference_cents": exchange.difference_cents, "message": message},
+    )
+
+
+def reconcile_exchanges(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Finish exchanges whose refund of the difference was left pending (sent again with the
+    same keys). A pending card charge needs the card and is left for the clerk to finish."""
+    now = now or timezone.now()
+    stale = Exchange.objects.filter(status=Exchange.PENDING, created_at__lt=now - RECONCILE_AFTER).order_by("created_at", "pk")[:limit]
+    outcomes: Counter[str] = Counter()
+    for exchange in stale:
+        if exchange.charge_id is not None:
+            outcomes["exchange_needs_card"] += 1
+            continue
+        try:
+            settle_exchange(exchange)
+        except errors.SaleError as exc:
+            outcomes[exc.code] += 1
+            continue
+        outcomes["exchange_succeeded"] += 1
+    return dict(outcomes)

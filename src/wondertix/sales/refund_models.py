@@ -17,9 +17,17 @@ from django.db.models import Q
 
 
 class Refund(models.Model):
+    """One refund request. It is written PENDING (tickets marked refunded, the amount counted
+    against the order) before the payment provider is called outside any lock, then becomes
+    SUCCEEDED (seats back on sale) or FAILED (everything the pending step did is undone)."""
+
     ORIGINAL = "original"
     CASH = "cash"
     METHOD_CHOICES = [(ORIGINAL, "Original payment"), (CASH, "Cash")]
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUS_CHOICES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
 
     order = models.ForeignKey("sales.Order", on_delete=models.PROTECT, related_name="refunds")
     # A refund request carries a key stored with the refund in the same transaction: repeating
@@ -33,6 +41,12 @@ class Refund(models.Model):
     donations_cents = models.PositiveIntegerField(default=0)
     subscriptions_cents = models.PositiveIntegerField(default=0)
     reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=PENDING, db_index=True)
+    # Why the provider refused (a failed refund) or why it is still pending.
+    message = models.CharField(max_length=300, blank=True)
+    # The order (and subscriptions) as they were before the pending step: the audit entry's
+    # "before" when the refund completes, and what a refused refund restores.
+    before = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -83,16 +97,36 @@ class RefundItem(models.Model):
 
 
 class RefundSource(models.Model):
-    """Which charge a provider refund went back to, so no charge is refunded beyond itself."""
+    """Which charge a provider refund went back to, so no charge is refunded beyond itself.
+
+    Written with the refund Payment while it is still pending (a pending refund already counts
+    against its charge), together with the provider idempotency key the payment is sent with:
+    a retry or the reconciliation sends the same key, so the provider refunds once.
+    """
 
     payment = models.OneToOneField("payments.Payment", on_delete=models.PROTECT, related_name="refund_source")
-    charge = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, related_name="refunded_by")
+    # None for cash paid out at the window.
+    charge = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="refunded_by")
+    # The Refund, or the Exchange (its price difference), this payment belongs to.
+    refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="sources")
+    exchange = models.ForeignKey("sales.Exchange", null=True, blank=True, on_delete=models.PROTECT, related_name="sources")
+    provider_key = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return f"Refund payment {self.payment_id} of charge {self.charge_id}"
 
 
 class Exchange(models.Model):
+    """Tickets moved to another performance or price type. One whose price difference goes
+    through the card provider (a card charge, a refund to the original payment) is written
+    PENDING first and finished after the provider answered, like a Refund (see
+    sales/exchanges.py); one settled in cash or without money is SUCCEEDED at once."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUS_CHOICES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+
     order = models.ForeignKey("sales.Order", on_delete=models.PROTECT, related_name="exchanges")
     idempotency_key = models.CharField(max_length=120, unique=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
@@ -102,6 +136,12 @@ class Exchange(models.Model):
     # cash | card | waive (charge side) or original | cash (refund side); "" when even.
     method = models.CharField(max_length=10, blank=True)
     reason = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=SUCCEEDED, db_index=True)
+    message = models.CharField(max_length=300, blank=True)
+    # A pending card charge of the difference (a refund of it is a RefundSource instead).
+    charge = models.ForeignKey("payments.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # What the pending step did, so finishing or undoing it is exact (see sales/exchanges.py).
+    pending_state = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

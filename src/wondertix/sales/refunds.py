@@ -1,9 +1,19 @@
 """Refunds: money back through the original payment (or cash), seats back on sale.
 
-One transaction per refund: lock the order, validate every item, then pay back and write.
-A refused refund raises SaleError before anything is written (no audit entry either).
-Every refund request carries an idempotency key stored with the Refund row in the same
-transaction; repeating the request returns the first refund and changes nothing.
+Like a Stripe sale (sales/pending.py), a refund is never sent to the payment provider while
+a row lock is held: a slow provider would stall every sale of the performance.
+
+1. One short transaction locks the order, validates every item and writes the refund
+   PENDING, with its refund Payment rows and the provider idempotency key each is sent with.
+   A refused request raises SaleError before anything is written (no audit entry either).
+2. The provider is called outside any transaction (refund_settlement.settle).
+3. A second short transaction marks it succeeded (seats back on sale, audit entry) or, when
+   the provider refused, failed (everything step 1 did is undone).
+
+Every refund request carries an idempotency key stored with the Refund row in step 1;
+repeating the request returns the first refund, and resumes it if it was left pending (a
+crash, a timeout): the provider gets the same key again, so it refunds once.
+`refund_settlement.reconcile_refunds` does the same for refunds nobody retried.
 """
 
 from __future__ import annotations
@@ -13,19 +23,19 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from django.contrib.auth.models import User
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from wondertix.catalog.models import Performance
 from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
 from wondertix.ops import audit
-from wondertix.patrons.models import Donation, Redemption, Subscription
+from wondertix.patrons.models import Donation, Subscription
 from wondertix.payments.models import Payment
-from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory
+from wondertix.sales import errors
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import Refund, RefundItem, RefundSource
+from wondertix.sales.refund_models import Exchange, Refund, RefundItem, RefundSource
+from wondertix.sales.refund_settlement import order_status_after_refund, send_refund, settle
 from wondertix.sales.services import request_fingerprint
 
 REFUNDABLE_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED)
@@ -75,10 +85,11 @@ class TicketLeft:
 
 
 def ticket_refundable(tickets: list[Ticket]) -> dict[int, TicketLeft]:
-    """What can still be refunded of each ticket (face value and fee), after earlier refunds."""
+    """What can still be refunded of each ticket (face value and fee), after earlier refunds
+    (pending ones included: they may go through; refused ones not: nothing went out)."""
     done = {
         row["ticket_id"]: (row["face"] or 0, row["fee"] or 0)
-        for row in RefundItem.objects.filter(ticket__in=[t.pk for t in tickets])
+        for row in RefundItem.objects.filter(ticket__in=[t.pk for t in tickets]).exclude(refund__status=Refund.FAILED)
         .values("ticket_id")
         .annotate(face=Sum("amount_cents"), fee=Sum("fee_cents"))
     }
@@ -97,11 +108,12 @@ def refundable_cents(order: Order) -> int:
 
 
 def charges_left(order: Order) -> list[tuple[Payment, int]]:
-    """Each successful charge of the order with how much of it has not been refunded yet."""
+    """Each successful charge of the order with how much of it has not been refunded yet (a
+    refund still pending with the provider counts: it may go through)."""
     charges = list(order.payments.filter(kind=Payment.CHARGE, status=Payment.SUCCEEDED).order_by("created_at", "id"))
     refunded = {
         row["charge_id"]: row["n"]
-        for row in RefundSource.objects.filter(charge__in=charges, payment__status=Payment.SUCCEEDED)
+        for row in RefundSource.objects.filter(charge__in=charges, payment__status__in=(Payment.PENDING, Payment.SUCCEEDED))
         .values("charge_id")
         .annotate(n=Sum("payment__amount_cents"))
     }
@@ -111,52 +123,57 @@ def charges_left(order: Order) -> list[tuple[Payment, int]]:
 # ---------------------------------------------------------------------------- money out
 
 
-def pay_back(order: Order, amount_cents: int, *, method: str, key: str) -> list[Payment]:
-    """Send `amount_cents` back to the buyer and write the refund Payment rows.
+def plan_payments(
+    order: Order, amount_cents: int, *, method: str, key: str, refund: Refund | None = None, exchange: Exchange | None = None
+) -> list[Payment]:
+    """Write the PENDING refund Payment rows that will send `amount_cents` back to the buyer.
 
-    `original` goes back to the order's charges (oldest first, never more than a charge took);
-    `cash` is paid out at the window. Runs inside the caller's transaction; a provider refusal
-    raises and rolls everything back (the provider idempotency key makes a retry safe).
+    `original` goes back to the order's charges (oldest first, never more than a charge took:
+    a pending refund already counts against its charge); `cash` is paid out at the window.
+    Each payment's RefundSource keeps the provider idempotency key it is sent with, so a retry
+    sends the same key. Runs inside the caller's transaction, under the order's lock.
     """
     if amount_cents <= 0:
         return []
     if method not in METHODS:
         raise errors.invalid("invalid_method", "Choose how to refund: original payment or cash.", field="method")
-    payments: list[Payment] = []
     if method == Refund.CASH:
-        result = get_provider("cash").refund(reference=f"order-{order.pk}", amount_cents=amount_cents, idempotency_key=key)
-        payments.append(Payment.objects.create(order=order, kind=Payment.REFUND, provider="cash", reference=result.reference, amount_cents=amount_cents, status=Payment.SUCCEEDED))
-        return payments
-    left = amount_cents
-    plan = [(charge, min(left_on_charge, amount_cents)) for charge, left_on_charge in charges_left(order) if left_on_charge > 0]
+        payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider="cash", amount_cents=amount_cents, status=Payment.PENDING)
+        RefundSource.objects.create(payment=payment, charge=None, refund=refund, exchange=exchange, provider_key=key)
+        return [payment]
+    plan = [(charge, left_on_charge) for charge, left_on_charge in charges_left(order) if left_on_charge > 0]
     if sum(n for _, n in plan) < amount_cents:
         raise errors.invalid(
             "refund_exceeds_paid",
             f"Only {format_cents(sum(n for _, n in plan))} was paid on this order's card or cash charges; "
             f"refund the rest in cash if it is owed.",
         )
+    payments: list[Payment] = []
+    left = amount_cents
     for charge, available in plan:
         if left == 0:
             break
         part = min(available, left)
-        provider = get_provider(charge.provider)
-        result = provider.refund(reference=charge.reference, amount_cents=part, idempotency_key=f"{key}:{charge.pk}")
-        if not result.ok:
-            raise errors.payment_failed("refund_failed", result.message or "The payment provider refused the refund. Nothing was changed.")
-        payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider=charge.provider, reference=result.reference, amount_cents=part, status=Payment.SUCCEEDED)
-        RefundSource.objects.create(payment=payment, charge=charge)
+        payment = Payment.objects.create(order=order, kind=Payment.REFUND, provider=charge.provider, amount_cents=part, status=Payment.PENDING)
+        RefundSource.objects.create(payment=payment, charge=charge, refund=refund, exchange=exchange, provider_key=f"{key}:{charge.pk}")
         payments.append(payment)
         left -= part
     return payments
 
 
-def order_status_after_refund(order: Order) -> str:
-    valid_left = order.tickets.filter(status=Ticket.VALID).exists()
-    if order.refunded_cents >= order.total_cents and not valid_left:
-        return Order.REFUNDED
-    if order.refunded_cents > 0 or order.tickets.filter(status=Ticket.REFUNDED).exists():
-        return Order.PARTIALLY_REFUNDED
-    return Order.PAID
+def pay_back(order: Order, amount_cents: int, *, method: str, key: str) -> list[Payment]:
+    """Plan the refund payments and pay them out at once, inside the caller's transaction.
+    Only for cash at the window (an exchange's difference paid back in cash): a card refund is
+    never sent under a lock — refunds and exchanges write it pending and send it after the
+    commit (refund_settlement.settle, exchanges.settle_exchange)."""
+    payments = plan_payments(order, amount_cents, method=method, key=key)
+    for payment in payments:
+        result = send_refund(payment)
+        if not result.ok:
+            raise errors.payment_failed("refund_failed", result.message or "The payment provider refused the refund. Nothing was changed.")
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.SUCCEEDED, reference=result.reference)
+        payment.status, payment.reference = Payment.SUCCEEDED, result.reference
+    return payments
 
 
 # ---------------------------------------------------------------------------- the use case
@@ -193,10 +210,13 @@ def refund_order(order_id: int, request: RefundRequest, *, idempotency_key: str,
         lambda: _existing(key, fingerprint),
         lambda: _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
     )
-    return refund
+    # The provider is called here, after the pending refund committed and outside every lock;
+    # a repeat of the request (same key) resumes a refund left pending.
+    return settle(refund)
 
 
 def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerprint: str, actor: User | None) -> Refund:
+    """Lock the order, validate, and write the refund PENDING (see refund_settlement)."""
     order = Order.objects.select_for_update().filter(pk=order_id).first()
     if order is None:
         raise errors.not_found("order_not_found", "That order does not exist.")
@@ -300,68 +320,32 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
         )
 
     before = {"status": order.status, "refunded_cents": order.refunded_cents, "total_cents": order.total_cents}
-    # Locks in the order every use case takes them: order, subscription, performances. A
-    # redemption holds its subscription while it takes the performance; locking the
-    # performance first here deadlocked a refund of redeemed tickets with a new redemption.
-    redeemed_from = _lock_redeemed_subscription(order) if seats else None
-    performances = inventory.lock_performances(seats) if seats else {}
-    pay_back(order, total, method=request.method, key=f"refund:{key}")
-
     refund = Refund.objects.create(
         order=order, idempotency_key=key, request_fingerprint=fingerprint, method=request.method,
         amount_cents=total, tickets_cents=tickets_cents, fees_cents=fees_cents, donations_cents=donations_cents,
-        subscriptions_cents=subs_cents, reason=request.reason.strip(), created_by=actor,
+        subscriptions_cents=subs_cents, reason=request.reason.strip(), created_by=actor, status=Refund.PENDING,
+        before={**before, "subscriptions": {str(s.pk): s.remaining for s in subs.values()}},
     )
     for item in items:
         item.refund = refund
     RefundItem.objects.bulk_create(items)
+    plan_payments(order, total, method=request.method, key=f"refund:{key}", refund=refund)
+    # While pending, what is being refunded cannot be refunded, exchanged, admitted or
+    # redeemed again: the tickets are marked refunded and the amount counts against the order.
+    # The seats stay sold until the money has gone out (refund_settlement), so a refused
+    # refund gives the tickets back without their seats ever having been sold twice.
     returned = [t.pk for ts in seats.values() for t in ts]
     if returned:
         Ticket.objects.filter(pk__in=returned).update(status=Ticket.REFUNDED)
-        inventory.add_sold(performances, {perf_id: -len(ts) for perf_id, ts in seats.items()})
-        if redeemed_from is not None:
-            _credit_subscription(redeemed_from, len(returned))
     for item in items:
         if item.donation is not None:
-            Donation.objects.filter(pk=item.donation.pk).update(refunded_cents=item.donation.refunded_cents + item.amount_cents)
+            Donation.objects.filter(pk=item.donation.pk).update(refunded_cents=F("refunded_cents") + item.amount_cents)
         if item.subscription is not None:
             Subscription.objects.filter(pk=item.subscription.pk).update(status=Subscription.REFUNDED, remaining=0)
     order.refunded_cents += total
     order.status = order_status_after_refund(order)
     order.save(update_fields=["refunded_cents", "status"])
-    audit.record(
-        "order.refunded",
-        actor=actor,
-        obj=order,
-        before=before,
-        after={
-            "status": order.status,
-            "refunded_cents": order.refunded_cents,
-            "refund_id": refund.pk,
-            "amount_cents": total,
-            "method": request.method,
-            "tickets": sorted(tickets[t].code for t in returned) if returned else [],
-            "donations": sorted(donations),
-            "subscriptions": sorted(subs),
-            "reason": refund.reason,
-        },
-    )
     return refund
-
-
-def _lock_redeemed_subscription(order: Order) -> Subscription | None:
-    """The subscription this order's tickets were redeemed from (row-locked), if any."""
-    redemption = Redemption.objects.filter(order=order).first()
-    if redemption is None:
-        return None
-    return Subscription.objects.select_for_update().get(pk=redemption.subscription_id)
-
-
-def _credit_subscription(sub: Subscription, seats: int) -> None:
-    """Refunding tickets redeemed from a subscription gives the redemptions back to it."""
-    if sub.status == Subscription.ACTIVE:
-        sub.remaining = min(sub.tickets_included, sub.remaining + seats)
-        sub.save(update_fields=["remaining"])
 
 
 # ---------------------------------------------------------------------------- canceled performances

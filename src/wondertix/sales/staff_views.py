@@ -25,6 +25,7 @@ from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
+from wondertix.sales.refund_models import Exchange, Refund
 from wondertix.sales.refunds import (
     DonationRefund,
     RefundRequest,
@@ -142,9 +143,20 @@ def order_refund(request: HttpRequest, order_id: int) -> HttpResponse:
         refund_req = refund_request_from_post(request.POST)
         refund = refund_order(order.pk, refund_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
     except errors.SaleError as exc:
-        return _render_order(request, order, status=exc.status, refund_error=exc.message)
+        return _render_order(request, order, status=exc.status, refund_error=exc.message, key=_retry_key(request.POST.get("key", "")))
     messages.success(request, f"Refunded {format_cents(refund.amount_cents)} ({refund.get_method_display().lower()}) on order {order.reference}.")
     return redirect(f"/staff/sales/orders/{order.pk}/")
+
+
+def _retry_key(key: str) -> str:
+    """The key the refund form is shown again with after a refusal. Sending the form again
+    must not refund twice: while nothing was written, or the refund with this key is still
+    pending (the provider did not answer), the same key comes back, so a retry resumes that
+    refund. Only a refund the provider refused (failed, undone) lets the next try be new."""
+    key = key.strip()
+    if not key or len(key) > 100 or Refund.objects.filter(idempotency_key=key, status=Refund.FAILED).exists():
+        return uuid.uuid4().hex
+    return key
 
 
 def _exchange_request(post: Any) -> ExchangeRequest:
@@ -185,7 +197,12 @@ def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
             })
         exchange = exchange_tickets(order.pk, ex_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
     except errors.SaleError as exc:
-        return _render_order(request, order, status=exc.status, exchange_error=exc.message)
+        # An exchange left pending (the provider did not answer) is finished by sending the
+        # same exchange again with the same key: the page offers exactly that.
+        key = request.POST.get("key", "").strip()
+        pending = Exchange.objects.filter(order=order, idempotency_key=key, status=Exchange.PENDING).exists() if key else False
+        retry = {"request": ex_req, "key": key} if pending and request.POST.get("step") == "confirm" else None
+        return _render_order(request, order, status=exc.status, exchange_error=exc.message, exchange_retry=retry)
     diff = exchange.difference_cents
     money = "no price difference" if diff == 0 else (f"charged {format_cents(diff)}" if diff > 0 else f"refunded {format_cents(-diff)}")
     messages.success(request, f"Moved {exchange.items.count()} ticket(s) to {exchange.to_performance}; {money}.")

@@ -38,6 +38,9 @@ class RefundResult:
     ok: bool
     reference: str = ""
     message: str = ""
+    # Not ok, but no definite answer either (a timeout, a provider outage): the refund may
+    # have gone through. Ask again with the same idempotency key; never treat it as refused.
+    unknown: bool = False
 
 
 class PaymentProvider(Protocol):

@@ -87,7 +87,9 @@ class StripeProvider:
                 # Our earlier attempt went through (its idempotency key had expired): done.
                 return RefundResult(True, reference="", message="Stripe had already refunded this payment.")
             log.warning("stripe refund refused", extra={"stripe_code": getattr(exc, "code", None), "http_status": exc.http_status})
-            return RefundResult(False, message=_safe(exc))
+            # No answer, too many requests, or Stripe's own error: the outcome is not known.
+            unknown = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError) or (exc.http_status or 0) >= 500
+            return RefundResult(False, message=_safe(exc), unknown=unknown)
         if refund.status in ("succeeded", "pending"):
             # Card refunds may stay "pending" for a while; Stripe completes them on its side.
             return RefundResult(True, reference=refund.id)

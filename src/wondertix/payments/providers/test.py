@@ -8,6 +8,10 @@ number that passes the Luhn check succeeds; one that fails it is refused as inva
 from __future__ import annotations
 
 import hashlib
+import time
+from pathlib import Path
+
+from django.conf import settings
 
 from wondertix.payments import simulated
 from wondertix.payments.providers.base import ChargeResult, PaymentDetails, RefundResult
@@ -60,8 +64,33 @@ class TestCardProvider:
         return ChargeResult(True, reference=f"test_ch_{digest}")
 
     def refund(self, *, reference: str, amount_cents: int, idempotency_key: str) -> RefundResult:
+        _wait_at_gate(amount_cents)
         digest = hashlib.sha256(f"{idempotency_key}:{reference}:{amount_cents}".encode()).hexdigest()[:20]
         return RefundResult(True, reference=f"test_re_{digest}")
+
+
+# The longest a gated refund waits: below gunicorn's worker timeout, so a forgotten gate file
+# only slows a test down.
+GATE_SECONDS = 30.0
+
+
+def _wait_at_gate(amount_cents: int) -> None:
+    """A slow card network on demand, for tests (WONDERTIX_TEST_PROVIDER_GATE, DEBUG only).
+
+    While `<gate>/refund-<amount_cents>` exists a refund of that amount waits inside the
+    provider call (after creating `<gate>/refund-<amount_cents>.entered`), until the file is
+    removed or GATE_SECONDS pass.
+    """
+    gate_dir = settings.WONDERTIX_TEST_PROVIDER_GATE if settings.DEBUG else ""
+    if not gate_dir:
+        return
+    gate = Path(gate_dir) / f"refund-{amount_cents}"
+    if not gate.exists():
+        return
+    gate.with_suffix(".entered").touch()
+    deadline = time.monotonic() + GATE_SECONDS
+    while gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 class CashProvider:
