@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sales', '0003_hold_idempotency_key'),
+        ('sales', '0005_exchange_status'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
