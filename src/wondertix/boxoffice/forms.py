@@ -9,6 +9,7 @@ from django import forms
 from wondertix.boxoffice.pos import PAYMENT_METHODS
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.money import format_cents, parse_amount
+from wondertix.numberfields import WholeNumberField, strict_formfield
 from wondertix.sales.models import DiscountCode
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -41,6 +42,7 @@ def _dt_widget() -> forms.DateTimeInput:
 
 class SeasonForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Season
         fields = ["name", "slug", "starts_on", "ends_on", "active"]
         widgets = {"starts_on": forms.DateInput(attrs={"type": "date"}), "ends_on": forms.DateInput(attrs={"type": "date"})}
@@ -51,6 +53,7 @@ class SeasonPriceForm(forms.ModelForm):
     fee_cents = MoneyField(label="Fee", required=False)
 
     class Meta:
+        formfield_callback = strict_formfield
         model = SeasonPrice
         fields = ["name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order"]
 
@@ -60,6 +63,7 @@ class SeasonPriceForm(forms.ModelForm):
 
 class EventForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Event
         fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
@@ -78,6 +82,7 @@ class EventForm(forms.ModelForm):
 
 class PerformanceForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Performance
         fields = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
         widgets = {"starts_at": _dt_widget(), "on_sale_from": _dt_widget(), "on_sale_until": _dt_widget()}
@@ -106,6 +111,7 @@ class PriceTypeForm(forms.ModelForm):
     max_price_cents = MoneyField(label="Pay what you can: maximum", required=False)
 
     class Meta:
+        formfield_callback = strict_formfield
         model = PriceType
         fields = [
             "name", "description", "price_cents", "fee_cents", "limit_per_performance",
@@ -127,6 +133,7 @@ class PriceTypeForm(forms.ModelForm):
 
 class DiscountCodeForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = DiscountCode
         fields = ["code", "description", "kind", "value", "usage_limit", "min_tickets", "price_types", "valid_from", "valid_until"]
         widgets = {"valid_from": _dt_widget(), "valid_until": _dt_widget(), "price_types": forms.SelectMultiple(attrs={"size": 6})}
@@ -143,7 +150,7 @@ class DiscountCodeForm(forms.ModelForm):
 
 class HouseSeatsForm(forms.Form):
     price_type = forms.ModelChoiceField(queryset=PriceType.objects.none())
-    quantity = forms.IntegerField(min_value=1, max_value=500)
+    quantity = WholeNumberField(min_value=1, max_value=500)
     reason = forms.CharField(max_length=200)
 
     def __init__(self, *args: Any, performance: Performance, **kwargs: Any) -> None:
@@ -158,7 +165,7 @@ class ReleaseForm(forms.Form):
 
 class PosPaymentForm(forms.Form):
     payment_method = forms.ChoiceField(choices=PAYMENT_METHODS, widget=forms.RadioSelect, initial="cash")
-    patron_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    patron_id = WholeNumberField(required=False, widget=forms.HiddenInput)
     first_name = forms.CharField(max_length=80, required=False)
     last_name = forms.CharField(max_length=80, required=False)
     email = forms.EmailField(required=False, help_text="Empty: a walk-up sale (no contact record).")
@@ -166,8 +173,8 @@ class PosPaymentForm(forms.Form):
     accommodation = forms.CharField(max_length=200, required=False)
     reason = forms.CharField(max_length=200, required=False, help_text="Required for comps and price overrides.")
     card_number = forms.CharField(max_length=30, required=False)
-    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
-    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(max_length=4, required=False)
     idempotency_key = forms.CharField(max_length=100, required=False, widget=forms.HiddenInput)
 
