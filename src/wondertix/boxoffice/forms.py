@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from wondertix.boxoffice.pos import PAYMENT_METHODS
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.money import format_cents, parse_amount
 from wondertix.numberfields import WholeNumberField, strict_formfield
+from wondertix.reports.services import EARLIEST_DATE, LATEST_DATE
 from wondertix.sales.models import DiscountCode
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -184,8 +186,11 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, label="Action starts with")
     object_type = forms.CharField(required=False, label="Object type")
     object_id = forms.CharField(required=False, label="Object id")
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+    # Bounded like report dates: 9999-12-31 plus the day the filter adds would overflow (a 500).
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
+                                validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)])
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To",
+                              validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)])
 
 
 def changes_from(form: forms.ModelForm, fields: list[str]) -> dict[str, Any]:
