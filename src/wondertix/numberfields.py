@@ -12,9 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import RegexValidator
 from django.db import models
 
 from wondertix.money import MAX_INT, parse_int
+
+#: Card numbers as typed at the window: ASCII digits, spaces and dashes ("²" is a digit to str.isdigit()).
+card_number_characters = RegexValidator(r"^[0-9 -]*\Z", "Enter the card number with the digits 0–9 only.")
 
 
 class WholeNumberField(forms.IntegerField):

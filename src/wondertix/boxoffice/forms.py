@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from wondertix.boxoffice.pos import PAYMENT_METHODS
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.money import format_cents, parse_amount
-from wondertix.numberfields import WholeNumberField, strict_formfield
+from wondertix.numberfields import WholeNumberField, card_number_characters, strict_formfield
 from wondertix.reports.services import EARLIEST_DATE, LATEST_DATE
 from wondertix.sales.models import DiscountCode
 
@@ -174,7 +174,7 @@ class PosPaymentForm(forms.Form):
     phone = forms.CharField(max_length=40, required=False)
     accommodation = forms.CharField(max_length=200, required=False)
     reason = forms.CharField(max_length=200, required=False, help_text="Required for comps and price overrides.")
-    card_number = forms.CharField(max_length=30, required=False)
+    card_number = forms.CharField(max_length=30, required=False, validators=[card_number_characters])
     exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
     exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(max_length=4, required=False)

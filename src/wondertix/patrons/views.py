@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.catalog.models import Performance, PriceType, Season
 from wondertix.money import MAX_ID, format_cents, parse_amount, parse_id, parse_int
-from wondertix.numberfields import WholeNumberField
+from wondertix.numberfields import WholeNumberField, card_number_characters
 from wondertix.patrons import crm, gifts
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Patron, Subscription, SubscriptionType
@@ -207,7 +207,7 @@ class StaffSubscriptionSaleForm(forms.Form):
     email = forms.EmailField(required=False)
     phone = forms.CharField(max_length=40, required=False)
     payment = forms.ChoiceField(choices=[("cash", "Cash"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
-    card_number = forms.CharField(required=False)
+    card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
     exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
     exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(required=False, max_length=4)
@@ -283,7 +283,7 @@ def subscription_redeem(request: HttpRequest, subscription_id: int) -> HttpRespo
 class GiftForm(forms.Form):
     amount = forms.CharField(help_text="e.g. 50.00")
     method = forms.ChoiceField(choices=[("cash", "Cash or cheque"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
-    card_number = forms.CharField(required=False)
+    card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
     exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
     exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(required=False, max_length=4)

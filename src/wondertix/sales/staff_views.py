@@ -155,10 +155,12 @@ def _exchange_request(post: Any) -> ExchangeRequest:
     card = None
     if post.get("card_number", "").strip():
         try:
+            if not post.get("card_number", "").isascii():
+                raise ValueError("not a card number")
             card = PaymentDetails(card_number=post.get("card_number", ""), exp_month=parse_count(post.get("exp_month"), maximum=12) or None,
                                   exp_year=parse_count(post.get("exp_year"), maximum=2200) or None, cvc=post.get("cvc", ""))
         except ValueError:
-            raise errors.invalid("invalid_card", "Enter the card's expiry month and year as numbers.", field="card_number") from None
+            raise errors.invalid("invalid_card", "Enter the card number and its expiry month and year in the digits 0–9.", field="card_number") from None
     return ExchangeRequest(
         ticket_ids=_ids(post.getlist("ticket")),
         to_performance_id=to_perf,

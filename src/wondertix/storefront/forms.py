@@ -200,7 +200,7 @@ class CardFields(forms.Form):
         raw = self.cleaned_data.get("card_number", "")
         if not self._card_needed():
             return ""
-        if raw.strip(" -0123456789"):  # only ASCII digits, spaces and dashes ("²" is a digit to str.isdigit)
+        if not raw.isascii():  # "²" is a digit to str.isdigit() but not to int()
             raise forms.ValidationError("That card number is not valid. Please check it and try again.")
         number = normalize_card(raw)
         if not number:
