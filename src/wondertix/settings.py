@@ -186,7 +186,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Lock (username, real client address): behind HAProxy REMOTE_ADDR is always the proxy.
+AXES_CLIENT_IP_CALLABLE = "wondertix.ops.middleware.request_client_ip"
 AXES_LOCKOUT_TEMPLATE = "boxoffice/locked_out.html"
 
 # Sales.

@@ -46,3 +46,12 @@ def test_admins_filter_the_audit_log_by_actor_action_object_and_date(make_perfor
     assert rows(date_from=today, actor="bob") == 1
     assert rows(date_to=(timezone.localdate() - timedelta(days=5)).isoformat()) == 1
     assert "No entries match" in client.get("/staff/audit/", {"actor": "nobody"}).content.decode()
+
+
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01"])
+def test_audit_dates_at_the_ends_of_the_calendar_are_refused_not_a_server_error(value):
+    client = Client(raise_request_exception=False)
+    client.force_login(_admin("alice"))
+    response = client.get("/staff/audit/", {"date_to": value, "date_from": value})
+    assert response.status_code == 200
+    assert "Ensure this value is" in response.content.decode()

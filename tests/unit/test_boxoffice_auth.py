@@ -159,3 +159,18 @@ def test_dashboard_lists_todays_performances_with_sold_and_capacity(make_perform
     assert later.event.title not in html
     assert f'href="/staff/door/{tonight.pk}/checkin/"' in html
     assert f'href="/staff/pos/{tonight.pk}/"' not in html  # ushers do not sell
+
+
+def test_wrong_passwords_from_one_client_behind_the_proxy_do_not_lock_out_another():
+    """Behind HAProxy every request comes from the proxy's address: the lockout must follow the
+    client the proxy names in X-Forwarded-For, so an attacker cannot lock a clerk out."""
+    _staff()
+    proxy = settings.TRUSTED_PROXY_NETWORKS[0].split("/")[0]
+    attacker = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    clerk = Client(REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR="198.51.100.20")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attacker.post("/staff/login/", {"username": "pat", "password": "wrong"})
+    assert attacker.post("/staff/login/", {"username": "pat", "password": PASSWORD}).status_code == 429
+    signed_in = clerk.post("/staff/login/", {"username": "pat", "password": PASSWORD})
+    assert signed_in.status_code == 302 and signed_in["Location"] == "/staff/"
+    assert clerk.get("/staff/").status_code == 200

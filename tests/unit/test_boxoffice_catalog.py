@@ -3,7 +3,8 @@ part), season default prices, copying and canceling performances, discount codes
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -247,3 +248,37 @@ def test_an_empty_slug_is_made_from_the_title_and_kept_on_edit(admin):
     admin.post(f"/staff/events/{second.pk}/edit/", {"title": "Hamlet (revival)", "slug": ""})
     second.refresh_from_db()
     assert (second.title, second.slug) == ("Hamlet (revival)", "hamlet-2")
+
+
+@pytest.mark.parametrize(("source_day", "copy_day"), [
+    ("2027-03-19", "2027-03-26"),  # sales opened in PST for a show in PDT (clocks forward on 2027-03-14)
+    ("2027-03-12", "2027-03-26"),  # the show itself moves from PST to PDT
+    ("2027-11-12", "2027-11-19"),  # sales opened in PDT for a show in PST (clocks back on 2027-11-07)
+    ("2027-11-05", "2027-11-12"),  # the show itself moves from PDT to PST
+])
+def test_copy_across_a_daylight_saving_change_keeps_the_local_wall_clock(make_performance, admin, settings, source_day, copy_day):
+    """7:30 pm stays 7:30 pm, sales still open 10:00 am on the Monday of the week before and close at 5:00 pm on the day,
+    on the theater's clock, when the copy lands on the other side of a daylight-saving change."""
+    settings.TIME_ZONE = "America/Los_Angeles"
+    zone = ZoneInfo("America/Los_Angeles")
+
+    def local(day: str, hh_mm: str) -> datetime:
+        return datetime.fromisoformat(f"{day}T{hh_mm}").replace(tzinfo=zone)
+
+    def monday_before(day: str) -> str:
+        d = date.fromisoformat(day)
+        return (d - timedelta(days=d.weekday() + 7)).isoformat()
+
+    perf = make_performance(capacity=40)
+    Performance.objects.filter(pk=perf.pk).update(
+        starts_at=local(source_day, "19:30"), on_sale_from=local(monday_before(source_day), "10:00"), on_sale_until=local(source_day, "17:00"))
+    response = admin.post(f"/staff/performances/{perf.pk}/copy/", {"starts_at": f"{copy_day}T19:30"})
+    assert response.status_code == 302
+    copy = Performance.objects.exclude(pk=perf.pk).get(event=perf.event)
+
+    def wall(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    assert wall(copy.starts_at) == f"{copy_day} 19:30"
+    assert wall(copy.on_sale_from) == f"{monday_before(copy_day)} 10:00"
+    assert wall(copy.on_sale_until) == f"{copy_day} 17:00"

@@ -161,3 +161,20 @@ def test_card_at_the_window_with_a_redirect_only_provider_is_refused_clearly(mak
         pos.sell_at_box_office(sale, actor=clerk)
     assert exc.value.code == "card_needs_terminal" and "record the sale as cash" in exc.value.message
     assert not Order.objects.exists() and not AuditEntry.objects.filter(action="pos.sale").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("qty", "²"), ("qty", "٣"), ("qty", "9e999997"), ("price", "9e999997"), ("price", "NaN"), ("price", "9e999999"),
+    ("card_number", "⁴²⁴²⁴²⁴²⁴²⁴²⁴²⁴²"), ("exp_month", "١٢"),
+])
+def test_hostile_numbers_at_the_window_are_refused_with_a_message_and_sell_nothing(make_performance, clerk, field, value):
+    window = Client(raise_request_exception=False)
+    window.force_login(clerk)
+    perf = make_performance(capacity=10)
+    data = {f"qty_{perf.adult.pk}": "1", "payment_method": "card", "card_number": "4242424242424242", "exp_month": "12",
+            "exp_year": "2031", "cvc": "123", "reason": "Testing"}
+    key = {"qty": f"qty_{perf.adult.pk}", "price": f"price_{perf.adult.pk}"}.get(field, field)
+    data[key] = value
+    response = window.post(f"/staff/pos/{perf.pk}/", data)
+    assert response.status_code == 422, response.content[:300]
+    assert Order.objects.count() == 0

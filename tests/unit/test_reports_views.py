@@ -120,3 +120,15 @@ def test_csv_export_neutralizes_spreadsheet_formulas(make_performance, good_card
     sell([LineRequest(perf.pk, perf.adult.pk, 1)], CheckoutDetails(buyer=evil, payment=good_card, donation_cents=500, donation_comment="+cmd"))
     rows = list(csv.reader(io.StringIO(staff.get("/staff/reports/donations.csv").content.decode())))
     assert rows[1][1].startswith("'=") and rows[1][6] == "'+cmd"
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-1", "9999-12-31", "1969-12-31", "٢٠٢٦-٠١-٠١", "2026-02-30", "20260101"])
+def test_nonsense_report_dates_are_refused_not_read_as_1970(clerk, staff, value):
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(clerk)}"}
+    for path in ("/api/v1/staff/reports/summary", "/api/v1/staff/reports/refunds"):
+        response = Client().get(path, {"date_to": value}, **auth)
+        assert response.status_code == 422, (path, value, response.content[:200])
+        assert response.json()["code"] == "invalid_request" and "date" in response.json()["message"].lower()
+    page = staff.get("/staff/reports/", {"to": value})
+    assert page.status_code == 422
+    assert staff.get("/staff/reports/refunds.csv", {"from": value}).status_code == 422

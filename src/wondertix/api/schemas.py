@@ -7,15 +7,29 @@ from typing import Any
 
 from ninja import Field, Schema
 
-# Database ids are 64-bit; a larger number is a wrong id, not a server error.
-MAX_ID = 2**63 - 1
+from wondertix.money import MAX_AMOUNT_CENTS, MAX_ID, MAX_INT
+
+# Every number a client sends is a strict JSON integer (no float, no string, no bool) within
+# bounds that fit the database: a huge number or 1.5 is a 422 with a message, never a 500.
+# Ranges a person cares about (1 to 20 tickets…) are checked by the services, with their words.
 # No NUL characters (PostgreSQL cannot store them) and a sane upper bound on every string.
 TEXT = r"^[^\x00]*$"
 TOKEN = r"^[A-Za-z0-9_-]{1,64}$"  # noqa: S105 (a pattern, not a secret)
+CARD_NUMBER = r"^[0-9 -]*$"  # ASCII digits only: "²" is a digit to str.isdigit() but not to int()
 
 
 def _id(description: str) -> Any:
     return Field(..., ge=1, le=MAX_ID, strict=True, description=description)
+
+
+def cents(default: Any, description: str, *, ge: int = 0) -> Any:
+    """An amount of money in integer cents, at most MAX_AMOUNT_CENTS ($1,000,000.00)."""
+    return Field(default, ge=ge, le=MAX_AMOUNT_CENTS, strict=True, description=description)
+
+
+def count(default: Any, description: str) -> Any:
+    """A whole number that fits an `integer` column; its sensible range is the service's to say."""
+    return Field(default, ge=-MAX_INT, le=MAX_INT, strict=True, description=description)
 
 
 class PriceTypeOut(Schema):
@@ -60,11 +74,10 @@ class EventOut(Schema):
 class LineIn(Schema):
     performance_id: int = _id("A performance id (GET /performances)")
     price_type_id: int = _id("One of the performance's price types (GET /performances/{id})")
-    quantity: int = Field(..., strict=True, description="Tickets of this type (1 to the per-order maximum)")
-    unit_price_cents: int | None = Field(
+    quantity: int = count(..., "Tickets of this type (1 to the per-order maximum)")
+    unit_price_cents: int | None = cents(
         None,
-        strict=True,
-        description="Required for pay-what-you-can types; otherwise, if sent, must equal the list price "
+        "Required for pay-what-you-can types; otherwise, if sent, must equal the list price "
         "(a different price is refused with `price_mismatch`)",
     )
 
@@ -102,12 +115,12 @@ class BuyerIn(Schema):
 
 class CardIn(Schema):
     number: str = Field(
-        ..., max_length=40, pattern=TEXT,
+        ..., max_length=40, pattern=CARD_NUMBER,
         description="Test provider: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined",
     )
-    exp_month: int | None = Field(None, ge=1, le=12)
-    exp_year: int | None = Field(None, ge=2000, le=2200)
-    cvc: str = Field("", max_length=8, pattern=TEXT)
+    exp_month: int | None = Field(None, ge=1, le=12, strict=True)
+    exp_year: int | None = Field(None, ge=2000, le=2200, strict=True)
+    cvc: str = Field("", max_length=8, pattern=r"^[0-9]*$")
 
 
 class OrderIn(Schema):
@@ -115,7 +128,7 @@ class OrderIn(Schema):
     hold_token: str | None = Field(None, pattern=TOKEN, description="Buy what a hold holds instead of `lines`")
     buyer: BuyerIn
     card: CardIn | None = Field(None, description="Required unless the order is free")
-    donation_cents: int = Field(0, strict=True, description="An optional gift added to the order")
+    donation_cents: int = cents(0, "An optional gift added to the order", ge=-MAX_AMOUNT_CENTS)
     donation_anonymous: bool = False
     discount_code: str = Field("", max_length=100, pattern=TEXT)
 

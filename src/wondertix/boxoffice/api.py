@@ -9,13 +9,14 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema
+from ninja import Field, Router, Schema
 
 from wondertix.api.auth import StaffToken
 from wondertix.boxoffice import checkin
 from wondertix.boxoffice.door import door_list
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, USHER, roles_of
 from wondertix.catalog.models import Performance
+from wondertix.money import MAX_ID
 
 router = Router(tags=["staff"])
 door_staff = StaffToken(USHER, BOX_OFFICE, ADMIN)
@@ -61,8 +62,8 @@ class DoorListOut(Schema):
 
 
 class CheckInIn(Schema):
-    code: str
-    performance_id: int
+    code: str = Field(..., max_length=64, pattern=r"^[^\x00]*$")
+    performance_id: int = Field(..., ge=1, le=MAX_ID, strict=True)
 
 
 class CheckInOut(Schema):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from wondertix.boxoffice.pos import PAYMENT_METHODS
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.money import format_cents, parse_amount
+from wondertix.numberfields import WholeNumberField, card_number_characters, strict_formfield
+from wondertix.reports.services import EARLIEST_DATE, LATEST_DATE
 from wondertix.sales.models import DiscountCode
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -41,6 +44,7 @@ def _dt_widget() -> forms.DateTimeInput:
 
 class SeasonForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Season
         fields = ["name", "slug", "starts_on", "ends_on", "active"]
         widgets = {"starts_on": forms.DateInput(attrs={"type": "date"}), "ends_on": forms.DateInput(attrs={"type": "date"})}
@@ -51,6 +55,7 @@ class SeasonPriceForm(forms.ModelForm):
     fee_cents = MoneyField(label="Fee", required=False)
 
     class Meta:
+        formfield_callback = strict_formfield
         model = SeasonPrice
         fields = ["name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order"]
 
@@ -60,6 +65,7 @@ class SeasonPriceForm(forms.ModelForm):
 
 class EventForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Event
         fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
@@ -78,6 +84,7 @@ class EventForm(forms.ModelForm):
 
 class PerformanceForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = Performance
         fields = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
         widgets = {"starts_at": _dt_widget(), "on_sale_from": _dt_widget(), "on_sale_until": _dt_widget()}
@@ -106,6 +113,7 @@ class PriceTypeForm(forms.ModelForm):
     max_price_cents = MoneyField(label="Pay what you can: maximum", required=False)
 
     class Meta:
+        formfield_callback = strict_formfield
         model = PriceType
         fields = [
             "name", "description", "price_cents", "fee_cents", "limit_per_performance",
@@ -127,6 +135,7 @@ class PriceTypeForm(forms.ModelForm):
 
 class DiscountCodeForm(forms.ModelForm):
     class Meta:
+        formfield_callback = strict_formfield
         model = DiscountCode
         fields = ["code", "description", "kind", "value", "usage_limit", "min_tickets", "price_types", "valid_from", "valid_until"]
         widgets = {"valid_from": _dt_widget(), "valid_until": _dt_widget(), "price_types": forms.SelectMultiple(attrs={"size": 6})}
@@ -143,7 +152,7 @@ class DiscountCodeForm(forms.ModelForm):
 
 class HouseSeatsForm(forms.Form):
     price_type = forms.ModelChoiceField(queryset=PriceType.objects.none())
-    quantity = forms.IntegerField(min_value=1, max_value=500)
+    quantity = WholeNumberField(min_value=1, max_value=500)
     reason = forms.CharField(max_length=200)
 
     def __init__(self, *args: Any, performance: Performance, **kwargs: Any) -> None:
@@ -158,16 +167,16 @@ class ReleaseForm(forms.Form):
 
 class PosPaymentForm(forms.Form):
     payment_method = forms.ChoiceField(choices=PAYMENT_METHODS, widget=forms.RadioSelect, initial="cash")
-    patron_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    patron_id = WholeNumberField(required=False, widget=forms.HiddenInput)
     first_name = forms.CharField(max_length=80, required=False)
     last_name = forms.CharField(max_length=80, required=False)
     email = forms.EmailField(required=False, help_text="Empty: a walk-up sale (no contact record).")
     phone = forms.CharField(max_length=40, required=False)
     accommodation = forms.CharField(max_length=200, required=False)
     reason = forms.CharField(max_length=200, required=False, help_text="Required for comps and price overrides.")
-    card_number = forms.CharField(max_length=30, required=False)
-    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
-    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    card_number = forms.CharField(max_length=30, required=False, validators=[card_number_characters])
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(max_length=4, required=False)
     idempotency_key = forms.CharField(max_length=100, required=False, widget=forms.HiddenInput)
 
@@ -177,8 +186,11 @@ class AuditFilterForm(forms.Form):
     action = forms.CharField(required=False, label="Action starts with")
     object_type = forms.CharField(required=False, label="Object type")
     object_id = forms.CharField(required=False, label="Object id")
-    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
-    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")
+    # Bounded like report dates: 9999-12-31 plus the day the filter adds would overflow (a 500).
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
+                                validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)])
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To",
+                              validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)])
 
 
 def changes_from(form: forms.ModelForm, fields: list[str]) -> dict[str, Any]:

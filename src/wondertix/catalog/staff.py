@@ -295,20 +295,37 @@ def update_performance(perf_id: int, changes: dict[str, Any], *, actor: Actor) -
     return perf
 
 
+def _moved_like(moment: datetime | None, source_start: datetime, new_start: datetime) -> datetime | None:
+    """`moment` moved as the curtain moved, on the theater's wall clock.
+
+    The shift is taken between local times, not instants: copying a Friday 7:30 pm show with
+    sales opening Monday 10:00 am to a date across a daylight-saving change keeps 10:00 am
+    (a fixed duration would land on 9:00 or 11:00 am).
+    """
+    if moment is None:
+        return None
+    zone = timezone.get_current_timezone()
+
+    def wall(dt: datetime) -> datetime:
+        return timezone.localtime(dt, zone).replace(tzinfo=None)
+
+    shifted = wall(moment) + (wall(new_start) - wall(source_start))
+    return timezone.make_aware(shifted, zone)
+
+
 def copy_performance(perf_id: int, starts_at: datetime, *, actor: Actor) -> Performance:
     """A new performance of the same event, capacity and note at another time; the online
-    sale window moves with it. Nothing sold is copied."""
+    sale window moves with it (on the theater's wall clock). Nothing sold is copied."""
     source = Performance.objects.filter(pk=perf_id).first()
     if source is None:
         raise errors.not_found("unknown_performance", "That performance does not exist.")
-    shift = starts_at - source.starts_at
     copy = Performance(
         event_id=source.event_id,
         starts_at=starts_at,
         capacity=source.capacity,
         note=source.note,
-        on_sale_from=source.on_sale_from + shift if source.on_sale_from else None,
-        on_sale_until=source.on_sale_until + shift if source.on_sale_until else None,
+        on_sale_from=_moved_like(source.on_sale_from, source.starts_at, starts_at),
+        on_sale_until=_moved_like(source.on_sale_until, source.starts_at, starts_at),
     )
     _validate(copy)
     with transaction.atomic():

@@ -56,6 +56,23 @@ class SourceNetworkMiddleware:
         return self.get_response(request)
 
 
+def request_client_ip(request: HttpRequest) -> str:
+    """The real client address (django-axes' AXES_CLIENT_IP_CALLABLE).
+
+    Behind HAProxy, REMOTE_ADDR is always the proxy: keyed on it, five wrong passwords from
+    anyone would lock a username for every client. SourceNetworkMiddleware has already worked
+    out the client from the proxy's X-Forwarded-For (trusted only from TRUSTED_PROXY_NETWORKS).
+    """
+    client = getattr(request, "client_ip", None)
+    if client is None:
+        client = client_address(
+            request.META.get("REMOTE_ADDR", ""),
+            request.META.get("HTTP_X_FORWARDED_FOR"),
+            parse_networks(settings.TRUSTED_PROXY_NETWORKS),
+        )
+    return str(client)
+
+
 class MetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

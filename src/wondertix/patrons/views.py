@@ -18,7 +18,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.catalog.models import Performance, PriceType, Season
-from wondertix.money import format_cents, parse_amount
+from wondertix.money import MAX_ID, format_cents, parse_amount, parse_id, parse_int
+from wondertix.numberfields import WholeNumberField, card_number_characters
 from wondertix.patrons import crm, gifts
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Patron, Subscription, SubscriptionType
@@ -126,12 +127,12 @@ def contact_merge(request: HttpRequest, patron_id: int) -> HttpResponse:
     candidates = [p for p in candidates if p.pk != keep.pk]
     context: dict[str, Any] = {"keep": keep, "q": query, "candidates": candidates}
     if request.method == "POST":
-        try:
-            dup_id = int(request.POST.get("duplicate", ""))
-            result = crm.merge(keep.pk, dup_id, actor=request.user)  # type: ignore[arg-type]
-        except ValueError:
+        dup_id = parse_id(request.POST.get("duplicate", ""))
+        if dup_id is None:
             context["error"] = "Choose the contact to merge into this one."
             return render(request, "patrons/staff/merge.html", context, status=422)
+        try:
+            result = crm.merge(keep.pk, dup_id, actor=request.user)  # type: ignore[arg-type]
         except errors.SaleError as exc:
             context["error"] = exc.message
             return render(request, "patrons/staff/merge.html", context, status=exc.status)
@@ -149,8 +150,8 @@ class SubscriptionTypeForm(forms.Form):
     name = forms.CharField(max_length=120)
     description = forms.CharField(max_length=300, required=False)
     price = forms.CharField(help_text="e.g. 120.00")
-    tickets_included = forms.IntegerField(min_value=1, max_value=100)
-    limit_sold = forms.IntegerField(min_value=0, required=False, help_text="Empty = no limit")
+    tickets_included = WholeNumberField(min_value=1, max_value=100)
+    limit_sold = WholeNumberField(min_value=0, required=False, help_text="Empty = no limit")
     on_sale_online = forms.BooleanField(required=False, initial=True, label="Sold on the public subscriptions page")
     active = forms.BooleanField(required=False, initial=True)
 
@@ -206,9 +207,9 @@ class StaffSubscriptionSaleForm(forms.Form):
     email = forms.EmailField(required=False)
     phone = forms.CharField(max_length=40, required=False)
     payment = forms.ChoiceField(choices=[("cash", "Cash"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
-    card_number = forms.CharField(required=False)
-    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
-    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(required=False, max_length=4)
     key = forms.CharField(widget=forms.HiddenInput)
 
@@ -221,7 +222,7 @@ class StaffSubscriptionSaleForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def subscription_sell(request: HttpRequest) -> HttpResponse:
     """Sell a subscription at the window, to a chosen contact or a new one."""
-    contact = Patron.objects.filter(pk=request.GET.get("contact") or 0).first()
+    contact = Patron.objects.filter(pk=parse_id(request.GET.get("contact")) or 0).first()
     initial = {"key": uuid.uuid4().hex, "contact": contact.pk if contact else None}
     form = StaffSubscriptionSaleForm(request.POST or None, initial=initial)
     context = {"form": form, "contact": contact, "types": subs.types_on_sale(online=False)}
@@ -260,9 +261,9 @@ def subscription_redeem(request: HttpRequest, subscription_id: int) -> HttpRespo
                                "redemptions": sub.redemptions.select_related("performance__event", "order")}
     if request.method == "POST":
         try:
-            perf_id = int(request.POST.get("performance", ""))
-            pt_id = int(request.POST.get("price_type", ""))
-            qty = int(request.POST.get("quantity", ""))
+            perf_id = parse_int(request.POST.get("performance", ""), minimum=1, maximum=MAX_ID)
+            pt_id = parse_int(request.POST.get("price_type", ""), minimum=1, maximum=MAX_ID)
+            qty = parse_int(request.POST.get("quantity", ""), minimum=1)
         except ValueError:
             context["error"] = "Choose a performance, a ticket type and how many tickets."
             return render(request, "patrons/staff/redeem.html", context, status=422)
@@ -282,9 +283,9 @@ def subscription_redeem(request: HttpRequest, subscription_id: int) -> HttpRespo
 class GiftForm(forms.Form):
     amount = forms.CharField(help_text="e.g. 50.00")
     method = forms.ChoiceField(choices=[("cash", "Cash or cheque"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
-    card_number = forms.CharField(required=False)
-    exp_month = forms.IntegerField(required=False, min_value=1, max_value=12)
-    exp_year = forms.IntegerField(required=False, min_value=2000, max_value=2100)
+    card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
     cvc = forms.CharField(required=False, max_length=4)
     anonymous = forms.BooleanField(required=False, label="Anonymous (left out of acknowledgement lists)")
     comment = forms.CharField(required=False, max_length=500)

@@ -7,10 +7,11 @@ Every report is the same table as its page and CSV export: `columns` (header + k
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
+from pydantic import BeforeValidator
 
 from wondertix.api.auth import StaffToken
 from wondertix.reports import services
@@ -26,9 +27,17 @@ class ErrorOut(Schema):
     message: str
 
 
+def _report_date(value: object) -> object:
+    # Only 'YYYY-MM-DD' from 2000 to 2999: lax parsing would read `date_to=0` as 1970-01-01.
+    return value if isinstance(value, date) else services.parse_report_date(value)
+
+
+ReportDate = Annotated[date, BeforeValidator(_report_date)]
+
+
 class PeriodIn(Schema):
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: ReportDate | None = Field(None, description="YYYY-MM-DD, in the theater's zone (2000-01-01 to 2999-12-31)")
+    date_to: ReportDate | None = Field(None, description="YYYY-MM-DD, inclusive")
 
 
 class ColumnOut(Schema):

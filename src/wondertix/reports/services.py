@@ -13,6 +13,7 @@ payments taken minus the payments given back (`Summary.reconciles`).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -36,6 +37,27 @@ DIMENSIONS = {
     "price_type": "Price type",
     "channel": "Channel",
 }
+
+
+#: Report dates outside these are a typing mistake (or `date_to=0`), refused, never read as 1970.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2999, 12, 31)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def parse_report_date(text: object) -> date:
+    """'YYYY-MM-DD' (ASCII digits, a real date from 2000 to 2999) -> date; ValueError otherwise."""
+    raw = text.strip() if isinstance(text, str) else ""
+    if not _ISO_DATE.fullmatch(raw):
+        shown = str(text)[:20]
+        raise ValueError(f"“{shown}” is not a date; use YYYY-MM-DD, for example {EARLIEST_DATE.replace(year=2026).isoformat()}.")
+    try:
+        value = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"“{raw}” is not a date in the calendar.") from None
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"Report dates run from {EARLIEST_DATE.isoformat()} to {LATEST_DATE.isoformat()}.")
+    return value
 
 
 @dataclass(frozen=True)

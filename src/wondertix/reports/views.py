@@ -28,9 +28,9 @@ def period_from(params: dict) -> services.Period:
             values[key] = None
             continue
         try:
-            values[key] = date.fromisoformat(raw)
-        except ValueError:
-            raise PeriodError(f"“{raw}” is not a date; use YYYY-MM-DD.") from None
+            values[key] = services.parse_report_date(raw)
+        except ValueError as exc:
+            raise PeriodError(str(exc)) from None
     if values["from"] and values["to"] and values["from"] > values["to"]:
         raise PeriodError("The start date is after the end date.")
     return services.Period(values["from"], values["to"])

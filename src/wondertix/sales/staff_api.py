@@ -7,11 +7,14 @@ header: repeating a request with the same key returns the first result and chang
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Field, Header, Router, Schema
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import CARD_NUMBER, cents
+from wondertix.money import MAX_ID
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
@@ -62,20 +65,23 @@ class OrderOut(Schema):
     tickets: list[TicketOut]
 
 
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+
+
 class TicketRefundIn(Schema):
-    ticket_id: int
-    amount_cents: int | None = Field(None, ge=0, description="Less than the full amount keeps the rest; omitted = all that is left")
+    ticket_id: Id
+    amount_cents: int | None = cents(None, "Less than the full amount keeps the rest; omitted = all that is left")
 
 
 class DonationRefundIn(Schema):
-    donation_id: int
-    amount_cents: int | None = Field(None, ge=1)
+    donation_id: Id
+    amount_cents: int | None = cents(None, "Omitted = all that is left", ge=1)
 
 
 class RefundIn(Schema):
-    tickets: list[TicketRefundIn] = []
-    donations: list[DonationRefundIn] = []
-    subscriptions: list[int] = []
+    tickets: list[TicketRefundIn] = Field([], max_length=500)
+    donations: list[DonationRefundIn] = Field([], max_length=100)
+    subscriptions: list[Id] = Field([], max_length=100)
     include_fees: bool = False
     method: str = Field("original", description="original (back to the order's payments) or cash")
     reason: str = Field("", max_length=300)
@@ -95,14 +101,14 @@ class RefundOut(Schema):
 
 
 class ExchangeIn(Schema):
-    ticket_ids: list[int]
-    to_performance_id: int
-    price_type_id: int | None = None
+    ticket_ids: list[Id] = Field(..., max_length=500)
+    to_performance_id: Id
+    price_type_id: Id | None = None
     method: str = Field("", description="cash | card | waive when the new tickets cost more; original | cash when less")
-    card_number: str = ""
-    exp_month: int | None = None
-    exp_year: int | None = None
-    cvc: str = ""
+    card_number: str = Field("", max_length=40, pattern=CARD_NUMBER)
+    exp_month: int | None = Field(None, ge=1, le=12, strict=True)
+    exp_year: int | None = Field(None, ge=2000, le=2200, strict=True)
+    cvc: str = Field("", max_length=8, pattern=r"^[0-9]*$")
     reason: str = Field("", max_length=300)
 
 

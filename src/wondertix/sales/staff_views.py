@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.catalog.models import Performance, PriceType
-from wondertix.money import format_cents, parse_amount
+from wondertix.money import format_cents, parse_amount, parse_count, parse_id
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
@@ -116,10 +116,10 @@ def _cents(text: str, what: str) -> int | None:
 
 
 def _ids(values: list[str]) -> list[int]:
-    try:
-        return [int(v) for v in values]
-    except ValueError:
-        raise errors.invalid("invalid_request", "The form was not sent correctly; reload the page and try again.") from None
+    ids = [parse_id(v) for v in values]
+    if None in ids:
+        raise errors.invalid("invalid_request", "The form was not sent correctly; reload the page and try again.")
+    return [i for i in ids if i is not None]
 
 
 def refund_request_from_post(post: Any) -> RefundRequest:
@@ -160,22 +160,23 @@ def _retry_key(key: str) -> str:
 
 
 def _exchange_request(post: Any) -> ExchangeRequest:
-    try:
-        to_perf = int(post.get("to_performance", ""))
-    except ValueError:
-        raise errors.invalid("choose_performance", "Choose the performance to move the tickets to.", field="to_performance") from None
+    to_perf = parse_id(post.get("to_performance", ""))
+    if to_perf is None:
+        raise errors.invalid("choose_performance", "Choose the performance to move the tickets to.", field="to_performance")
     pt_raw = post.get("price_type", "")
     card = None
     if post.get("card_number", "").strip():
         try:
-            card = PaymentDetails(card_number=post.get("card_number", ""), exp_month=int(post.get("exp_month") or 0) or None,
-                                  exp_year=int(post.get("exp_year") or 0) or None, cvc=post.get("cvc", ""))
+            if not post.get("card_number", "").isascii():
+                raise ValueError("not a card number")
+            card = PaymentDetails(card_number=post.get("card_number", ""), exp_month=parse_count(post.get("exp_month"), maximum=12) or None,
+                                  exp_year=parse_count(post.get("exp_year"), maximum=2200) or None, cvc=post.get("cvc", ""))
         except ValueError:
-            raise errors.invalid("invalid_card", "Enter the card's expiry month and year as numbers.", field="card_number") from None
+            raise errors.invalid("invalid_card", "Enter the card number and its expiry month and year in the digits 0–9.", field="card_number") from None
     return ExchangeRequest(
         ticket_ids=_ids(post.getlist("ticket")),
         to_performance_id=to_perf,
-        price_type_id=int(pt_raw) if pt_raw.isdigit() else None,
+        price_type_id=parse_id(pt_raw),
         method=post.get("method", ""),
         card=card,
         reason=post.get("reason", "").strip(),

@@ -13,7 +13,8 @@ from typing import Any
 from django import forms
 
 from wondertix.catalog.models import PriceType
-from wondertix.money import format_cents, parse_amount
+from wondertix.money import format_cents, parse_amount, parse_int
+from wondertix.numberfields import WholeNumberField
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.providers.test import luhn_ok, normalize_card
 from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest
@@ -58,7 +59,7 @@ class TicketSelectionForm(forms.Form):
         self.editable = True
         for pt in price_types:
             most = max(0, limits.get(pt.pk, 0))
-            field = forms.IntegerField(
+            field = WholeNumberField(
                 label=pt.name, min_value=0, max_value=most, required=False, initial=0,
                 error_messages={
                     "max_value": f"Only {most} “{pt.name}” ticket{'s' if most != 1 else ''} can be chosen.",
@@ -199,6 +200,8 @@ class CardFields(forms.Form):
         raw = self.cleaned_data.get("card_number", "")
         if not self._card_needed():
             return ""
+        if not raw.isascii():  # "²" is a digit to str.isdigit() but not to int()
+            raise forms.ValidationError("That card number is not valid. Please check it and try again.")
         number = normalize_card(raw)
         if not number:
             raise forms.ValidationError("Please enter your card number.")
@@ -213,9 +216,12 @@ class CardFields(forms.Form):
         if not raw:
             raise forms.ValidationError("Please enter the card's expiry date.")
         month_text, sep, year_text = raw.partition("/")
-        if not sep or not month_text.isdigit() or not year_text.isdigit() or len(year_text) not in (2, 4):
-            raise forms.ValidationError("Enter the expiry date as MM/YY, for example 08/29.")
-        month, year = int(month_text), int(year_text)
+        try:
+            if not sep or len(year_text) not in (2, 4):
+                raise ValueError
+            month, year = parse_int(month_text, maximum=99), parse_int(year_text, maximum=9999)
+        except ValueError:
+            raise forms.ValidationError("Enter the expiry date as MM/YY, for example 08/29.") from None
         year = year + 2000 if year < 100 else year
         if not 1 <= month <= 12:
             raise forms.ValidationError("The expiry month must be from 01 to 12.")
@@ -228,7 +234,7 @@ class CardFields(forms.Form):
         cvc = (self.cleaned_data.get("card_cvc") or "").strip()
         if not self._card_needed():
             return ""
-        if not cvc.isdigit() or len(cvc) not in (3, 4):
+        if not cvc.isascii() or not cvc.isdigit() or len(cvc) not in (3, 4):
             raise forms.ValidationError("The security code is the 3 or 4 digits on your card.")
         return cvc
 

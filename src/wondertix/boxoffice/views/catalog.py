@@ -13,6 +13,7 @@ from wondertix.boxoffice.roles import ADMIN, require_role
 from wondertix.boxoffice.views.common import attempt, form_page, refused_status
 from wondertix.catalog import staff
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
+from wondertix.money import parse_id
 from wondertix.sales.models import DiscountCode
 
 admin_only = require_role(ADMIN)
@@ -97,7 +98,7 @@ def event_active(request: HttpRequest, event_id: int) -> HttpResponse:
 @require_POST
 def event_season(request: HttpRequest, event_id: int) -> HttpResponse:
     raw = request.POST.get("season_id", "")
-    season_id = int(raw) if raw.isdigit() else None
+    season_id = parse_id(raw)
     event, _ = attempt(request, lambda: staff.add_event_to_season(event_id, season_id, actor=request.user))
     if event is not None:
         messages.success(request, "Season saved." if season_id else "Removed from its season.")
@@ -401,10 +402,11 @@ def discount_active(request: HttpRequest, discount_id: int) -> HttpResponse:
 @require_POST
 def season_add_event(request: HttpRequest, season_id: int) -> HttpResponse:
     raw = request.POST.get("event_id", "")
-    if not raw.isdigit():
+    event_id = parse_id(raw)
+    if event_id is None:
         messages.error(request, "Choose an event to add.")
         return redirect(f"/staff/seasons/{season_id}/")
-    event, _ = attempt(request, lambda: staff.add_event_to_season(int(raw), season_id, actor=request.user))
+    event, _ = attempt(request, lambda: staff.add_event_to_season(event_id, season_id, actor=request.user))
     if event is not None:
         messages.success(request, f"Added “{event.title}” to the season, with its default prices.")
     return redirect(f"/staff/seasons/{season_id}/")

@@ -17,7 +17,7 @@ from wondertix.boxoffice import pos
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.boxoffice.views.common import attempt
 from wondertix.catalog.models import Performance
-from wondertix.money import parse_amount
+from wondertix.money import parse_amount, parse_count, parse_id
 from wondertix.patrons.models import Patron
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors, inventory
@@ -49,12 +49,10 @@ def _contacts(query: str) -> list[Patron]:
 
 
 def _int(value: str) -> int:
-    value = (value or "").strip()
-    if not value:
-        return 0
-    if not value.isdigit():
-        raise errors.invalid("invalid_quantity", f"“{value}” is not a number of tickets.", field="quantity")
-    return int(value)
+    try:
+        return parse_count(value)
+    except ValueError as exc:
+        raise errors.invalid("invalid_quantity", str(exc), field="quantity") from None
 
 
 @sellers
@@ -62,7 +60,8 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
     price_types = list(perf.event.price_types.filter(active=True))
     patron_id = request.POST.get("patron_id") or request.GET.get("patron") or ""
-    patron = Patron.objects.filter(pk=int(patron_id)).first() if patron_id.isdigit() else None
+    patron_pk = parse_id(patron_id)
+    patron = Patron.objects.filter(pk=patron_pk).first() if patron_pk else None
     form = f.PosPaymentForm(request.POST or None, initial={"patron_id": patron.pk if patron else None,
                                                            "idempotency_key": uuid.uuid4().hex})
     status = 200
