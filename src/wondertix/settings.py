@@ -187,7 +187,7 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # Lock (username, real client address): behind HAProxy REMOTE_ADDR is always the proxy.
-AXES_CLIENT_IP_CALLABLE = "wondertix.ops.middleware.request_client_ip"
+AXES_CLIENT_IP_CALLABLE = "wondertix.ops.middleware.client_of"
 AXES_LOCKOUT_TEMPLATE = "boxoffice/locked_out.html"
 
 # Sales.

@@ -56,8 +56,9 @@ class SourceNetworkMiddleware:
         return self.get_response(request)
 
 
-def request_client_ip(request: HttpRequest) -> str:
-    """The real client address (django-axes' AXES_CLIENT_IP_CALLABLE).
+def client_of(request: HttpRequest) -> str:
+    """The real client address of a request: per-client hold caps, and django-axes'
+    AXES_CLIENT_IP_CALLABLE.
 
     Behind HAProxy, REMOTE_ADDR is always the proxy: keyed on it, five wrong passwords from
     anyone would lock a username for every client. SourceNetworkMiddleware has already worked
@@ -88,8 +89,3 @@ class MetricsMiddleware:
             )
         return response
 
-
-def client_of(request: HttpRequest) -> str:
-    """The real client address of a request: what HAProxy reported (set by the source-address
-    middleware above), else the socket's peer."""
-    return str(getattr(request, "client_ip", "") or request.META.get("REMOTE_ADDR", ""))
