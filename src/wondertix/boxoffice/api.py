@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Schema
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import ErrorOut
 from wondertix.boxoffice import checkin
 from wondertix.boxoffice.door import door_list
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, USHER, roles_of
@@ -75,10 +76,6 @@ class CheckInOut(Schema):
     checked_in_at: datetime | None
     checked_in_by: str
 
-
-class ErrorOut(Schema):
-    code: str
-    message: str
 
 
 def _perf(performance_id: int) -> Performance:

@@ -13,6 +13,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import ErrorOut
 from wondertix.reports import services
 from wondertix.reports.tables import REPORTS
 from wondertix.sales import errors
@@ -20,10 +21,6 @@ from wondertix.sales import errors
 router = Router(tags=["staff"])
 auth = StaffToken("box_office")
 
-
-class ErrorOut(Schema):
-    code: str
-    message: str
 
 
 class PeriodIn(Schema):

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from ninja import Field, Header, Router, Schema
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import ErrorOut
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
@@ -30,12 +31,8 @@ router = Router(tags=["staff"])
 auth = StaffToken("box_office")
 
 
-class ErrorOut(Schema):
-    code: str
-    message: str
 
-
-class TicketOut(Schema):
+class StaffTicketOut(Schema):
     id: int
     code: str
     performance_id: int
@@ -48,7 +45,7 @@ class TicketOut(Schema):
     refundable_cents: int = Field(description="Face value and fee not refunded yet")
 
 
-class OrderOut(Schema):
+class StaffOrderOut(Schema):
     id: int
     reference: str
     status: str
@@ -59,7 +56,7 @@ class OrderOut(Schema):
     refunded_cents: int
     refundable_cents: int
     created_at: datetime
-    tickets: list[TicketOut]
+    tickets: list[StaffTicketOut]
 
 
 class TicketRefundIn(Schema):
@@ -149,7 +146,7 @@ def _order_out(order: Order) -> dict:
     }
 
 
-@router.get("/orders/{order_id}", response={200: OrderOut, 404: ErrorOut}, auth=auth, summary="An order with its tickets and what can still be refunded")
+@router.get("/orders/{order_id}", response={200: StaffOrderOut, 404: ErrorOut}, auth=auth, summary="An order with its tickets and what can still be refunded")
 def get_order(request: HttpRequest, order_id: int) -> dict:
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
