@@ -3,6 +3,9 @@ public models, and the staff API described to staff only."""
 
 from __future__ import annotations
 
+import io
+import json
+import re
 import typing
 from collections import defaultdict
 from collections.abc import Iterator
@@ -155,3 +158,98 @@ def test_staff_docs_page_is_for_signed_in_staff(clerk, staff):
     assert "/api/v1/staff/openapi.json" in page.content.decode()
     public = Client().get("/api/v1/docs").content.decode()
     assert "/api/v1/openapi.json" in public and "/api/v1/staff/openapi.json" not in public
+
+
+# ----------------------------------------------------------------------------- every answer documented
+
+
+def _staff_document(clerk) -> dict:
+    return Client().get("/api/v1/staff/openapi.json", HTTP_AUTHORIZATION=f"Bearer {tokens.mint(clerk)}").json()
+
+
+def _url(template: str, value: str) -> str:
+    return re.sub(r"\{\w+\}", value, template)
+
+
+def test_every_operation_documents_its_refusals(clerk, api_answers_match_the_published_document):
+    """Drive every operation into the answers any client can provoke — no token, a body that is
+    not JSON, an id beyond the database's range — and require each to be documented (the
+    autouse checker compares every answer with the document) and none to be a 5xx."""
+    doc = _staff_document(clerk)
+    token = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(clerk)}"}
+    client = Client(raise_request_exception=False)
+    seen: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for template, operations in doc["paths"].items():
+        for method, op in operations.items():
+            staff = bool(op.get("security"))
+            answers = []
+            if staff:
+                answers.append(client.generic(method.upper(), _url(template, "1"), "{}", content_type="application/json"))
+            if "requestBody" in op:
+                answers.append(client.generic(method.upper(), _url(template, "1"), "{not json", content_type="application/json", **token))
+            if "{" in template:
+                answers.append(client.generic(method.upper(), _url(template, str(2**70)), "{}", content_type="application/json", **token))
+            for response in answers:
+                assert response.status_code < 500, (method, template, response.status_code, response.content[:300])
+                seen[(method, template)].add(response.status_code)
+            documented = {int(s) for s in op["responses"]}
+            assert 503 in documented, (method, template)
+            if staff:
+                assert 401 in documented and 401 in seen[(method, template)], (method, template)
+            if "requestBody" in op:
+                assert 400 in documented and 400 in seen[(method, template)], (method, template)
+    assert api_answers_match_the_published_document.checked >= 25
+    assert not api_answers_match_the_published_document.problems
+
+
+def test_rate_limited_operations_document_429_with_retry_after(clerk):
+    doc = _staff_document(clerk)
+    for method, path in (("post", "/api/v1/holds"), ("post", "/api/v1/orders")):
+        answer = doc["paths"][path][method]["responses"]["429"]
+        assert "Retry-After" in answer["headers"] and answer["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorOut")
+
+
+@pytest.mark.parametrize("query", ["date_to=0", "date_from=0", "date_to=1700000000", "date_from=10000-01-01", "date_to=0001-01-01", "date_to=tomorrow"])
+def test_report_filters_refuse_dates_nobody_meant(clerk, query):
+    token = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(clerk)}"}
+    for path in ("/api/v1/staff/reports/summary", "/api/v1/staff/reports/sales-by-event"):
+        response = Client().get(f"{path}?{query}", **token)
+        assert response.status_code == 422, (path, query, response.content)
+        body = response.json()
+        assert body["code"] == "invalid_request"
+        field = query.split("=")[0]
+        assert body["message"].startswith(f"The request is not valid: {field} must be"), body["message"]
+
+
+def test_report_filters_take_calendar_dates(clerk):
+    token = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(clerk)}"}
+    response = Client().get("/api/v1/staff/reports/summary?date_from=2026-11-01&date_to=2026-11-30", **token)
+    assert response.status_code == 200
+    assert (response.json()["date_from"], response.json()["date_to"]) == ("2026-11-01", "2026-11-30")
+    assert Client().get("/api/v1/staff/reports/summary?date_from=&date_to=", **token).status_code == 200
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
+def test_request_examples_work_against_the_demo_data():
+    """What a reader of /api/v1/docs tries first must work on `make run`'s demo data."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=io.StringIO())
+    doc = Client().get("/api/v1/openapi.json").json()
+    sent = 0
+    for template, operations in doc["paths"].items():
+        for method, op in operations.items():
+            schema = (op.get("requestBody") or {}).get("content", {}).get("application/json", {}).get("schema")
+            if not schema:
+                continue
+            component = doc["components"]["schemas"][schema["$ref"][len(REF):]]
+            examples = component.get("examples", [])
+            assert examples, f"{method.upper()} {template} has no example"
+            for example in examples:
+                response = Client().generic(method.upper(), template, json.dumps(example), content_type="application/json")
+                assert response.status_code in (200, 201), (template, example, response.content)
+                sent += 1
+    assert sent >= 2

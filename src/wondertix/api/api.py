@@ -121,6 +121,8 @@ _PLAIN = {
 def _describe(error: dict) -> str:
     loc = [str(p) for p in error.get("loc", []) if p not in ("body", "payload", "query", "header", "path")]
     where = ".".join(loc) or "request"
+    if error.get("type") == "value_error":  # our own validators already speak plainly
+        return f"{where} {str(error.get('msg', '')).removeprefix('Value error, ')}"
     return f"{where} {_PLAIN.get(error.get('type', ''), '') or error.get('msg', 'is not valid').lower()}"
 
 

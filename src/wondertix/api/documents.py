@@ -34,10 +34,32 @@ STAFF_NOTE = (
 )
 
 
+# What each error status means here (django-ninja writes the HTTP reason phrase).
+ANSWERS = {
+    400: "The body is not valid JSON or not a JSON object (`invalid_request`)",
+    401: "No valid staff API token for this operation (`unauthorized`)",
+    402: "The payment was refused (`payment_declined`, `invalid_card`, `card_required`)",
+    404: "No such id, slug or token",
+    409: "In conflict with the current state (e.g. `sold_out`, `hold_expired`)",
+    422: "The input was refused: `invalid_request` (schema, with `errors`) or a business rule's code",
+    429: "Too many requests from this client: wait `Retry-After` seconds",
+    503: "Too busy or the database is unavailable: retry after `Retry-After` seconds (nothing was written)",
+}
+RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
+
+
 def full_document(api: NinjaAPI) -> dict[str, Any]:
-    """Every operation, public and staff (what django-ninja generates)."""
+    """Every operation, public and staff (what django-ninja generates), with what each error
+    status means and the `Retry-After` header of the answers that ask for a retry."""
     doc = dict(api.get_openapi_schema())
     doc["info"] = {**doc["info"], "description": doc["info"]["description"] + STAFF_NOTE}
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for status, answer in operation["responses"].items():
+                if int(status) in ANSWERS:
+                    answer["description"] = ANSWERS[int(status)]
+                if int(status) in (429, 503):
+                    answer["headers"] = {"Retry-After": RETRY_AFTER}
     return doc
 
 

@@ -6,14 +6,16 @@ Every report is the same table as its page and CSV export: `columns` (header + k
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
+from pydantic import field_validator
 
 from wondertix.api.auth import StaffToken
-from wondertix.api.schemas import ErrorOut
+from wondertix.api.schemas import answers
 from wondertix.reports import services
 from wondertix.reports.tables import REPORTS
 from wondertix.sales import errors
@@ -23,9 +25,31 @@ auth = StaffToken("box_office")
 
 
 
+# A date as people write it in a filter; anything else (`0`, a timestamp, year 10000) is refused
+# rather than read as something nobody meant (pydantic reads `0` as 1970-01-01).
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FIRST, _LAST = date(1900, 1, 1), date(2999, 12, 31)
+
+
 class PeriodIn(Schema):
-    date_from: date | None = None
-    date_to: date | None = None
+    date_from: date | None = Field(None, description="First day included, YYYY-MM-DD (theater's zone)", examples=["2026-11-01"])
+    date_to: date | None = Field(None, description="Last day included, YYYY-MM-DD (theater's zone)", examples=["2026-11-30"])
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _a_calendar_date(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or not _DATE.fullmatch(value):
+            raise ValueError("must be a date written YYYY-MM-DD, e.g. 2026-11-30")
+        return value
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _a_plausible_date(cls, value: date | None) -> date | None:
+        if value is not None and not _FIRST <= value <= _LAST:
+            raise ValueError(f"must be between {_FIRST} and {_LAST}")
+        return value
 
 
 class ColumnOut(Schema):
@@ -67,7 +91,7 @@ def _period(q: PeriodIn) -> services.Period:
     return services.Period(q.date_from, q.date_to)
 
 
-@router.get("/summary", response={200: SummaryOut, 422: ErrorOut}, auth=auth, summary="Money in and out, and whether it reconciles with payments")
+@router.get("/summary", response={200: SummaryOut, **answers(401, 422, 503)}, auth=auth, summary="Money in and out, and whether it reconciles with payments")
 def summary(request: HttpRequest, q: Query[PeriodIn]) -> dict:
     period = _period(q)
     s = services.summary(period)
@@ -83,7 +107,7 @@ def summary(request: HttpRequest, q: Query[PeriodIn]) -> dict:
     }
 
 
-@router.get("/{report}", response={200: TableOut, 404: ErrorOut, 422: ErrorOut}, auth=auth,
+@router.get("/{report}", response={200: TableOut, **answers(401, 404, 422, 503)}, auth=auth,
             summary="One report as a table: summary, sales-by-{performance,event,season,price_type,channel}, donations, refunds, attendance, subscriptions")
 def report(request: HttpRequest, report: str, q: Query[PeriodIn]) -> dict:
     if report not in REPORTS:
