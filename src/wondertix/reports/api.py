@@ -38,7 +38,7 @@ class PeriodIn(Schema):
     @field_validator("date_from", "date_to", mode="before")
     @classmethod
     def _a_calendar_date(cls, value: object) -> object:
-        if value is None or value == "":
+        if value is None:
             return None
         if not isinstance(value, str) or not _DATE.fullmatch(value):
             raise ValueError("must be a date written YYYY-MM-DD, e.g. 2026-11-30")
