@@ -58,3 +58,27 @@ def test_api_docs_list_the_public_operations_under_the_sites_csp(browser, live_s
     assert violations == [], violations
     assert not [line for line in console if "Content Security Policy" in line or line.startswith(("error", "page error"))], console
     assert all(url.startswith(live_server.url) for url in requested), [u for u in requested if not u.startswith(live_server.url)]
+
+
+def test_signed_in_staff_see_the_staff_operations_in_their_docs(browser, live_server, clerk):
+    password = "docs-reader-" + "5" * 8
+    clerk.set_password(password)
+    clerk.save()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    try:
+        page.goto(live_server.url + "/api/v1/staff/docs")
+        page.wait_for_url("**/staff/login/**")
+        page.get_by_label("Username").fill(clerk.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/api/v1/staff/docs")
+        page.locator(".opblock").first.wait_for()
+        paths = {p.inner_text().strip().replace("\u200b", "") for p in page.locator(".opblock-summary-path").all()}
+        violations = page.evaluate("window.__csp")
+    finally:
+        context.close()
+    assert {"/api/v1/staff/checkin", "/api/v1/staff/sales/orders/{order_id}", "/api/v1/orders"} <= paths, sorted(paths)
+    assert violations == [], violations
