@@ -77,7 +77,6 @@ class CheckInOut(Schema):
     checked_in_by: str
 
 
-
 def _perf(performance_id: int) -> Performance:
     return get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
 

@@ -24,7 +24,6 @@ router = Router(tags=["staff"])
 auth = StaffToken("box_office")
 
 
-
 # A date as people write it in a filter; anything else (`0`, a timestamp, year 10000) is refused
 # rather than read as something nobody meant (pydantic reads `0` as 1970-01-01).
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

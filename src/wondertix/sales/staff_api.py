@@ -32,7 +32,6 @@ router = Router(tags=["staff"])
 auth = StaffToken("box_office")
 
 
-
 class StaffTicketOut(Schema):
     id: int
     code: str
