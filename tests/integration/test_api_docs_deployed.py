@@ -8,7 +8,6 @@ import re
 
 import httpx
 import pytest
-
 from tests.support.liveserver import LiveServer
 
 pytestmark = pytest.mark.slow
