@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    # django-ninja's Swagger UI from our own static files (without it: a CDN the CSP blocks).
+    "ninja",
     "wondertix.ops",
     "wondertix.catalog",
     "wondertix.patrons",

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
+from wondertix.api import documents
 from wondertix.ops.requestid import current_request_id
 from wondertix.sales.errors import SaleError
 
@@ -40,9 +41,19 @@ class JsonObjectParser(Parser):
         return data
 
 
+_DOCUMENT_URLS = ("openapi-json", "openapi-view")
+
+
 class WonderTixAPI(NinjaAPI):
     def _get_urls(self) -> list[URLResolver | URLPattern]:
-        urls = super()._get_urls()
+        # Our documents replace django-ninja's: the public one leaves the staff API out.
+        ours: list[URLResolver | URLPattern] = [
+            path("openapi.json", functools.partial(documents.public_openapi_json, api=self), name="openapi-json"),
+            path("docs", functools.partial(documents.public_docs, api=self), name="openapi-view"),
+            path("staff/openapi.json", functools.partial(documents.staff_openapi_json, api=self), name=documents.STAFF_DOCUMENT),
+            path("staff/docs", functools.partial(documents.staff_docs, api=self), name=documents.STAFF_DOCS),
+        ]
+        urls = ours + [p for p in super()._get_urls() if getattr(p, "name", None) not in _DOCUMENT_URLS]
         for pattern in urls:
             if isinstance(pattern, URLPattern):
                 pattern.callback = _json_not_allowed(pattern.callback)
@@ -73,8 +84,7 @@ api = WonderTixAPI(
     title="WonderTix API",
     version="1.0.0",
     description=(
-        "Public ticketing API (events, availability, holds, orders) and the token-authenticated "
-        "staff API.\n\n"
+        "Public ticketing API: events, availability, holds and orders.\n\n"
         "**Errors** are JSON: a stable `code` for programs and a human `message` for people, "
         "plus `field` when one input is at fault. Schema errors have code `invalid_request` "
         "(422, with the pydantic `errors` list); a body that is not a JSON object is "
@@ -114,6 +124,8 @@ _PLAIN = {
 def _describe(error: dict) -> str:
     loc = [str(p) for p in error.get("loc", []) if p not in ("body", "payload", "query", "header", "path")]
     where = ".".join(loc) or "request"
+    if error.get("type") == "value_error":  # our own validators already speak plainly
+        return f"{where} {str(error.get('msg', '')).removeprefix('Value error, ')}"
     return f"{where} {_PLAIN.get(error.get('type', ''), '') or error.get('msg', 'is not valid').lower()}"
 
 

@@ -23,8 +23,6 @@ router = Router(tags=["public"])
 _TOKEN = re.compile(s.TOKEN)
 _SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 _KEY = re.compile(r"^[\x21-\x7e]{8,100}$")  # printable ASCII, no spaces
-# Every endpoint that reads input can answer these; documented on each operation.
-_BAD = {400: s.ErrorOut, 422: s.ErrorOut}
 # django-ninja validates path ids before the view runs: keep them within the database range.
 PerformanceId = Path(..., ge=1, le=s.MAX_ID, description="A performance id")
 
@@ -76,12 +74,12 @@ def _events_out(events: list[Event]) -> list[dict]:
     return [_event_out(e, states) for e in events]
 
 
-@router.get("/events", response={200: list[s.EventOut]}, summary="Events on sale, with their upcoming performances")
+@router.get("/events", response={200: list[s.EventOut], **s.answers(503)}, summary="Events on sale, with their upcoming performances")
 def list_events(request: HttpRequest) -> list[dict]:
     return _events_out(list(catalog.public_events()))
 
 
-@router.get("/events/{slug}", response={200: s.EventOut, 404: s.ErrorOut}, summary="One event by its slug")
+@router.get("/events/{slug}", response={200: s.EventOut, **s.answers(404, 503)}, summary="One event by its slug")
 def get_event(request: HttpRequest, slug: str) -> dict:
     event = Event.objects.select_related("season").filter(slug=slug, active=True).first() if _SLUG.fullmatch(slug) else None
     if event is None:
@@ -94,7 +92,7 @@ def get_event(request: HttpRequest, slug: str) -> dict:
 
 @router.get(
     "/performances/{performance_id}",
-    response={200: s.PerformanceDetailOut, 404: s.ErrorOut, 422: s.ErrorOut},
+    response={200: s.PerformanceDetailOut, **s.answers(404, 422, 503)},
     summary="A performance, its availability and price types",
 )
 def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -> dict:
@@ -159,7 +157,7 @@ def _find_hold(token: str) -> Hold:
 
 @router.post(
     "/holds",
-    response={201: s.HoldOut, 404: s.ErrorOut, 409: s.ErrorOut, **_BAD},
+    response={201: s.HoldOut, **s.answers(400, 404, 409, 422, 429, 503)},
     summary="Hold seats (a cart) for a limited time",
     description=(
         "Seats held count against capacity until `expires_at` (15 minutes by default). "
@@ -183,7 +181,7 @@ def create_hold(
 
 @router.get(
     "/holds/{token}",
-    response={200: s.HoldOut, 404: s.ErrorOut},
+    response={200: s.HoldOut, **s.answers(404, 503)},
     summary="Read a hold",
     description="`status` says whether the seats are still held (`active`), or the hold `expired`, was `released` or `checked_out`.",
 )
@@ -193,7 +191,7 @@ def get_hold(request: HttpRequest, token: str) -> dict:
 
 @router.delete(
     "/holds/{token}",
-    response={204: None, 404: s.ErrorOut, 409: s.ErrorOut},
+    response={204: None, **s.answers(404, 409, 503)},
     summary="Release a hold's seats",
     description=(
         "Gives the seats back at once. Releasing a hold twice is fine (204). A hold that was "
@@ -256,7 +254,7 @@ def order_out(order: Order) -> dict:
 
 @router.post(
     "/orders",
-    response={201: s.OrderOut, 402: s.ErrorOut, 404: s.ErrorOut, 409: s.ErrorOut, **_BAD},
+    response={201: s.OrderOut, **s.answers(400, 402, 404, 409, 422, 429, 503)},
     summary="Create an order and pay it in one call",
     description=(
         "Sells `lines` (or the seats of `hold_token`) and charges the card with the environment's "
@@ -308,7 +306,7 @@ def create_order(
     return 201, order_out(order)
 
 
-@router.get("/orders/{token}", response={200: s.OrderOut, 404: s.ErrorOut}, summary="Read an order by its token")
+@router.get("/orders/{token}", response={200: s.OrderOut, **s.answers(404, 503)}, summary="Read an order by its token")
 def get_order(request: HttpRequest, token: str) -> dict:
     order = Order.objects.filter(token=token).first() if _TOKEN.fullmatch(token) else None
     if order is None:
@@ -318,7 +316,7 @@ def get_order(request: HttpRequest, token: str) -> dict:
 
 @router.get(
     "/performances",
-    response={200: list[s.PerformanceOut], 422: s.ErrorOut},
+    response={200: list[s.PerformanceOut], **s.answers(422, 503)},
     summary="Upcoming performances, with availability",
 )
 def list_performances(

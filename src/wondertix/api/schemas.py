@@ -86,7 +86,9 @@ class HoldIn(Schema):
     lines: list[LineIn] = Field(..., max_length=50)
 
     model_config = {
-        "json_schema_extra": {"examples": [{"lines": [{"performance_id": 3, "price_type_id": 7, "quantity": 2}]}]}
+        # Valid against the demo data (`wondertix seed_demo`): Adult seats of the second
+        # show's first performance. tests/unit/test_api_documents.py sends every example.
+        "json_schema_extra": {"examples": [{"lines": [{"performance_id": 5, "price_type_id": 6, "quantity": 2}]}]}
     }
 
 
@@ -135,16 +137,14 @@ class OrderIn(Schema):
     model_config = {
         "json_schema_extra": {
             "examples": [
+                # Valid against the demo data, like HoldIn's (a hold's token cannot be: buy
+                # a hold by sending its `hold_token` instead of `lines`).
                 {
-                    "lines": [{"performance_id": 3, "price_type_id": 7, "quantity": 2}],
+                    "lines": [{"performance_id": 5, "price_type_id": 6, "quantity": 2}],
                     "buyer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
                     "card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
                     "donation_cents": 1000,
-                },
-                {
-                    "hold_token": "Mc6CqrIqtg6f7D5bO67H4Q",
-                    "buyer": {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
-                    "card": {"number": "4242 4242 4242 4242"},
+                    "discount_code": "WELCOME10",
                 },
             ]
         }
@@ -188,3 +188,13 @@ class ErrorOut(Schema):
     field: str | None = Field(None, description="The input at fault, when there is one")
     details: dict[str, Any] | None = Field(None, description="e.g. `available` seats for `sold_out`")
     errors: list[dict[str, Any]] | None = Field(None, description="Schema errors (`invalid_request` only)")
+
+
+def answers(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """The error answers an operation gives, all with `ErrorOut` (documented on each operation).
+
+    400: the body is not a JSON object; 401: no valid staff token; 402: payment refused;
+    404: unknown id or token; 409: a conflict with the current state; 422: input refused;
+    429: too many requests from this client; 503: too busy or database unavailable (retry).
+    """
+    return {status: ErrorOut for status in statuses}

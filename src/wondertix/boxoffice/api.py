@@ -9,14 +9,14 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Field, Router, Schema
+from ninja import Field, Path, Router, Schema
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import MAX_ID, answers
 from wondertix.boxoffice import checkin
 from wondertix.boxoffice.door import door_list
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, USHER, roles_of
 from wondertix.catalog.models import Performance
-from wondertix.money import MAX_ID
 
 router = Router(tags=["staff"])
 door_staff = StaffToken(USHER, BOX_OFFICE, ADMIN)
@@ -27,7 +27,7 @@ class WhoAmIOut(Schema):
     roles: list[str]
 
 
-@router.get("/whoami", response=WhoAmIOut, auth=StaffToken(), summary="The staff user a token belongs to")
+@router.get("/whoami", response={200: WhoAmIOut, **answers(401, 503)}, auth=StaffToken(), summary="The staff user a token belongs to")
 def whoami(request: HttpRequest) -> dict:
     return {"username": request.user.get_username(), "roles": sorted(roles_of(request.user))}
 
@@ -62,7 +62,7 @@ class DoorListOut(Schema):
 
 
 class CheckInIn(Schema):
-    code: str = Field(..., max_length=64, pattern=r"^[^\x00]*$")
+    code: str = Field(..., max_length=64, pattern=r"^[^\x00]*$", description="The ticket's code (from its QR)")
     performance_id: int = Field(..., ge=1, le=MAX_ID, strict=True)
 
 
@@ -77,18 +77,13 @@ class CheckInOut(Schema):
     checked_in_by: str
 
 
-class ErrorOut(Schema):
-    code: str
-    message: str
-
-
 def _perf(performance_id: int) -> Performance:
     return get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
 
 
-@router.get("/door/{performance_id}", response={200: DoorListOut, 404: ErrorOut}, auth=door_staff,
+@router.get("/door/{performance_id}", response={200: DoorListOut, **answers(401, 404, 422, 503)}, auth=door_staff,
             summary="Door list: buyers grouped by contact, with ticket codes and check-in state")
-def door(request: HttpRequest, performance_id: int, q: str = "") -> dict:
+def door(request: HttpRequest, performance_id: int = Path(..., ge=1, le=MAX_ID), q: str = "") -> dict:
     perf = _perf(performance_id)
     parties = door_list(perf, q)
     return {
@@ -114,7 +109,7 @@ def _ticket_out(ticket, performance_id: int) -> dict:  # noqa: ANN001
     }
 
 
-@router.post("/checkin", response={200: CheckInOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}, auth=door_staff,
+@router.post("/checkin", response={200: CheckInOut, **answers(400, 401, 404, 409, 422, 503)}, auth=door_staff,
              summary="Check a ticket in (the code from its QR). 409 when already checked in (says by whom and when)")
 def check_in(request: HttpRequest, payload: CheckInIn) -> dict:
     perf = _perf(payload.performance_id)
@@ -122,7 +117,7 @@ def check_in(request: HttpRequest, payload: CheckInIn) -> dict:
     return _ticket_out(ticket, perf.pk)
 
 
-@router.post("/checkin/undo", response={200: CheckInOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}, auth=door_staff,
+@router.post("/checkin/undo", response={200: CheckInOut, **answers(400, 401, 404, 409, 422, 503)}, auth=door_staff,
              summary="Undo a check-in")
 def undo_check_in(request: HttpRequest, payload: CheckInIn) -> dict:
     perf = _perf(payload.performance_id)

@@ -14,17 +14,13 @@ from ninja import Field, Query, Router, Schema
 from pydantic import BeforeValidator
 
 from wondertix.api.auth import StaffToken
+from wondertix.api.schemas import answers
 from wondertix.reports import services
 from wondertix.reports.tables import REPORTS
 from wondertix.sales import errors
 
 router = Router(tags=["staff"])
 auth = StaffToken("box_office")
-
-
-class ErrorOut(Schema):
-    code: str
-    message: str
 
 
 def _report_date(value: object) -> object:
@@ -36,8 +32,8 @@ ReportDate = Annotated[date, BeforeValidator(_report_date)]
 
 
 class PeriodIn(Schema):
-    date_from: ReportDate | None = Field(None, description="YYYY-MM-DD, in the theater's zone (2000-01-01 to 2999-12-31)")
-    date_to: ReportDate | None = Field(None, description="YYYY-MM-DD, inclusive")
+    date_from: ReportDate | None = Field(None, description="First day included, YYYY-MM-DD, in the theater's zone (2000-01-01 to 2999-12-31)", examples=["2026-11-01"])
+    date_to: ReportDate | None = Field(None, description="Last day included, YYYY-MM-DD", examples=["2026-11-30"])
 
 
 class ColumnOut(Schema):
@@ -79,7 +75,7 @@ def _period(q: PeriodIn) -> services.Period:
     return services.Period(q.date_from, q.date_to)
 
 
-@router.get("/summary", response={200: SummaryOut, 422: ErrorOut}, auth=auth, summary="Money in and out, and whether it reconciles with payments")
+@router.get("/summary", response={200: SummaryOut, **answers(401, 422, 503)}, auth=auth, summary="Money in and out, and whether it reconciles with payments")
 def summary(request: HttpRequest, q: Query[PeriodIn]) -> dict:
     period = _period(q)
     s = services.summary(period)
@@ -95,7 +91,7 @@ def summary(request: HttpRequest, q: Query[PeriodIn]) -> dict:
     }
 
 
-@router.get("/{report}", response={200: TableOut, 404: ErrorOut, 422: ErrorOut}, auth=auth,
+@router.get("/{report}", response={200: TableOut, **answers(401, 404, 422, 503)}, auth=auth,
             summary="One report as a table: summary, sales-by-{performance,event,season,price_type,channel}, donations, refunds, attendance, subscriptions")
 def report(request: HttpRequest, report: str, q: Query[PeriodIn]) -> dict:
     if report not in REPORTS:

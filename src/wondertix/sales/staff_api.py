@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Annotated
 
 from django.http import HttpRequest
-from ninja import Field, Header, Router, Schema
+from ninja import Field, Header, Path, Router, Schema
 
 from wondertix.api.auth import StaffToken
-from wondertix.api.schemas import CARD_NUMBER, cents
-from wondertix.money import MAX_ID
+from wondertix.api.schemas import CARD_NUMBER, MAX_ID, answers, cents
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
@@ -33,12 +32,7 @@ router = Router(tags=["staff"])
 auth = StaffToken("box_office")
 
 
-class ErrorOut(Schema):
-    code: str
-    message: str
-
-
-class TicketOut(Schema):
+class StaffTicketOut(Schema):
     id: int
     code: str
     performance_id: int
@@ -51,7 +45,7 @@ class TicketOut(Schema):
     refundable_cents: int = Field(description="Face value and fee not refunded yet")
 
 
-class OrderOut(Schema):
+class StaffOrderOut(Schema):
     id: int
     reference: str
     status: str
@@ -62,10 +56,11 @@ class OrderOut(Schema):
     refunded_cents: int
     refundable_cents: int
     created_at: datetime
-    tickets: list[TicketOut]
+    tickets: list[StaffTicketOut]
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+OrderId = Path(..., ge=1, le=MAX_ID, description="The order's id")
 
 
 class TicketRefundIn(Schema):
@@ -155,8 +150,8 @@ def _order_out(order: Order) -> dict:
     }
 
 
-@router.get("/orders/{order_id}", response={200: OrderOut, 404: ErrorOut}, auth=auth, summary="An order with its tickets and what can still be refunded")
-def get_order(request: HttpRequest, order_id: int) -> dict:
+@router.get("/orders/{order_id}", response={200: StaffOrderOut, **answers(401, 404, 422, 503)}, auth=auth, summary="An order with its tickets and what can still be refunded")
+def get_order(request: HttpRequest, order_id: int = OrderId) -> dict:
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise errors.not_found("order_not_found", "That order does not exist.")
@@ -165,11 +160,11 @@ def get_order(request: HttpRequest, order_id: int) -> dict:
 
 @router.post(
     "/orders/{order_id}/refunds",
-    response={201: RefundOut, 402: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={201: RefundOut, **answers(400, 401, 402, 404, 409, 422, 503)},
     auth=auth,
     summary="Refund tickets, donations or subscriptions of an order (idempotent)",
 )
-def create_refund(request: HttpRequest, order_id: int, payload: RefundIn, idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> tuple[int, dict]:
+def create_refund(request: HttpRequest, payload: RefundIn, order_id: int = OrderId, idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> tuple[int, dict]:
     refund = refund_order(
         order_id,
         RefundRequest(
@@ -190,11 +185,11 @@ def create_refund(request: HttpRequest, order_id: int, payload: RefundIn, idempo
 
 @router.post(
     "/orders/{order_id}/exchanges",
-    response={201: ExchangeOut, 402: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={201: ExchangeOut, **answers(400, 401, 402, 404, 409, 422, 503)},
     auth=auth,
     summary="Move tickets to another performance or price type (idempotent)",
 )
-def create_exchange(request: HttpRequest, order_id: int, payload: ExchangeIn, idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> tuple[int, dict]:
+def create_exchange(request: HttpRequest, payload: ExchangeIn, order_id: int = OrderId, idempotency_key: str | None = Header(None, alias="Idempotency-Key")) -> tuple[int, dict]:
     card = PaymentDetails(card_number=payload.card_number, exp_month=payload.exp_month, exp_year=payload.exp_year, cvc=payload.cvc) if payload.card_number else None
     exchange = exchange_tickets(
         order_id,
@@ -211,11 +206,11 @@ def create_exchange(request: HttpRequest, order_id: int, payload: ExchangeIn, id
 
 @router.post(
     "/performances/{performance_id}/refund-all",
-    response={200: RefundAllOut, 404: ErrorOut, 422: ErrorOut},
+    response={200: RefundAllOut, **answers(400, 401, 404, 422, 503)},
     auth=auth,
     summary="Refund every buyer of a canceled performance (tickets and fees)",
 )
-def refund_all(request: HttpRequest, performance_id: int, payload: RefundAllIn) -> dict:
+def refund_all(request: HttpRequest, payload: RefundAllIn, performance_id: int = Path(..., ge=1, le=MAX_ID)) -> dict:
     result = refund_performance_buyers(performance_id, method=payload.method, actor=request.user, reason=payload.reason)  # type: ignore[arg-type]
     return {"refunded_orders": result.refunded_orders, "failed": {str(k): v for k, v in result.failed.items()},
             "amount_cents": result.amount_cents, "tickets": result.tickets}
