@@ -52,8 +52,7 @@ def queue(kind: str, *, order: Order, send_now: Order | None = None) -> OutboxEm
         return None
     row = OutboxEmail.objects.create(kind=kind, order=order, recipient=order.buyer_email, next_attempt_at=timezone.now())
     if settings.OUTBOX_SEND_ON_COMMIT:
-        pk = row.pk
-        transaction.on_commit(lambda: deliver(pk, order=send_now))
+        transaction.on_commit(lambda: deliver(row, order=send_now))
     return row
 
 
@@ -89,11 +88,20 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.OUTBOX_RETRY_MAX_S))
 
 
-def deliver(pk: int, *, order: Order | None = None) -> bool:
-    """Send one row now if it is due and nobody else has it; True when it was sent."""
+def deliver(row: OutboxEmail | int, *, order: Order | None = None) -> bool:
+    """Send one row now if it is due and nobody else has it; True when it was sent.
+
+    Given the row this process just wrote (and the order to render), nothing is read back.
+    """
+    pk = row if isinstance(row, int) else row.pk
     if not _claim(pk, timezone.now()):
         return False
-    return _send(OutboxEmail.objects.select_related("order").get(pk=pk), order=order)
+    if isinstance(row, int):
+        row = OutboxEmail.objects.select_related("order").get(pk=pk)
+    else:
+        row.attempts += 1
+        row.status = OutboxEmail.SENDING
+    return _send(row, order=order)
 
 
 def send_due(limit: int = 50) -> dict[str, int]:

@@ -15,6 +15,8 @@ from wtx.backends.local import LocalBackend
 from wtx.backends.local.backend import Slots
 from wtx.backends.local.supervisor import render_programs
 from wtx.release import Release
+from wtx.render.envfile import app_environment, default_database_url
+from wtx.secrets import ensure_secrets
 from wtx.spec import SpecError, load_spec
 
 
@@ -72,3 +74,13 @@ def test_a_jobs_interval_that_makes_no_sense_is_refused(raw_spec, write_spec, fi
     path: Path = write_spec(raw_spec)
     with pytest.raises(SpecError, match="jobs"):
         load_spec(path)
+
+
+def test_with_a_real_mail_server_requests_only_queue_and_the_jobs_program_sends(raw_spec, write_spec, var_dir):
+    raw_spec["environments"]["stg"]["app"]["email"] = "smtp"
+    spec = load_spec(write_spec(raw_spec))
+    for name, inline in (("stg", "false"), ("dev", None)):
+        env = spec.env(name)
+        secrets = ensure_secrets(env, spec, var_dir)
+        values = app_environment(env, spec, secrets, var_dir=var_dir, database_url=default_database_url(env, spec, secrets, var_dir))
+        assert values.get("OUTBOX_SEND_ON_COMMIT") == inline, name
