@@ -212,3 +212,15 @@ def test_run_jobs_once_runs_the_outbox_and_the_payment_reconciliation(flaky, buy
     assert result["reconcile_payments"] == {"checked": 0, "settled": 0}
     assert calls == [7]
     assert len(mail.outbox) == 1
+
+
+def test_a_database_error_on_the_first_try_does_not_turn_a_committed_sale_into_an_error(buy, monkeypatch):
+    from django.db import OperationalError
+
+    def broken(*args: object) -> bool:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("wondertix.ops.outbox._claim", broken)
+    order = buy()  # no exception reaches the buyer
+    assert order.status == Order.PAID
+    assert order.emails.get().status == OutboxEmail.PENDING  # type: ignore[attr-defined]  # the jobs program sends it

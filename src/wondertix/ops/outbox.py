@@ -52,7 +52,9 @@ def queue(kind: str, *, order: Order, send_now: Order | None = None) -> OutboxEm
         return None
     row = OutboxEmail.objects.create(kind=kind, order=order, recipient=order.buyer_email, next_attempt_at=timezone.now())
     if settings.OUTBOX_SEND_ON_COMMIT:
-        transaction.on_commit(lambda: deliver(row, order=send_now))
+        # robust: whatever goes wrong with this try (even the database) is logged, never
+        # turned into an error page for a sale that has committed; the jobs program retries.
+        transaction.on_commit(lambda: deliver(row, order=send_now), robust=True)
     return row
 
 
@@ -61,7 +63,7 @@ def retry_now(row: OutboxEmail) -> None:
     OutboxEmail.objects.filter(pk=row.pk, status=OutboxEmail.PENDING).update(next_attempt_at=timezone.now())
     if settings.OUTBOX_SEND_ON_COMMIT:
         pk = row.pk
-        transaction.on_commit(lambda: deliver(pk))
+        transaction.on_commit(lambda: deliver(pk), robust=True)
 
 
 def _due(now: datetime) -> Q:
