@@ -78,7 +78,9 @@ def run(name: str, job: Callable[[], Any]) -> Any:
     except Exception as exc:
         log.exception("job failed", extra={"job": name})
         return {"error": type(exc).__name__}
-    if result:
+    # A pass that did nothing (every few seconds, most of the day) is not worth a log line.
+    busy = any(isinstance(v, int) and v for v in result.values()) if isinstance(result, dict) else bool(result)
+    if busy:
         log.info("job done", extra={"job": name, "result": result})
     return result
 
