@@ -228,6 +228,16 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="box-office@wondertix.localhost")
+# Emails go through the outbox (ops.outbox, docs/operations.md): one SMTP conversation may
+# take at most EMAIL_TIMEOUT seconds; a failed send is retried with exponential backoff
+# (OUTBOX_RETRY_BASE_S, doubling, at most OUTBOX_RETRY_MAX_S apart) up to OUTBOX_MAX_ATTEMPTS
+# times, then shown as failed on the staff order page. OUTBOX_SEND_ON_COMMIT: also try each
+# email right after its transaction commits (`wondertix run_jobs` sends whatever is left).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+OUTBOX_SEND_ON_COMMIT = env.bool("OUTBOX_SEND_ON_COMMIT", default=True)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_RETRY_BASE_S = env.int("OUTBOX_RETRY_BASE_S", default=30)
+OUTBOX_RETRY_MAX_S = env.int("OUTBOX_RETRY_MAX_S", default=3600)
 
 # Logging: console lines in dev, JSON elsewhere; every line carries env and request id.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")

@@ -64,6 +64,14 @@ class HealthCheck(_Strict):
         return v
 
 
+class Jobs(_Strict):
+    """How often `wondertix run_jobs` (the `<env>-jobs` program, in every environment) runs
+    each recovery job, in seconds."""
+
+    outbox_every_s: int = Field(5, ge=1, le=3600)
+    reconcile_payments_every_s: int = Field(60, ge=10, le=86_400)
+
+
 class Defaults(_Strict):
     theater_time_zone: str = "America/Los_Angeles"
     haproxy_http_port: Port = Field(8080, ge=1024, le=65535)
@@ -73,6 +81,7 @@ class Defaults(_Strict):
     readiness_path: str = "/readyz"
     # At least 2: the previous release must stay installed so rollback is a traffic switch.
     release_keep: int = Field(3, ge=2, le=50)
+    jobs: Jobs = Field(default_factory=lambda: Jobs.model_validate({}))
 
     @field_validator("theater_time_zone")
     @classmethod

@@ -23,3 +23,40 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.object_type}#{self.object_id}"
+
+
+class OutboxEmail(models.Model):
+    """An email to send, written in the same transaction as what it reports (an order, a
+    gift, a resend by staff), and delivered by `ops.outbox` after the commit — with retries,
+    so a mail outage delays an email instead of losing it. Rendered when sent, from the
+    current order: the row holds no message body, so no ticket code or order link is copied
+    into it.
+    """
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Waiting to be sent"), (SENDING, "Sending"), (SENT, "Sent"), (FAILED, "Failed")]
+
+    ORDER_CONFIRMATION = "order_confirmation"
+    KINDS = [(ORDER_CONFIRMATION, "Order confirmation")]
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=40, choices=KINDS)
+    order = models.ForeignKey("sales.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="emails")
+    recipient = models.EmailField(max_length=254)
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # When a pending email is next due; while sending, when the claim lapses (a sender that
+    # died mid-send leaves the row due again after that, so the email is never stuck).
+    next_attempt_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="ops_outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"

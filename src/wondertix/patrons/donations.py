@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from wondertix.idempotency import find_by_key, run_once
@@ -70,9 +69,6 @@ def donate(
     if not created:
         return order
     metrics.ORDERS.labels("donation").inc()
-    from wondertix.sales import notifications
-
-    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk))
     return order
 
 
@@ -113,4 +109,7 @@ def _record(
         obj=donation,
         after={"amount_cents": amount, "order": order.pk, "anonymous": anonymous, "provider": provider.name},
     )
+    from wondertix.sales import notifications
+
+    notifications.queue_order_confirmation(order)  # the receipt; sent after the commit
     return order

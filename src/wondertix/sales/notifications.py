@@ -1,4 +1,4 @@
-"""Emails to patrons. Sent after the order's transaction commits, never inside it.
+"""Emails to patrons. Queued in the order's transaction (ops.outbox), sent after it commits.
 
 The confirmation carries each ticket's code in plain text and a link to the order page,
 where the QR codes are: mail clients show inline SVG poorly, and a code can always be read
@@ -7,19 +7,21 @@ out at the door.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from wondertix.money import format_cents
+from wondertix.ops import audit, outbox
+from wondertix.ops.models import OutboxEmail
 from wondertix.payments import simulated
+from wondertix.sales import errors
 from wondertix.sales.models import Order
-
-log = logging.getLogger(__name__)
 
 
 def order_url(order: Order) -> str:
@@ -52,17 +54,25 @@ def _context(order: Order) -> dict[str, Any]:
     }
 
 
-def send_order_confirmation(order_id: int, *, order: Order | None = None) -> bool:
-    # `order`: the instance the sale path just wrote, its tickets and donations already in
-    # memory (sales.services), so the email need not read them back.
-    if order is None:
-        order = (
-            Order.objects.select_related("patron", "discount_code")
-            .prefetch_related("tickets__performance__event", "tickets__price_type", "donations")
-            .get(pk=order_id)
-        )
+def _load(order_id: int) -> Order:
+    return (
+        Order.objects.select_related("patron", "discount_code")
+        .prefetch_related("tickets__performance__event", "tickets__price_type", "donations")
+        .get(pk=order_id)
+    )
+
+
+def order_confirmation_message(order: Order) -> EmailMultiAlternatives | None:
+    """The confirmation (or gift receipt) for `order`, or None when it has no address.
+
+    `order` may be the instance the sale path just wrote, its tickets and donations already
+    in memory (sales.services), so the email need not read them back; an order without
+    them loaded is read with everything the email shows.
+    """
+    if not getattr(order, "_prefetched_objects_cache", None):
+        order = _load(order.pk)
     if not order.buyer_email:
-        return False
+        return None
     context = _context(order)
     if context["tickets"]:
         subject = f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
@@ -74,10 +84,40 @@ def send_order_confirmation(order_id: int, *, order: Order | None = None) -> boo
     html = render_to_string("sales/email/order_confirmation.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [order.buyer_email])
     message.attach_alternative(html, "text/html")
-    try:
-        message.send()
-    except Exception:  # a mail outage must not undo a paid order; staff can resend
-        log.exception("order confirmation email failed", extra={"order": order.pk})
+    return message
+
+
+def queue_order_confirmation(order: Order) -> OutboxEmail | None:
+    """Queue the confirmation in the caller's transaction (ops.outbox delivers it)."""
+    return outbox.queue(OutboxEmail.ORDER_CONFIRMATION, order=order, send_now=order)
+
+
+def send_order_confirmation(order_id: int, *, order: Order | None = None) -> bool:
+    """Send the confirmation at once, bypassing the outbox (previews and tests of the
+    email's content; patrons' emails go through `queue_order_confirmation`)."""
+    message = order_confirmation_message(order or _load(order_id))
+    if message is None:
         return False
-    Order.objects.filter(pk=order.pk).update(email_sent_at=timezone.now())
+    message.send()
+    Order.objects.filter(pk=order_id).update(email_sent_at=timezone.now())
     return True
+
+
+def resend_confirmation(order_id: int, *, actor: User) -> OutboxEmail:
+    """Staff: send the order's confirmation again (audited). An unsent copy still waiting
+    for its next try is made due now instead of queueing a second one."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)  # two clicks queue one email
+        if order.status not in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED):
+            raise errors.conflict("order_not_paid", "This order was never paid, so there is no confirmation to send.")
+        if not order.buyer_email:
+            raise errors.conflict("no_email_address", "This order has no email address, so the confirmation cannot be sent. Print the tickets instead.")
+        row = order.emails.filter(kind=OutboxEmail.ORDER_CONFIRMATION, status=OutboxEmail.PENDING).order_by("pk").first()  # type: ignore[attr-defined]
+        if row is not None:
+            outbox.retry_now(row)
+        else:
+            row = outbox.queue(OutboxEmail.ORDER_CONFIRMATION, order=order)
+        assert row is not None
+        audit.record("order.confirmation_resent", actor=actor, obj=order, after={"email": row.pk, "kind": row.kind})
+    row.refresh_from_db()
+    return row

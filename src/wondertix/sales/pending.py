@@ -371,12 +371,12 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     )
     from wondertix.sales import notifications
 
-    order_id, channel, count = order.pk, order.channel, len(tickets)
+    notifications.queue_order_confirmation(order)  # sent after the commit, retried by the outbox
+    channel, count = order.channel, len(tickets)
 
     def after_commit() -> None:
         metrics.ORDERS.labels("paid").inc()
         metrics.TICKETS_SOLD.labels(channel).inc(count)
-        notifications.send_order_confirmation(order_id)
 
     transaction.on_commit(after_commit)
     return order

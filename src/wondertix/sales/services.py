@@ -31,7 +31,7 @@ from wondertix.patrons.models import Donation, Patron
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, holdcaps, inventory, pricing
+from wondertix.sales import errors, holdcaps, inventory, notifications, pricing
 from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
 
 log = logging.getLogger(__name__)
@@ -388,6 +388,8 @@ def _place_order(
         after={"total_cents": order.total_cents, "tickets": len(tickets), "channel": channel, "provider": provider.name if order.total_cents > 0 else "free"},
     )
 
+    notifications.queue_order_confirmation(order)  # sent after the commit, retried by the outbox
+
     # ---- the lock: from here to the commit, nothing slow.
     inventory.claim_seats(
         performances, demand, price_types, now=now,
@@ -546,6 +548,3 @@ def _idempotent(key: str | None, fingerprint: str, place: Callable[[], Order]) -
 def _sold(order: Order) -> None:
     metrics.ORDERS.labels("paid").inc()
     metrics.TICKETS_SOLD.labels(order.channel).inc(order.ticket_count)  # type: ignore[attr-defined]
-    from wondertix.sales import notifications
-
-    transaction.on_commit(lambda: notifications.send_order_confirmation(order.pk, order=order))

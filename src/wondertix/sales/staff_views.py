@@ -22,7 +22,7 @@ from wondertix.catalog.models import Performance, PriceType
 from wondertix.money import format_cents, parse_amount, parse_count, parse_id
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
-from wondertix.sales import errors
+from wondertix.sales import errors, notifications
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Exchange, Refund
@@ -86,6 +86,8 @@ def _order_context(order: Order) -> dict[str, Any]:
         "refunds": list(order.refunds.prefetch_related("items").select_related("created_by")),
         "exchanges": list(order.exchanges.select_related("to_performance__event", "created_by")),
         "refundable": refundable_cents(order),
+        "emails": list(order.emails.order_by("created_at", "id")),  # type: ignore[attr-defined]
+        "can_resend": bool(order.buyer_email) and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
         "can_refund": order.status in (Order.PAID, Order.PARTIALLY_REFUNDED),
         "valid_tickets": [t for t in tickets if t.status == Ticket.VALID],
         "performances": upcoming,
@@ -157,6 +159,21 @@ def _retry_key(key: str) -> str:
     if not key or len(key) > 100 or Refund.objects.filter(idempotency_key=key, status=Refund.FAILED).exists():
         return uuid.uuid4().hex
     return key
+
+
+@staff_only
+@require_POST
+def order_resend_confirmation(request: HttpRequest, order_id: int) -> HttpResponse:
+    order = get_object_or_404(Order, pk=order_id)
+    try:
+        email = notifications.resend_confirmation(order.pk, actor=request.user)  # type: ignore[arg-type]
+    except errors.SaleError as exc:
+        return _render_order(request, order, status=exc.status, email_error=exc.message)
+    if email.status == email.SENT:
+        messages.success(request, f"Confirmation sent again to {email.recipient}.")
+    else:
+        messages.warning(request, f"The confirmation to {email.recipient} is queued; it is sent as soon as the mail server answers.")
+    return redirect("staff-sales:order", order_id=order.pk)
 
 
 def _exchange_request(post: Any) -> ExchangeRequest:

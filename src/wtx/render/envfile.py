@@ -117,6 +117,10 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         values["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(env.name, slot, var_dir))
     if email == "file":
         values["EMAIL_FILE_PATH"] = str(own / "mail")
+    if email == "smtp":
+        # A real mail server can be slow: requests only queue their emails and the
+        # environment's jobs program (`<env>-jobs`) sends them (docs/operations.md).
+        values["OUTBOX_SEND_ON_COMMIT"] = "false"
     if env.app.payments == "stripe":
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
             values[name] = secrets[name]

@@ -173,6 +173,10 @@ class LocalBackend:
     def db_program(env: str) -> str:
         return f"{env}-postgres"
 
+    @staticmethod
+    def jobs_program(env: str) -> str:
+        return f"{env}-jobs"
+
     def port(self, env: Environment, slot: str) -> int:
         return env.app_port(SLOTS.index(slot))
 
@@ -226,6 +230,18 @@ class LocalBackend:
         steps.append("exec " + shlex.join(gunicorn))
         return shlex.join(["/bin/sh", "-c", " && ".join(steps)])
 
+    def jobs_command(self, env: Environment, rel: releases.Release) -> str:
+        """The recovery jobs (`wondertix run_jobs`: email outbox, payment reconciliation) of
+        the release on traffic, at the spec's intervals."""
+        values = self.app_values(env, rel)
+        envfile = write_envfile(self.layout.slot_env_file(env.name, "jobs"), values)
+        jobs = self.spec.defaults.jobs
+        run_jobs = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), "run_jobs",
+                    "--outbox-every", str(jobs.outbox_every_s),
+                    "--reconcile-payments-every", str(jobs.reconcile_payments_every_s)]
+        steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a", "exec " + shlex.join(run_jobs)]
+        return shlex.join(["/bin/sh", "-c", " && ".join(steps)])
+
     def env_programs(self, env: Environment) -> list[Program]:
         logs = self.layout.logs_dir(env.name)
         programs: list[Program] = []
@@ -248,6 +264,14 @@ class LocalBackend:
                 stdout_log=logs / f"gunicorn-{slot}.log",
                 autostart=bool(slots.running.get(slot)), startsecs=1, startretries=5,
                 stopwaitsecs=30,
+            ))
+        active = slots.active_release()
+        if active:
+            programs.append(Program(
+                name=self.jobs_program(env.name), command=self.jobs_command(env, self.release(active)),
+                directory=self.layout.env_dir(env.name), stdout_log=logs / "jobs.log",
+                autostart=bool(slots.running.get(slots.active or "")), startsecs=1, startretries=5,
+                stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
             ))
         return programs
 
@@ -480,6 +504,14 @@ class LocalBackend:
         slots = self.slots(env.name)
         slots.active = slot
         self.save_slots(env.name, slots)
+        self.start_jobs(env)
+
+    def start_jobs(self, env: Environment) -> None:
+        """(Re)start the jobs program on the release now on traffic."""
+        name = self.jobs_program(env.name)
+        self.apply_programs(env, only={name})
+        if self.supervisor.info(name) is not None and self.supervisor.state(name) not in ("RUNNING", "STARTING"):
+            self.supervisor.start_program(name)
 
     # ========================================================================================
     # Public interface (the CLI calls exactly these)
@@ -562,6 +594,8 @@ class LocalBackend:
             env.name: partial(self.wait_ready, env, self.slots(env.name).active or SLOTS[0], 90)
             for env in targets
         })
+        for env in targets:
+            self.start_jobs(env)
 
         # 5. The front door.
         _say(progress, "HAProxy")
@@ -597,6 +631,7 @@ class LocalBackend:
                 return
             for env in reversed(self.ordered(envs)):
                 _say(progress, f"{env.name}: stopping its app servers (requests in flight finish)")
+                self.supervisor.stop_program(self.jobs_program(env.name))
                 for slot in SLOTS:
                     self.supervisor.stop_program(self.program(env.name, slot))
                 if self.owns_cluster(env):
