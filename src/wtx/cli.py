@@ -492,6 +492,9 @@ def db_reset(
 
 
 def main() -> None:
+    # Everything wtx writes (and every process it starts) is the operator's only: logs and
+    # mail hold order tokens and ticket codes. See docs/operations.md.
+    os.umask(0o077)
     app()
 
 

@@ -36,7 +36,7 @@ from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.install import InstallError, install
-from wtx.backends.local.layout import SLOTS, Layout
+from wtx.backends.local.layout import SLOTS, Layout, private_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
@@ -132,12 +132,14 @@ class LocalBackend:
             sockdir=self.layout.pgsock(env.name),
             port=env.database.port,
             log_dir=self.layout.logs_dir(env.name),
+            var_dir=self.var_dir,
         )
 
     def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
         url = default_database_url(env, self.spec, secrets, self.var_dir)
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(url.removeprefix("sqlite:///")).parent,
+                        base=self.layout.env_dir(env.secrets_owner))
         return url
 
     def database_label(self, env: Environment) -> str:
@@ -193,10 +195,11 @@ class LocalBackend:
             env, self.spec, secrets, var_dir=self.var_dir,
             database_url=self.database_url(env, secrets), release_dir=rel.path, slot=slot,
         )
-        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        own = self.layout.env_dir(env.name)
+        private_dir(self.layout.logs_dir(env.name), base=own)
         for key in ("PROMETHEUS_MULTIPROC_DIR", "EMAIL_FILE_PATH"):
             if values.get(key):
-                Path(values[key]).mkdir(parents=True, exist_ok=True)
+                private_dir(Path(values[key]), base=own)
         values.setdefault("PATH", SYSTEM_PATH)
         values.setdefault("LANG", "C.UTF-8")
         values.setdefault("HOME", str(self.layout.env_dir(env.name)))
@@ -207,9 +210,9 @@ class LocalBackend:
         exec gunicorn with the slot's rendered config (release-independent: see gunicorn.py)."""
         venv = self.layout.release_venv(rel.id)
         values = self.app_values(env, rel, slot)
+        private_dir(self.layout.slot_env_file(env.name, slot).parent, base=self.layout.env_dir(env.name))
         envfile = write_envfile(self.layout.slot_env_file(env.name, slot), values)
         logs = self.layout.logs_dir(env.name)
-        logs.mkdir(parents=True, exist_ok=True)
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
             access_log=logs / "access.log",
@@ -252,7 +255,7 @@ class LocalBackend:
         return programs
 
     def apply_programs(self, env: Environment, only: set[str] | None = None) -> None:
-        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        private_dir(self.layout.logs_dir(env.name), base=self.layout.env_dir(env.name))
         self.supervisor.write_programs(env.name, self.env_programs(env))
         self.supervisor.update(only=only)
 
@@ -316,7 +319,7 @@ class LocalBackend:
             fall=d.health_check.fall, rise=d.health_check.rise, certificates=certs,
         )
         cfg = self.layout.haproxy_cfg
-        cfg.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.parent, base=self.var_dir)
         if cfg.exists() and cfg.read_text() == text:
             return False
         tmp = cfg.with_suffix(".tmp")

@@ -84,6 +84,6 @@ def write_config(path: Path, config: GunicornConfig) -> Path:
         return path
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
-    tmp.chmod(0o644)
+    tmp.chmod(0o600)
     tmp.replace(path)
     return path

@@ -20,7 +20,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from wtx.backends.local.layout import Layout
+from wtx.backends.local.layout import UMASK, Layout, private_dir
 
 MAIN_CONF = """\
 ; Rendered by wtx from deploy/environments.toml; edits are overwritten.
@@ -28,6 +28,7 @@ MAIN_CONF = """\
 logfile={log}
 logfile_maxbytes=10MB
 logfile_backups=3
+umask=077
 pidfile={pid}
 childlogdir={childlogdir}
 directory={var_dir}
@@ -77,6 +78,7 @@ class Program:
             f"directory={self.directory}",
             f"autostart={'true' if self.autostart else 'false'}",
             "autorestart=true",
+            "umask=077",
             f"startsecs={self.startsecs}",
             f"startretries={self.startretries}",
             f"stopsignal={self.stopsignal}",
@@ -112,8 +114,8 @@ class Supervisor:
     # -- lifecycle ---------------------------------------------------------------------------
     def write_main_conf(self) -> None:
         lay = self.layout
-        lay.supervisor_include_dir.mkdir(parents=True, exist_ok=True)
-        (lay.supervisor_dir / "child").mkdir(exist_ok=True)
+        private_dir(lay.supervisor_include_dir, base=lay.var_dir)
+        private_dir(lay.supervisor_dir / "child", base=lay.var_dir)
         text = MAIN_CONF.format(
             log=lay.supervisor_dir / "supervisord.log",
             pid=lay.supervisor_pid,
@@ -165,6 +167,7 @@ class Supervisor:
             cwd=self.layout.var_dir,
             stdin=subprocess.DEVNULL,
             env=clean,
+            umask=UMASK,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
