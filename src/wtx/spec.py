@@ -154,6 +154,11 @@ class Logging(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["console", "json"] = "json"
     metrics: bool = True
+    # Every log file of the environment (app, access, process output) is rotated by
+    # supervisord at this size, keeping this many old files; HAProxy's log, shared by every
+    # environment, uses the largest of these.
+    max_file_mb: int = Field(default=20, ge=1, le=1024)
+    keep_files: int = Field(default=5, ge=1, le=50)
 
 
 class App(_Strict):

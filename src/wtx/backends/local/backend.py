@@ -212,10 +212,10 @@ class LocalBackend:
         values = self.app_values(env, rel, slot)
         private_dir(self.layout.slot_env_file(env.name, slot).parent, base=self.layout.env_dir(env.name))
         envfile = write_envfile(self.layout.slot_env_file(env.name, slot), values)
-        logs = self.layout.logs_dir(env.name)
+        d = self.spec.defaults
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
-            access_log=logs / "access.log",
+            quiet_paths=(d.health_check.path, d.readiness_path),
         ))
         gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
@@ -238,6 +238,7 @@ class LocalBackend:
                 name=self.db_program(env.name), command=cl.command(), directory=cl.pgdata,
                 stdout_log=logs / "postgres.log", user="postgres", stopsignal="INT",
                 stopwaitsecs=60, startsecs=2, stopasgroup=False,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
         slots = self.slots(env.name)
         for slot in SLOTS:
@@ -248,7 +249,10 @@ class LocalBackend:
             programs.append(Program(
                 name=self.program(env.name, slot), command=self.slot_command(env, slot, rel),
                 directory=self.layout.env_dir(env.name),
-                stdout_log=logs / f"gunicorn-{slot}.log",
+                # gunicorn writes its access log to stdout, the app's and its own log lines to
+                # stderr: supervisord is each file's one writer, and rotates it.
+                stdout_log=logs / f"access-{slot}.log", stderr_log=logs / f"app-{slot}.log",
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
                 autostart=bool(slots.running.get(slot)), startsecs=1, startretries=5,
                 stopwaitsecs=30,
             ))
@@ -329,16 +333,23 @@ class LocalBackend:
         tmp.replace(cfg)
         return True
 
-    def ensure_haproxy(self) -> None:
-        """Render haproxy.cfg; start HAProxy, or reload it (hitless) when the config changed."""
-        changed = self.render_haproxy()
-        program = Program(
+    def haproxy_program(self) -> Program:
+        """HAProxy under supervisord; its log (every environment's requests) is rotated at the
+        largest size any environment's logging asks for."""
+        envs = self.spec.environments.values()
+        return Program(
             name=HAPROXY_PROGRAM,
             command=f"{self.haproxy_binary()} -W -db -f {self.layout.haproxy_cfg}",
             directory=self.layout.haproxy_dir, stdout_log=self.layout.haproxy_log,
             stopsignal="USR1", stopwaitsecs=15, startsecs=1,
+            log_max_mb=max(e.logging.max_file_mb for e in envs),
+            log_keep=max(e.logging.keep_files for e in envs),
         )
-        self.supervisor.write_programs("_frontdoor", [program])
+
+    def ensure_haproxy(self) -> None:
+        """Render haproxy.cfg; start HAProxy, or reload it (hitless) when the config changed."""
+        changed = self.render_haproxy()
+        self.supervisor.write_programs("_frontdoor", [self.haproxy_program()])
         self.supervisor.update(only={HAPROXY_PROGRAM})
         state = self.supervisor.state(HAPROXY_PROGRAM)
         if state != "RUNNING":
@@ -454,7 +465,7 @@ class LocalBackend:
                 return
             state = self.supervisor.state(name)
             if state in ("FATAL", "EXITED", "STOPPED", "ABSENT"):
-                raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/gunicorn-{slot}.log)")
+                raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/app-{slot}.log)")
             time.sleep(0.1)
         what = f"answered {last}" if last else "never answered"
         raise DeployError(f"{env.name}: {name} not ready within {timeout:.0f}s ({path} {what})")

@@ -66,6 +66,10 @@ class Program:
     stopwaitsecs: int = 30
     stopasgroup: bool = True
     environment: dict[str, str] = field(default_factory=dict)
+    # stderr to its own file (else into stdout's); both rotated at max_mb, keep old files.
+    stderr_log: Path | None = None
+    log_max_mb: int = 20
+    log_keep: int = 5
 
     def render(self) -> str:
         # Supervisor expands %(...)s in values, so a literal % is doubled.
@@ -85,11 +89,17 @@ class Program:
             f"stopwaitsecs={self.stopwaitsecs}",
             f"stopasgroup={'true' if self.stopasgroup else 'false'}",
             f"killasgroup={'true' if self.stopasgroup else 'false'}",
-            "redirect_stderr=true",
+            f"redirect_stderr={'false' if self.stderr_log else 'true'}",
             f"stdout_logfile={self.stdout_log}",
-            "stdout_logfile_maxbytes=20MB",
-            "stdout_logfile_backups=2",
+            f"stdout_logfile_maxbytes={self.log_max_mb}MB",
+            f"stdout_logfile_backups={self.log_keep}",
         ]
+        if self.stderr_log:
+            lines += [
+                f"stderr_logfile={self.stderr_log}",
+                f"stderr_logfile_maxbytes={self.log_max_mb}MB",
+                f"stderr_logfile_backups={self.log_keep}",
+            ]
         if self.user:
             lines.append(f"user={self.user}")
         if self.environment:
