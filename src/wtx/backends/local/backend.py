@@ -25,11 +25,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from wtx import ledger
+from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, Progress
 from wtx.backends.local import haproxy as hap
@@ -342,6 +344,7 @@ class LocalBackend:
             command=f"{self.haproxy_binary()} -W -db -f {self.layout.haproxy_cfg}",
             directory=self.layout.haproxy_dir, stdout_log=self.layout.haproxy_log,
             stopsignal="USR1", stopwaitsecs=15, startsecs=1,
+            environment={"TZ": "UTC"},  # its log's times (%tr) in UTC, like every other log
             log_max_mb=max(e.logging.max_file_mb for e in envs),
             log_keep=max(e.logging.keep_files for e in envs),
         )
@@ -664,14 +667,25 @@ class LocalBackend:
         with self.locked():
             return rollback(self, env, progress=progress)
 
-    def logs(self, env: str, lines: int = 100, follow: bool = False) -> Iterator[str]:
-        """The environment's log lines (app, access, process output), newest last."""
-        logs_dir = self.layout.logs_dir(self.env(env).name)
-        files = sorted(logs_dir.glob("*.log")) if logs_dir.exists() else []
-        if not files:
-            return iter(())
-        cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), *map(str, files)]
-        return _lines_of(cmd)
+    def log_entries(self, envs: list[str] | None = None, lines: int = 100, follow: bool = False, *,
+                    level: str | None = None, request_id: str | None = None, path: str | None = None,
+                    since: datetime | None = None) -> Iterator[logview.Entry]:
+        """Every log file of `envs` (default: all) and HAProxy's, as one time-ordered view in
+        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written."""
+        names = [self.env(n).name for n in envs] if envs else list(self.spec.environments)
+        filters = logview.Filters(envs=frozenset(names), min_level=level, request_id=request_id,
+                                  path=path, since=since, all_envs=not envs)
+        zone = ZoneInfo(self.spec.defaults.theater_time_zone)
+        found = logview.sources(self.var_dir, names)
+        yield from logview.view(found, filters, zone, lines)
+        if follow:
+            rescan = iter(lambda: logview.sources(self.var_dir, names), None)
+            yield from logview.follow(found, filters, zone, rescan=rescan)
+
+    def logs(self, env: str | None = None, lines: int = 100, follow: bool = False) -> Iterator[str]:
+        """The environment's log lines (app, access, PostgreSQL, HAProxy), merged, newest last."""
+        for entry in self.log_entries([env] if env else None, lines, follow):
+            yield entry.render()
 
     def db_seed(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
@@ -769,17 +783,6 @@ def run_parallel(jobs: Mapping[str, Callable[[], Any]]) -> None:
             if isinstance(exc, DeployError | SupervisorError):
                 raise DeployError(str(exc)) from None
             raise exc
-
-
-def _lines_of(cmd: list[str]) -> Iterator[str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            yield line.rstrip("\n")
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def _last_line(res: subprocess.CompletedProcess[str]) -> str:

@@ -46,6 +46,13 @@ from gunicorn.glogging import Logger as _Logger  # noqa: E402
 
 
 class QuietProbesLogger(_Logger):
+    def now(self):
+        """The access line's time: UTC, to the millisecond (`wtx logs` merges by it)."""
+        import datetime
+
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
+
     def access(self, resp, req, environ, request_time):
         if environ.get("PATH_INFO") in QUIET_PATHS and not environ.get("HTTP_X_REQUEST_ID"):
             return
@@ -82,7 +89,7 @@ class GunicornConfig:
 
     def access_log_format(self) -> str:
         return (
-            f'env={self.env} slot={self.slot} %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
+            f'env={self.env} slot={self.slot} ts=%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
             'rid=%({x-request-id}i)s client=%({x-forwarded-for}i)s'
         )
 

@@ -120,6 +120,8 @@ class Cluster:
                 "logging_collector = off",
                 "log_min_messages = warning",
                 "log_connections = off",
+                "log_timezone = 'UTC'",  # `wtx logs` shows every file's times in UTC
+                "log_line_prefix = '%m [%p] '",
                 "",
             ]
         )
