@@ -80,3 +80,12 @@ def test_the_real_spec_and_ordinary_values_still_pass(raw_spec, write_spec):
     raw_spec["environments"]["prd"]["access"]["tls_certificate"] = "/etc/ssl/private/wondertix.pem"
     spec = load_spec(write_spec(raw_spec))
     assert spec.env("stg").access.basic_auth_user == "box.office-2_x"
+
+
+@pytest.mark.parametrize("name", ["my var", "var;x", "var#1", "var%s", "var\nx", "it's"])
+def test_a_var_dir_that_would_cut_a_rendered_line_is_refused(spec, tmp_path, name):
+    from wtx.backends import DeployError
+    from wtx.backends.local import LocalBackend
+
+    with pytest.raises(DeployError, match="may hold only letters, digits"):
+        LocalBackend(spec, tmp_path, tmp_path / name)

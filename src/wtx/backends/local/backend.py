@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -75,6 +76,12 @@ class LocalBackend:
         self.spec = spec
         self.root = Path(root)
         self.var_dir = Path(var_dir).resolve()
+        # Its path is written into supervisord.conf, haproxy.cfg and every program's command
+        # line unquoted: a space, quote, '%', ';' or '#' there would cut a directive in two.
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", str(self.var_dir)):
+            raise DeployError(
+                f"the var dir {str(self.var_dir)!r} may hold only letters, digits and '._/+-' "
+                "(it is written into supervisord.conf and haproxy.cfg); set WTX_VAR_DIR to such a path")
         self.layout = Layout(self.var_dir)
         self.supervisor = Supervisor(self.layout)
         self.runtime = hap.RuntimeApi(self.layout.haproxy_sock)
