@@ -259,3 +259,23 @@ def test_any_command_reading_secrets_leaves_postgres_able_to_restart_on_its_data
     stack.backend.cluster(stg).wait_ready(30)
     site = stack.site("stg")
     assert poll(lambda: site.get("/readyz").status == 200, timeout=30, interval=0.5)
+
+
+def test_logs_and_mail_of_a_running_stack_are_the_operators_only(stack):
+    """Log and mail files hold order tokens and ticket codes: written by supervisord and the
+    programs it starts under umask 077, they are 0600 in 0700 directories."""
+    rid = _rid()
+    assert stack.site("prd").get(f"/no-such-page-{rid}", headers={"X-Request-Id": rid}).status == 404
+    assert poll(lambda: _log_has(stack.logs("prd"), "access", rid), timeout=5)
+    files = [stack.var_dir / "haproxy" / "haproxy.log"]
+    for env in ("dev", "stg", "prd", "bak"):
+        logs = stack.logs(env)
+        assert stat.S_IMODE(logs.stat().st_mode) == 0o700, logs
+        files += list(logs.glob("*.log"))
+        mail = stack.var_dir / "envs" / env / "mail"
+        if mail.exists():
+            assert stat.S_IMODE(mail.stat().st_mode) == 0o700, mail
+            files += [p for p in mail.iterdir() if p.is_file()]
+    assert any(p.name.startswith("access-") for p in files)
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if stat.S_IMODE(p.stat().st_mode) & 0o077}
+    assert loose == {}
