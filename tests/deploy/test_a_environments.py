@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -190,6 +191,24 @@ def test_wtx_logs_shows_an_environments_own_lines(stack):
     assert lines
     assert not any("env=prd" in line or '"env": "prd"' in line for line in lines)
     assert any("env=stg" in line or '"env": "stg"' in line for line in lines)
+
+
+def test_wtx_logs_follows_one_request_through_haproxy_and_gunicorn_in_utc_without_health_checks(stack):
+    rid = _rid()
+    assert stack.site("prd").get(f"/no-such-page-{rid}", headers={"X-Request-Id": rid}).status == 404
+
+    def sources() -> set[str]:
+        return {e.source.split("-")[0] for e in stack.backend.log_entries(["prd"], lines=0, request_id=rid)}
+
+    assert poll(lambda: {"haproxy", "access"} <= sources(), timeout=5)
+    entries = list(stack.backend.log_entries(["prd"], lines=0, request_id=rid))
+    assert all(e.level == "WARNING" and e.path == f"/no-such-page-{rid}" for e in entries)
+    times = [e.ts for e in entries]
+    assert max(times) - min(times) < timedelta(seconds=5), f"every file's time is in UTC: {times}"
+    # HAProxy checks each server twice a second, straight to gunicorn: none of it is logged.
+    for env in ("dev", "stg", "prd", "bak"):
+        for line in log_text(stack.logs(env), "access").splitlines():
+            assert not ("rid=-" in line and ("GET /healthz" in line or "GET /readyz" in line)), line
 
 
 def test_db_reset_is_refused_for_real_data_and_dev_can_be_reset_and_seeded(stack):
