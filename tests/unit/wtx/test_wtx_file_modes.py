@@ -116,3 +116,21 @@ def test_inside_var_the_path_to_pgdata_is_traversable_and_nothing_above_changes(
         assert mode(d) == 0o711, d
     assert modes_above(traversable_tmp) == before
     assert mode(traversable_tmp) == 0o711
+
+
+def test_one_off_commands_write_their_mail_and_files_0600(spec, tmp_path):
+    backend = LocalBackend(spec, tmp_path, tmp_path / "var")
+    rel = _fake_release(backend.var_dir)
+    script = backend.layout.release_venv(rel.id) / "bin" / "wondertix"
+    script.parent.mkdir(parents=True)
+    script.write_text('#!/bin/sh\nprintf "ticket code" > "$EMAIL_FILE_PATH/confirmation.eml"\n')
+    script.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        res = backend.manage(spec.env("dev"), rel, "send_queued_mail")
+    finally:
+        os.umask(old)
+    assert res.returncode == 0, res.stderr
+    sent = backend.layout.env_dir("dev") / "mail" / "confirmation.eml"
+    assert sent.read_text() == "ticket code"
+    assert mode(sent) == 0o600

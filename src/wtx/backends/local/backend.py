@@ -39,7 +39,7 @@ from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.install import InstallError, install
-from wtx.backends.local.layout import SLOTS, Layout, private_dir
+from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
@@ -394,7 +394,7 @@ class LocalBackend:
         values = self.app_values(env, rel)
         cmd = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), *args]
         return subprocess.run(cmd, env=values, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.layout.env_dir(env.name))
+                              cwd=self.layout.env_dir(env.name), umask=UMASK)
 
     def migrate(self, env: Environment, rel: releases.Release) -> None:
         """The release phase: the release's migrations against the environment's database."""
