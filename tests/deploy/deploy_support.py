@@ -234,7 +234,10 @@ class Load:
 
 
 def log_text(logs: Path, kind: str) -> str:
-    """Every line of an environment's `kind` logs ("access", "app"): one file per slot."""
+    """Every line of an environment's `kind` logs ("access", "app"): one file per slot.
+    (`logs/access.log` or `logs/app.log`, the single files of old, mean their directory.)"""
+    if logs.name in ("access.log", "app.log"):
+        logs = logs.parent
     return "".join(p.read_text(errors="replace") for p in sorted(logs.glob(f"{kind}-*.log")))
 
 
