@@ -42,9 +42,12 @@ def _fake_release(var_dir: Path) -> Release:
 
 
 def test_after_setup_logs_mail_metrics_and_run_dirs_are_0700_and_files_0600(spec, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    before = modes_above(home / "var") | {home: mode(home)}
     old = os.umask(0o022)  # an operator's usual umask: wtx must not depend on it
     try:
-        backend = LocalBackend(spec, tmp_path, tmp_path / "var")
+        backend = LocalBackend(spec, home, home / "var")
         rel = _fake_release(backend.var_dir)
         for name in ("dev", "stg", "prd", "bak"):
             backend.slot_command(spec.env(name), "blue", rel)
@@ -71,6 +74,7 @@ def test_after_setup_logs_mail_metrics_and_run_dirs_are_0700_and_files_0600(spec
     assert "\numask=077\n" in main_conf
     programs = lay.program_file("prd").read_text()
     assert programs.count("[program:") == programs.count("\numask=077\n") >= 1
+    assert {p: mode(p) for p in before} == before, "nothing outside var/ changed mode"
 
 
 def test_the_wtx_command_runs_with_umask_077(monkeypatch):
