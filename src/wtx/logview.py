@@ -103,7 +103,7 @@ def _haproxy_env(backend: str, server: str) -> str:
 
 def parse_line(line: str, source: Source, zone: ZoneInfo) -> Entry | None:
     """The entry a line starts, or None when the line has no time of its own."""
-    name = source.path.name.removesuffix(".log")
+    name = _source_name(source.path)
     if source.kind == "access":
         m = _ACCESS.match(line)
         if m:
@@ -165,6 +165,7 @@ def read_entries(source: Source, zone: ZoneInfo, lines: Iterable[str], previous:
     previous entry's time."""
     out: list[Entry] = []
     last = previous
+    undated: list[Entry] = []  # time-less lines before the file's first dated one
     for raw in lines:
         line = raw.rstrip("\n")
         if not line.strip():
@@ -175,8 +176,13 @@ def read_entries(source: Source, zone: ZoneInfo, lines: Iterable[str], previous:
                 last.text += "\n" + line
                 continue
             entry = Entry(last.ts if last else _MIN, last.env if last else source.env,
-                          source.path.name.removesuffix(".log"),
-                          "INFO", line)
+                          _source_name(source.path), "INFO", line)
+            if last is None:
+                undated.append(entry)
+        elif undated:
+            for early in undated:  # written just before the first line that has a time
+                early.ts = entry.ts
+            undated = []
         if source.env and source.kind != "haproxy":
             entry.env = entry.env or source.env
         out.append(entry)
@@ -184,19 +190,32 @@ def read_entries(source: Source, zone: ZoneInfo, lines: Iterable[str], previous:
     return out
 
 
-def sources(var_dir: Path, envs: list[str]) -> list[Source]:
-    """Every current log file of `envs`, and HAProxy's (its lines are picked per environment)."""
+def _source_name(path: Path) -> str:
+    """access-blue for access-blue.log and its rotated copies (access-blue.log.1, …)."""
+    return path.name.split(".log", 1)[0]
+
+
+def _files(directory: Path, stem: str, rotated: bool) -> list[Path]:
+    """`stem`.log, and with `rotated` its older copies (stem.log.1, .2, … as supervisord
+    names them), oldest first."""
+    paths = [p for p in directory.glob(f"{stem}.log.*") if p.suffix[1:].isdigit()] if rotated else []
+    paths.sort(key=lambda p: -int(p.suffix[1:]))
+    current = directory / f"{stem}.log"
+    return [*paths, current] if current.is_file() else paths
+
+
+def sources(var_dir: Path, envs: list[str], *, rotated: bool = False) -> list[Source]:
+    """Every log file of `envs` (with `rotated`, the rotated copies too), and HAProxy's (its
+    lines are picked per environment)."""
     found = []
     for env in envs:
         logs = Path(var_dir) / "envs" / env / "logs"
-        for path in sorted(logs.glob("*.log")) if logs.is_dir() else []:
-            stem = path.name.removesuffix(".log")
+        stems = sorted({_source_name(p) for p in logs.glob("*.log*")}) if logs.is_dir() else []
+        for stem in stems:
             kind = stem.split("-", 1)[0]
             if kind in ("access", "app", "postgres"):
-                found.append(Source(path, kind, env))
-    haproxy = Path(var_dir) / "haproxy" / "haproxy.log"
-    if haproxy.is_file():
-        found.append(Source(haproxy, "haproxy", ""))
+                found += [Source(path, kind, env) for path in _files(logs, stem, rotated)]
+    found += [Source(path, "haproxy", "") for path in _files(Path(var_dir) / "haproxy", "haproxy", rotated)]
     return found
 
 

@@ -183,3 +183,24 @@ def test_bad_filters_are_one_line_errors(var, args, message):
     res = CliRunner().invoke(cli.app, ["--root", str(ROOT), "--var-dir", str(var), "logs", *args])
     assert res.exit_code == 1
     assert message in res.output
+
+
+def test_since_reads_the_rotated_copies_too_and_the_plain_view_only_the_current_files(spec, var):
+    logs = var / "envs" / "prd" / "logs"
+    (logs / "access-blue.log.1").write_text(
+        'env=prd slot=blue ts=2026-11-27T14:00:00.000Z 127.0.0.1 "GET /old HTTP/1.1" 200 1 1ms rid=req-old-00001 client=1.2.3.4\n')
+    (logs / "access-blue.log.2").write_text(
+        'env=prd slot=blue ts=2026-11-27T13:00:00.000Z 127.0.0.1 "GET /older HTTP/1.1" 200 1 1ms rid=req-old-00002 client=1.2.3.4\n')
+    assert not any(e.request_id and e.request_id.startswith("req-old") for e in entries(spec, var, ["prd"]))
+    got = entries(spec, var, ["prd"], since=logview.parse_since("2026-11-27T13:30:00Z"))
+    assert got[0].request_id == "req-old-00001" and got[0].source == "access-blue"
+    assert "req-old-00002" not in {e.request_id for e in got}
+    assert len(got) == 10
+
+
+def test_lines_without_a_time_before_the_first_dated_one_take_its_time(spec, var):
+    path = var / "haproxy" / "haproxy.log"
+    path.write_text("[NOTICE]   (10723) : New worker (10725) forked\n" + path.read_text())
+    (notice,) = [e for e in entries(spec, var) if e.text.startswith("[NOTICE]")]
+    assert notice.ts == datetime(2026, 11, 27, 15, 30, 0, 150_000, tzinfo=UTC)
+    assert notice.render().startswith("2026-11-27T15:30:00.150Z")

@@ -683,9 +683,11 @@ class LocalBackend:
         filters = logview.Filters(envs=frozenset(names), min_level=level, request_id=request_id,
                                   path=path, since=since, all_envs=not envs)
         zone = ZoneInfo(self.spec.defaults.theater_time_zone)
-        found = logview.sources(self.var_dir, names)
-        yield from logview.view(found, filters, zone, lines)
+        # --since may reach back past the last rotation: then the rotated copies are read too.
+        yield from logview.view(logview.sources(self.var_dir, names, rotated=since is not None),
+                                filters, zone, lines)
         if follow:
+            found = logview.sources(self.var_dir, names)
             rescan = iter(lambda: logview.sources(self.var_dir, names), None)
             yield from logview.follow(found, filters, zone, rescan=rescan)
 
