@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wtx import ledger
+from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError
 from wtx.release import Progress, ReleaseError
@@ -238,17 +238,36 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 @app.command()
 @command
 def logs(
-    env: str = typer.Argument(..., help="Environment."),
-    lines: int = typer.Option(50, "-n", "--lines", min=1, max=100_000, help="How many lines."),
-    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
+    env: str | None = typer.Argument(None, help="Environment (default: all; or use --env)."),
+    envs: list[str] | None = typer.Option(None, "--env", "-e", help="Environment; repeat for several."),
+    lines: int = typer.Option(50, "-n", "--lines", min=1, max=100_000, help="How many entries."),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new entries."),
+    level: str | None = typer.Option(None, "--level", help="Only this level and above: DEBUG, INFO, WARNING, ERROR, CRITICAL."),
+    request_id: str | None = typer.Option(None, "--request-id", help="Only entries of this request id."),
+    path: str | None = typer.Option(None, "--path", help="Only requests to this path (or below it)."),
+    since: str | None = typer.Option(None, "--since", help="Only entries since: 30s, 15m, 2h, 1d, or an ISO time (UTC)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per entry."),
 ) -> None:
-    """An environment's log lines (its own directory under var/envs/ENV/logs)."""
+    """Every log of the environments (app, access, PostgreSQL, HAProxy) as one time-ordered
+    view in UTC; HAProxy's health checks are never in it."""
     ctx = _ctx()
-    ctx.env(env)
-    result = _backend(ctx).logs(env, lines, follow)
-    if result is not None:
-        for line in result:
-            out.print(str(line).rstrip("\n"), markup=False, highlight=False)
+    names = [*([env] if env else []), *(envs or [])]
+    for name in names:
+        ctx.env(name)
+    if level is not None and level.upper() not in logview.LEVELS:
+        raise CommandError(f"--level {level!r}: use one of {', '.join(logview.LEVELS)}")
+    try:
+        since_ts = logview.parse_since(since) if since else None
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    entries = _backend(ctx).log_entries(
+        names or None, lines, follow, level=level.upper() if level else None,
+        request_id=request_id, path=path, since=since_ts)
+    for entry in entries:
+        if as_json:
+            out.print(json.dumps(entry.as_dict()), markup=False, highlight=False, soft_wrap=True)
+        else:
+            out.print(entry.render(), markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,6 +532,9 @@ def db_reset(
 
 
 def main() -> None:
+    # Everything wtx writes (and every process it starts) is the operator's only: logs and
+    # mail hold order tokens and ticket codes. See docs/operations.md.
+    os.umask(0o077)
     app()
 
 

@@ -38,6 +38,25 @@ SIMULATED_PAYMENTS_DEMO_PHRASE = "local demo: every ticket says TEST - NOT VALID
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
+# Strings the spec lets into haproxy.cfg, supervisord.conf and env files. Each is checked
+# against what it may contain, never escaped later: a newline, a space, a quote or a '#' in
+# any of them would add or cut a directive in the rendered file.
+_SAFE_USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_SAFE_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}(\?[A-Za-z0-9._~=&/-]{0,200})?$")
+_SAFE_FILE_PATH = re.compile(r"^[A-Za-z0-9._/+-]{1,1024}$")
+_SAFE_GATE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_SAFE_ZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _safe_url_path(v: str) -> str:
+    if not _SAFE_URL_PATH.fullmatch(v):
+        raise ValueError(
+            f"{v!r} is not an absolute URL path of safe characters: '/' then letters, digits and "
+            "'._~/-' (a query of those and '=&'); no spaces, newlines, quotes or '#'"
+        )
+    return v
+
 
 class SpecError(Exception):
     """The spec is wrong. The message names the file, the environment and the field."""
@@ -59,9 +78,7 @@ class HealthCheck(_Strict):
     @field_validator("path")
     @classmethod
     def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError("must start with '/'")
-        return v
+        return _safe_url_path(v)
 
 
 class Jobs(_Strict):
@@ -92,14 +109,14 @@ class Defaults(_Strict):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as America/Los_Angeles)") from None
+        if not _SAFE_ZONE.fullmatch(v):
+            raise ValueError(f"{v!r} is not an IANA zone name (letters, digits, '_+-' and '/')")
         return v
 
     @field_validator("readiness_path")
     @classmethod
     def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError("must start with '/'")
-        return v
+        return _safe_url_path(v)
 
 
 class Access(_Strict):
@@ -122,6 +139,22 @@ class Access(_Strict):
                 raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
         return out
 
+    @field_validator("basic_auth_user")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        # Written into an HAProxy userlist line: `user <name> password <hash>`.
+        if v and not _SAFE_USER.fullmatch(v):
+            raise ValueError(f"{v!r} is not a user name: 1-64 of letters, digits and '._-'")
+        return v
+
+    @field_validator("tls_certificate")
+    @classmethod
+    def _certificate(cls, v: str) -> str:
+        # Written into HAProxy's `bind … ssl crt <path>`.
+        if v and not _SAFE_FILE_PATH.fullmatch(v):
+            raise ValueError(f"{v!r} is not a file path of safe characters (letters, digits, '._/+-'; no spaces)")
+        return v
+
 
 class Database(_Strict):
     engine: Literal["sqlite", "postgresql"]
@@ -135,6 +168,11 @@ class Logging(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["console", "json"] = "json"
     metrics: bool = True
+    # Every log file of the environment (app, access, process output) is rotated by
+    # supervisord at this size, keeping this many old files; HAProxy's log, shared by every
+    # environment, uses the largest of these.
+    max_file_mb: int = Field(default=20, ge=1, le=1024)
+    keep_files: int = Field(default=5, ge=1, le=50)
 
 
 class App(_Strict):
@@ -172,11 +210,27 @@ class Environment(_Strict):
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
 
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        if _CONTROL.search(v) or len(v) > 300:
+            raise ValueError("must be one line of at most 300 characters (no newlines or control characters)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url_characters(cls, v: str) -> str:
+        # urlsplit() silently drops tabs and newlines, so the checks on its parts cannot see
+        # them; the URL lands in HAProxy's redirect line and the app's env file as written.
+        if v and not re.fullmatch(r"[A-Za-z0-9.:/-]+", v):
+            raise ValueError(f"{v!r} may hold only letters, digits and '.:/-' (scheme://host[:port])")
+        return v
+
     @field_validator("hostnames")
     @classmethod
     def _hostnames(cls, v: list[str]) -> list[str]:
         for host in v:
-            if not _HOSTNAME.match(host):
+            if not _HOSTNAME.fullmatch(host):
                 raise ValueError(f"{host!r} is not a lower-case hostname")
         if len(set(v)) != len(v):
             raise ValueError("lists a hostname twice")
@@ -198,6 +252,9 @@ class Environment(_Strict):
     def _gates(cls, v: list[str]) -> list[str]:
         if any(not g.strip() for g in v) or len(set(v)) != len(v):
             raise ValueError("gate names must be non-empty and listed once")
+        for gate in v:
+            if not _SAFE_GATE.fullmatch(gate):
+                raise ValueError(f"{gate!r} is not a gate name (lower-case letters, digits and '-')")
         return v
 
     # -- conveniences for renderers and backends -------------------------------------------
@@ -306,7 +363,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     environments: dict[str, Environment] = {}
     for name, body in envs_raw.items():
         where = f"environment {name!r}"
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise SpecError(f"{path}: {where}: the name must be lower-case letters, digits and '-' (at most 20)")
         if not isinstance(body, dict):
             raise SpecError(f"{path}: {where}: must be a table")

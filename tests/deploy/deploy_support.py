@@ -233,12 +233,18 @@ class Load:
         self._stop.set()
 
 
-def served_by(access_log: Path) -> dict[str, str]:
-    """request id -> "env/slot" of the app server that answered it (from its access log)."""
+def log_text(logs: Path, kind: str) -> str:
+    """Every line of an environment's `kind` logs ("access", "app"): one file per slot.
+    (`logs/access.log` or `logs/app.log`, the single files of old, mean their directory.)"""
+    if logs.name in ("access.log", "app.log"):
+        logs = logs.parent
+    return "".join(p.read_text(errors="replace") for p in sorted(logs.glob(f"{kind}-*.log")))
+
+
+def served_by(logs: Path) -> dict[str, str]:
+    """request id -> "env/slot" of the app server that answered it (from the access logs)."""
     found: dict[str, str] = {}
-    if not access_log.exists():
-        return found
-    for line in access_log.read_text(errors="replace").splitlines():
+    for line in log_text(logs, "access").splitlines():
         parts = dict(p.split("=", 1) for p in line.split() if "=" in p and not p.startswith('"'))
         if parts.get("rid") and parts["rid"] != "-":
             found[parts["rid"]] = f"{parts.get('env')}/{parts.get('slot')}"

@@ -7,11 +7,12 @@ import sqlite3
 import stat
 import subprocess
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from deploy_support import Site, direct, poll
+from deploy_support import Site, direct, log_text, poll
 
 from wtx.backends import DeployError
 from wtx.backends.local.layout import SLOTS
@@ -24,8 +25,8 @@ def _rid() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-def _log_has(path: Path, needle: str) -> bool:
-    return path.exists() and needle in path.read_text(errors="replace")
+def _log_has(logs: Path, kind: str, needle: str) -> bool:
+    return needle in log_text(logs, kind)
 
 
 def test_up_brings_all_four_environments_up_each_healthy_at_its_own_hostname_on_its_own_database(stack):
@@ -54,9 +55,9 @@ def test_up_brings_all_four_environments_up_each_healthy_at_its_own_hostname_on_
         rid = _rid()
         reply = stack.site(env).get("/healthz", headers={"X-Request-Id": rid})
         assert reply.status == 200, (env, reply.status, reply.text[:200])
-        assert poll(lambda env=env, rid=rid: _log_has(stack.logs(env) / "access.log", rid), timeout=5)
+        assert poll(lambda env=env, rid=rid: _log_has(stack.logs(env), "access", rid), timeout=5)
         for other in {"dev", "stg", "prd", "bak"} - {env}:
-            assert not _log_has(stack.logs(other) / "access.log", rid)
+            assert not _log_has(stack.logs(other), "access", rid)
 
     # Each database is its own: dev's SQLite file, stg's and prd's clusters, all migrated.
     dev_db = Path(statuses["dev"].database.removeprefix("sqlite "))
@@ -112,7 +113,7 @@ def test_stg_and_prd_own_different_keys_and_a_stg_staff_token_is_rejected_by_prd
 
 def test_a_request_to_stg_from_outside_its_allowlist_gets_403_from_haproxy_and_never_reaches_the_app(stack):
     site = stack.site("stg")
-    access_log = stack.logs("stg") / "access.log"
+    logs = stack.logs("stg")
 
     outside = _rid()
     reply = site.get("/", headers={"X-Request-Id": outside}, source="127.0.0.2")
@@ -123,9 +124,9 @@ def test_a_request_to_stg_from_outside_its_allowlist_gets_403_from_haproxy_and_n
     ok = site.get("/healthz", headers={"X-Request-Id": inside}, source="127.0.0.1")
     assert ok.status == 200
     # The allowed request is logged by the app; by then the refused one would be too.
-    assert poll(lambda: _log_has(access_log, inside), timeout=5)
-    assert not _log_has(access_log, outside)
-    assert not any(_log_has(p, outside) for p in stack.logs("stg").glob("*.log"))
+    assert poll(lambda: _log_has(logs, "access", inside), timeout=5)
+    assert not _log_has(logs, "access", outside)
+    assert not any(outside in p.read_text(errors="replace") for p in logs.glob("*.log"))
 
 
 def test_stg_without_basic_auth_gets_401(stack):
@@ -157,16 +158,13 @@ def test_an_error_shows_the_debug_page_in_dev_and_a_friendly_page_with_request_i
         assert leak not in prd.text
 
     def logged() -> bool:
-        path = stack.logs("prd") / "app.log"
-        if not path.exists():
-            return False
-        for line in path.read_text(errors="replace").splitlines():
+        for line in log_text(stack.logs("prd"), "app").splitlines():
             if rid in line and '"level": "error"' in line:
                 record = json.loads(line)
                 return record["env"] == "prd" and record["request_id"] == rid and "RuntimeError" in record.get("exc", "")
         return False
 
-    assert poll(logged, timeout=5), "prd's app.log has no error line with the request id"
+    assert poll(logged, timeout=5), "prd's app log has no error line with the request id"
 
 
 def test_each_environments_log_lines_carry_its_name_and_land_in_its_own_directory(stack):
@@ -177,15 +175,15 @@ def test_each_environments_log_lines_carry_its_name_and_land_in_its_own_director
         assert stack.site(env).get(f"/no-such-page-{marks[env]}", headers={"X-Request-Id": marks[env]}).status == 404
     for env, rid in marks.items():
         logs = stack.logs(env)
-        assert poll(lambda logs=logs, rid=rid: _log_has(logs / "access.log", rid), timeout=5)
-        for line in (logs / "access.log").read_text().splitlines():
+        assert poll(lambda logs=logs, rid=rid: _log_has(logs, "access", rid), timeout=5)
+        for line in log_text(logs, "access").splitlines():
             assert line.startswith(f"env={env} "), line
-        app_log = logs / "app.log"
-        assert app_log.exists()
-        records = [json.loads(line) for line in app_log.read_text().splitlines() if line.strip()]
-        assert records and {r["env"] for r in records} == {env}
+        # The app's own lines (JSON in stg and prd, among gunicorn's plain ones).
+        app_lines = log_text(logs, "app").splitlines()
+        records = [json.loads(line) for line in app_lines if line.startswith("{")]
+        assert app_lines and {r["env"] for r in records} <= {env}
         for other in set(marks) - {env}:
-            assert not any(_log_has(p, rid) for p in stack.logs(other).glob("*.log"))
+            assert not any(rid in p.read_text(errors="replace") for p in stack.logs(other).glob("*.log"))
 
 
 def test_wtx_logs_shows_an_environments_own_lines(stack):
@@ -193,6 +191,24 @@ def test_wtx_logs_shows_an_environments_own_lines(stack):
     assert lines
     assert not any("env=prd" in line or '"env": "prd"' in line for line in lines)
     assert any("env=stg" in line or '"env": "stg"' in line for line in lines)
+
+
+def test_wtx_logs_follows_one_request_through_haproxy_and_gunicorn_in_utc_without_health_checks(stack):
+    rid = _rid()
+    assert stack.site("prd").get(f"/no-such-page-{rid}", headers={"X-Request-Id": rid}).status == 404
+
+    def sources() -> set[str]:
+        return {e.source.split("-")[0] for e in stack.backend.log_entries(["prd"], lines=0, request_id=rid)}
+
+    assert poll(lambda: {"haproxy", "access"} <= sources(), timeout=5)
+    entries = list(stack.backend.log_entries(["prd"], lines=0, request_id=rid))
+    assert all(e.level == "WARNING" and e.path == f"/no-such-page-{rid}" for e in entries)
+    times = [e.ts for e in entries]
+    assert max(times) - min(times) < timedelta(seconds=5), f"every file's time is in UTC: {times}"
+    # HAProxy checks each server twice a second, straight to gunicorn: none of it is logged.
+    for env in ("dev", "stg", "prd", "bak"):
+        for line in log_text(stack.logs(env), "access").splitlines():
+            assert not ("rid=-" in line and ("GET /healthz" in line or "GET /readyz" in line)), line
 
 
 def test_db_reset_is_refused_for_real_data_and_dev_can_be_reset_and_seeded(stack):
@@ -217,9 +233,8 @@ def test_haproxy_tells_the_app_the_real_client_address_and_a_client_cannot_forge
                                   headers={"X-Request-Id": rid, "X-Forwarded-For": "203.0.113.9"})
     assert reply.status == 200
     assert reply.headers.get("x-request-id") == rid
-    access_log = stack.logs("dev") / "access.log"
-    assert poll(lambda: _log_has(access_log, rid), timeout=5)
-    line = next(ln for ln in access_log.read_text().splitlines() if rid in ln)
+    assert poll(lambda: _log_has(stack.logs("dev"), "access", rid), timeout=5)
+    line = next(ln for ln in log_text(stack.logs("dev"), "access").splitlines() if rid in ln)
     assert "client=127.0.0.2" in line and "203.0.113.9" not in line
 
 
@@ -263,3 +278,23 @@ def test_any_command_reading_secrets_leaves_postgres_able_to_restart_on_its_data
     stack.backend.cluster(stg).wait_ready(30)
     site = stack.site("stg")
     assert poll(lambda: site.get("/readyz").status == 200, timeout=30, interval=0.5)
+
+
+def test_logs_and_mail_of_a_running_stack_are_the_operators_only(stack):
+    """Log and mail files hold order tokens and ticket codes: written by supervisord and the
+    programs it starts under umask 077, they are 0600 in 0700 directories."""
+    rid = _rid()
+    assert stack.site("prd").get(f"/no-such-page-{rid}", headers={"X-Request-Id": rid}).status == 404
+    assert poll(lambda: _log_has(stack.logs("prd"), "access", rid), timeout=5)
+    files = [stack.var_dir / "haproxy" / "haproxy.log"]
+    for env in ("dev", "stg", "prd", "bak"):
+        logs = stack.logs(env)
+        assert stat.S_IMODE(logs.stat().st_mode) == 0o700, logs
+        files += list(logs.glob("*.log"))
+        mail = stack.var_dir / "envs" / env / "mail"
+        if mail.exists():
+            assert stat.S_IMODE(mail.stat().st_mode) == 0o700, mail
+            files += [p for p in mail.iterdir() if p.is_file()]
+    assert any(p.name.startswith("access-") for p in files)
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if stat.S_IMODE(p.stat().st_mode) & 0o077}
+    assert loose == {}

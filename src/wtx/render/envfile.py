@@ -94,7 +94,9 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "TRUSTED_PROXY_NETWORKS": ",".join(TRUSTED_PROXY_NETWORKS),
         "LOG_FORMAT": env.logging.format,
         "LOG_LEVEL": env.logging.level,
-        "LOG_FILE": str(log_dir(env.name, var_dir) / "app.log"),
+        # No LOG_FILE: the app logs to stderr, which supervisord writes to logs/app-<slot>.log
+        # and rotates (one writer per file; several workers appending to one file cannot
+        # rotate it safely).
         "METRICS_ENABLED": _flag(env.logging.metrics),
         "PAYMENT_PROVIDER": env.app.payments,
         "DATA_IS_REAL": _flag(env.database.data_policy == "real"),

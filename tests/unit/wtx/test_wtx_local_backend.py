@@ -80,13 +80,14 @@ def _tree(path: Path) -> dict[str, tuple[int, bytes]]:
 
 def test_the_rendered_gunicorn_config_is_what_gunicorn_reads(tmp_path):
     conf = write_config(tmp_path / "run" / "gunicorn-green.conf.py", GunicornConfig(
-        env="prd", slot="green", port=9301, workers=2, access_log=tmp_path / "logs" / "access.log"))
+        env="prd", slot="green", port=9301, workers=2))
     cfg = _ConfigOnly(conf).cfg
     assert cfg.wsgi_app == "wondertix.wsgi:application"
     assert cfg.bind == ["127.0.0.1:9301"]
     assert cfg.workers == 2 and cfg.worker_class_str == "gthread" and cfg.threads == 4
     assert cfg.preload_app is True and cfg.proc_name == "wondertix-prd-green"
-    assert cfg.accesslog == str(tmp_path / "logs" / "access.log")
+    assert cfg.accesslog == "-", "to stdout: supervisord writes and rotates the file"
+    assert cfg.logger_class.__name__ == "QuietProbesLogger"
     assert cfg.access_log_format.startswith("env=prd slot=green ")
     assert "rid=%({x-request-id}i)s" in cfg.access_log_format
     assert cfg.child_exit.__name__ == "child_exit"
@@ -96,7 +97,7 @@ def test_the_rendered_gunicorn_config_is_what_gunicorn_reads(tmp_path):
 
 def test_child_exit_drops_only_the_dead_workers_live_gauges(tmp_path, monkeypatch):
     conf = write_config(tmp_path / "gunicorn.conf.py", GunicornConfig(
-        env="prd", slot="blue", port=9300, workers=2, access_log=tmp_path / "access.log"))
+        env="prd", slot="blue", port=9300, workers=2))
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     for name in ("gauge_livemax_111.db", "gauge_livesum_111.db", "counter_111.db",
@@ -137,7 +138,7 @@ def test_gunicorn_with_the_config_forgets_a_killed_worker(tmp_path):
     (tmp_path / "app_mod.py").write_text(APP)
     port = _free_port()
     conf = write_config(tmp_path / "gunicorn.conf.py", GunicornConfig(
-        env="dev", slot="blue", port=port, workers=2, access_log=tmp_path / "access.log"))
+        env="dev", slot="blue", port=port, workers=2))
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), "PYTHONPATH": str(tmp_path)}

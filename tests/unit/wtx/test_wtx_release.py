@@ -8,6 +8,7 @@ import shutil
 import zipfile
 
 import pytest
+import wtx_testing
 from wtx_testing import commit_change, git
 
 from wtx import ledger
@@ -136,3 +137,55 @@ def test_every_build_is_in_the_ledger(built):
     builds = [r for r in ledger.read(built["var"]) if r["event"] == "build"]
     assert builds and builds[0]["release"] == built["release"].id
     assert builds[0]["commit"] == built["release"].commit and builds[0]["dirty"] is False
+
+
+# --------------------------------------------------------------------------------------------
+# Hash-checking installs: the repo lock and every release lock carry sha256 hashes
+
+
+def test_the_repo_lock_pins_every_package_with_its_hashes():
+    lock = releases._lock_entries(wtx_testing.ROOT / "requirements.lock")
+    assert {"django", "gunicorn", "pytest", "setuptools"} <= set(lock)
+    unhashed = sorted(name for name, (_version, hashes) in lock.items() if not hashes)
+    assert unhashed == [], f"pinned without a hash: {unhashed}"
+    assert all(len(h) == 64 for _v, hashes in lock.values() for h in hashes)
+    text = (wtx_testing.ROOT / "requirements.lock").read_text()
+    assert "--index-url" not in text and "--find-links" not in text and "://" not in text
+
+
+def test_a_releases_lock_lists_the_sha256_of_each_wheel_it_ships(built):
+    release = built["release"]
+    lock = releases._lock_entries(release.requirements)
+    wheels = [w for w in release.wheelhouse.glob("*.whl") if w != release.app_wheel]
+    assert wheels and len(lock) == len(wheels)
+    for wheel in wheels:
+        name, version = releases._wheel_name_version(wheel.name)
+        assert lock[name] == (version, frozenset({releases._sha256_file(wheel)})), wheel.name
+
+
+def test_a_dependency_wheel_the_lock_does_not_list_is_refused(tmp_path):
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir()
+    (wheelhouse / "django-5.2.19-py3-none-any.whl").write_bytes(b"not the wheel that was locked")
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("Django==5.2.19 \\\n    --hash=sha256:" + "0" * 64 + "\n")
+    with pytest.raises(ReleaseError, match="django-5.2.19-py3-none-any.whl has sha256 .* not list"):
+        releases._runtime_lock(wheelhouse, lock)
+
+
+def test_installing_a_release_whose_wheel_changed_after_the_build_is_refused(built, tmp_path):
+    from wtx.backends.local.install import InstallError, install
+    from wtx.backends.local.layout import Layout
+
+    release = built["release"]
+    copy = tmp_path / "release"
+    shutil.copytree(release.path, copy)
+    for path in [copy, copy / "wheelhouse"]:
+        path.chmod(0o755)
+    victim = next(w for w in (copy / "wheelhouse").glob("sqlparse-*.whl"))
+    victim.chmod(0o644)
+    with zipfile.ZipFile(victim, "a") as wheel:
+        wheel.writestr("sqlparse/planted.py", "print('not what was locked')\n")
+    tampered = releases.Release(id=release.id, path=copy, manifest=release.manifest)
+    with pytest.raises(InstallError, match="installing the release's locked dependencies failed"):
+        install(Layout(tmp_path / "var"), tampered)

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,18 +26,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from wtx import ledger
+from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, Progress
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.install import InstallError, install
-from wtx.backends.local.layout import SLOTS, Layout
+from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
@@ -73,6 +76,12 @@ class LocalBackend:
         self.spec = spec
         self.root = Path(root)
         self.var_dir = Path(var_dir).resolve()
+        # Its path is written into supervisord.conf, haproxy.cfg and every program's command
+        # line unquoted: a space, quote, '%', ';' or '#' there would cut a directive in two.
+        if not re.fullmatch(r"[A-Za-z0-9._/+-]+", str(self.var_dir)):
+            raise DeployError(
+                f"the var dir {str(self.var_dir)!r} may hold only letters, digits and '._/+-' "
+                "(it is written into supervisord.conf and haproxy.cfg); set WTX_VAR_DIR to such a path")
         self.layout = Layout(self.var_dir)
         self.supervisor = Supervisor(self.layout)
         self.runtime = hap.RuntimeApi(self.layout.haproxy_sock)
@@ -132,12 +141,14 @@ class LocalBackend:
             sockdir=self.layout.pgsock(env.name),
             port=env.database.port,
             log_dir=self.layout.logs_dir(env.name),
+            var_dir=self.var_dir,
         )
 
     def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
         url = default_database_url(env, self.spec, secrets, self.var_dir)
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(url.removeprefix("sqlite:///")).parent,
+                        base=self.layout.env_dir(env.secrets_owner))
         return url
 
     def database_label(self, env: Environment) -> str:
@@ -197,10 +208,11 @@ class LocalBackend:
             env, self.spec, secrets, var_dir=self.var_dir,
             database_url=self.database_url(env, secrets), release_dir=rel.path, slot=slot,
         )
-        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        own = self.layout.env_dir(env.name)
+        private_dir(self.layout.logs_dir(env.name), base=own)
         for key in ("PROMETHEUS_MULTIPROC_DIR", "EMAIL_FILE_PATH"):
             if values.get(key):
-                Path(values[key]).mkdir(parents=True, exist_ok=True)
+                private_dir(Path(values[key]), base=own)
         values.setdefault("PATH", SYSTEM_PATH)
         values.setdefault("LANG", "C.UTF-8")
         values.setdefault("HOME", str(self.layout.env_dir(env.name)))
@@ -211,12 +223,12 @@ class LocalBackend:
         exec gunicorn with the slot's rendered config (release-independent: see gunicorn.py)."""
         venv = self.layout.release_venv(rel.id)
         values = self.app_values(env, rel, slot)
+        private_dir(self.layout.slot_env_file(env.name, slot).parent, base=self.layout.env_dir(env.name))
         envfile = write_envfile(self.layout.slot_env_file(env.name, slot), values)
-        logs = self.layout.logs_dir(env.name)
-        logs.mkdir(parents=True, exist_ok=True)
+        d = self.spec.defaults
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
-            access_log=logs / "access.log",
+            quiet_paths=(d.health_check.path, d.readiness_path),
         ))
         gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
@@ -251,6 +263,7 @@ class LocalBackend:
                 name=self.db_program(env.name), command=cl.command(), directory=cl.pgdata,
                 stdout_log=logs / "postgres.log", user="postgres", stopsignal="INT",
                 stopwaitsecs=60, startsecs=2, stopasgroup=False,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
         slots = self.slots(env.name)
         for slot in SLOTS:
@@ -261,7 +274,10 @@ class LocalBackend:
             programs.append(Program(
                 name=self.program(env.name, slot), command=self.slot_command(env, slot, rel),
                 directory=self.layout.env_dir(env.name),
-                stdout_log=logs / f"gunicorn-{slot}.log",
+                # gunicorn writes its access log to stdout, the app's and its own log lines to
+                # stderr: supervisord is each file's one writer, and rotates it.
+                stdout_log=logs / f"access-{slot}.log", stderr_log=logs / f"app-{slot}.log",
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
                 autostart=bool(slots.running.get(slot)), startsecs=1, startretries=5,
                 stopwaitsecs=30,
             ))
@@ -276,7 +292,7 @@ class LocalBackend:
         return programs
 
     def apply_programs(self, env: Environment, only: set[str] | None = None) -> None:
-        self.layout.logs_dir(env.name).mkdir(parents=True, exist_ok=True)
+        private_dir(self.layout.logs_dir(env.name), base=self.layout.env_dir(env.name))
         self.supervisor.write_programs(env.name, self.env_programs(env))
         self.supervisor.update(only=only)
 
@@ -340,7 +356,7 @@ class LocalBackend:
             fall=d.health_check.fall, rise=d.health_check.rise, certificates=certs,
         )
         cfg = self.layout.haproxy_cfg
-        cfg.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.parent, base=self.var_dir)
         if cfg.exists() and cfg.read_text() == text:
             return False
         tmp = cfg.with_suffix(".tmp")
@@ -350,16 +366,24 @@ class LocalBackend:
         tmp.replace(cfg)
         return True
 
-    def ensure_haproxy(self) -> None:
-        """Render haproxy.cfg; start HAProxy, or reload it (hitless) when the config changed."""
-        changed = self.render_haproxy()
-        program = Program(
+    def haproxy_program(self) -> Program:
+        """HAProxy under supervisord; its log (every environment's requests) is rotated at the
+        largest size any environment's logging asks for."""
+        envs = self.spec.environments.values()
+        return Program(
             name=HAPROXY_PROGRAM,
             command=f"{self.haproxy_binary()} -W -db -f {self.layout.haproxy_cfg}",
             directory=self.layout.haproxy_dir, stdout_log=self.layout.haproxy_log,
             stopsignal="USR1", stopwaitsecs=15, startsecs=1,
+            environment={"TZ": "UTC"},  # its log's times (%tr) in UTC, like every other log
+            log_max_mb=max(e.logging.max_file_mb for e in envs),
+            log_keep=max(e.logging.keep_files for e in envs),
         )
-        self.supervisor.write_programs("_frontdoor", [program])
+
+    def ensure_haproxy(self) -> None:
+        """Render haproxy.cfg; start HAProxy, or reload it (hitless) when the config changed."""
+        changed = self.render_haproxy()
+        self.supervisor.write_programs("_frontdoor", [self.haproxy_program()])
         self.supervisor.update(only={HAPROXY_PROGRAM})
         state = self.supervisor.state(HAPROXY_PROGRAM)
         if state != "RUNNING":
@@ -394,7 +418,7 @@ class LocalBackend:
         values = self.app_values(env, rel)
         cmd = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), *args]
         return subprocess.run(cmd, env=values, capture_output=True, text=True, timeout=timeout,
-                              cwd=self.layout.env_dir(env.name))
+                              cwd=self.layout.env_dir(env.name), umask=UMASK)
 
     def migrate(self, env: Environment, rel: releases.Release) -> None:
         """The release phase: the release's migrations against the environment's database."""
@@ -475,7 +499,7 @@ class LocalBackend:
                 return
             state = self.supervisor.state(name)
             if state in ("FATAL", "EXITED", "STOPPED", "ABSENT"):
-                raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/gunicorn-{slot}.log)")
+                raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/app-{slot}.log)")
             time.sleep(0.1)
         what = f"answered {last}" if last else "never answered"
         raise DeployError(f"{env.name}: {name} not ready within {timeout:.0f}s ({path} {what})")
@@ -685,14 +709,27 @@ class LocalBackend:
         with self.locked():
             return rollback(self, env, progress=progress)
 
-    def logs(self, env: str, lines: int = 100, follow: bool = False) -> Iterator[str]:
-        """The environment's log lines (app, access, process output), newest last."""
-        logs_dir = self.layout.logs_dir(self.env(env).name)
-        files = sorted(logs_dir.glob("*.log")) if logs_dir.exists() else []
-        if not files:
-            return iter(())
-        cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), *map(str, files)]
-        return _lines_of(cmd)
+    def log_entries(self, envs: list[str] | None = None, lines: int = 100, follow: bool = False, *,
+                    level: str | None = None, request_id: str | None = None, path: str | None = None,
+                    since: datetime | None = None) -> Iterator[logview.Entry]:
+        """Every log file of `envs` (default: all) and HAProxy's, as one time-ordered view in
+        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written."""
+        names = [self.env(n).name for n in envs] if envs else list(self.spec.environments)
+        filters = logview.Filters(envs=frozenset(names), min_level=level, request_id=request_id,
+                                  path=path, since=since, all_envs=not envs)
+        zone = ZoneInfo(self.spec.defaults.theater_time_zone)
+        # --since may reach back past the last rotation: then the rotated copies are read too.
+        yield from logview.view(logview.sources(self.var_dir, names, rotated=since is not None),
+                                filters, zone, lines)
+        if follow:
+            found = logview.sources(self.var_dir, names)
+            rescan = iter(lambda: logview.sources(self.var_dir, names), None)
+            yield from logview.follow(found, filters, zone, rescan=rescan)
+
+    def logs(self, env: str | None = None, lines: int = 100, follow: bool = False) -> Iterator[str]:
+        """The environment's log lines (app, access, PostgreSQL, HAProxy), merged, newest last."""
+        for entry in self.log_entries([env] if env else None, lines, follow):
+            yield entry.render()
 
     def db_seed(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
@@ -790,17 +827,6 @@ def run_parallel(jobs: Mapping[str, Callable[[], Any]]) -> None:
             if isinstance(exc, DeployError | SupervisorError):
                 raise DeployError(str(exc)) from None
             raise exc
-
-
-def _lines_of(cmd: list[str]) -> Iterator[str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            yield line.rstrip("\n")
-    finally:
-        proc.terminate()
-        proc.wait(5)
 
 
 def _last_line(res: subprocess.CompletedProcess[str]) -> str:

@@ -29,10 +29,37 @@ preload_app = True
 graceful_timeout = {graceful_timeout}
 timeout = {timeout}
 proc_name = {proc_name!r}
-accesslog = {accesslog!r}
+# Access lines to stdout, gunicorn's and the app's own log lines to stderr: supervisord
+# writes each to its file under logs/ and rotates it (sizes from the spec's logging).
+accesslog = "-"
 access_log_format = {access_log_format!r}
 errorlog = "-"
 control_socket_disable = True
+
+# HAProxy's health and readiness checks reach the app server directly, without the
+# X-Request-Id the front door gives every client request: two lines a second per server that
+# would bury the requests. A client's request to the same path (it has an id) is logged.
+QUIET_PATHS = frozenset({quiet_paths!r})
+
+
+from gunicorn.glogging import Logger as _Logger  # noqa: E402
+
+
+class QuietProbesLogger(_Logger):
+    def now(self):
+        """The access line's time: UTC, to the millisecond (`wtx logs` merges by it)."""
+        import datetime
+
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        return stamp.replace("+00:00", "Z")
+
+    def access(self, resp, req, environ, request_time):
+        if environ.get("PATH_INFO") in QUIET_PATHS and not environ.get("HTTP_X_REQUEST_ID"):
+            return
+        super().access(resp, req, environ, request_time)
+
+
+logger_class = QuietProbesLogger
 
 
 def child_exit(server, worker):
@@ -55,14 +82,14 @@ class GunicornConfig:
     slot: str
     port: int
     workers: int
-    access_log: Path
+    quiet_paths: tuple[str, ...] = ("/healthz", "/readyz")
     threads: int = 4
     graceful_timeout: int = 20
     timeout: int = 30
 
     def access_log_format(self) -> str:
         return (
-            f'env={self.env} slot={self.slot} %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
+            f'env={self.env} slot={self.slot} ts=%(t)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms '
             'rid=%({x-request-id}i)s client=%({x-forwarded-for}i)s'
         )
 
@@ -71,7 +98,8 @@ class GunicornConfig:
             env=self.env, slot=self.slot, app=APP, bind=f"127.0.0.1:{self.port}",
             workers=self.workers, threads=self.threads, graceful_timeout=self.graceful_timeout,
             timeout=self.timeout, proc_name=f"wondertix-{self.env}-{self.slot}",
-            accesslog=str(self.access_log), access_log_format=self.access_log_format(),
+            quiet_paths=tuple(sorted({p.split("?", 1)[0] for p in self.quiet_paths})),
+            access_log_format=self.access_log_format(),
         )
 
 
@@ -84,6 +112,6 @@ def write_config(path: Path, config: GunicornConfig) -> Path:
         return path
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
-    tmp.chmod(0o644)
+    tmp.chmod(0o600)
     tmp.replace(path)
     return path

@@ -3,7 +3,9 @@
 The release directory, var/releases/<id>/, stays read-only and byte-identical to its
 manifest forever: installing only reads from it (its wheelhouse and app wheel).
 
-Dependencies come only from the release's own wheelhouse (no network). They are installed
+Dependencies come only from the release's own wheelhouse (no network), in pip's
+hash-checking mode: each wheel must match the sha256 its release's requirements.lock lists
+(and the app wheel the one its manifest lists). They are installed
 once per distinct requirements.lock into a shared, content-addressed layer under var/deps/
 (its directory is named by the lock's hash, so it never changes once built); each release's
 venv links that layer with a .pth file and installs its own app wheel on top. Releases that
@@ -78,7 +80,7 @@ def _deps_layer(layout: Layout, release: Release) -> Path:
         _run(
             [
                 str(layer / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
-                "--find-links", str(release.wheelhouse), "-r", str(release.requirements),
+                "--require-hashes", "--find-links", str(release.wheelhouse), "-r", str(release.requirements),
             ],
             "installing the release's locked dependencies",
         )
@@ -103,10 +105,17 @@ def install(layout: Layout, release: Release) -> Path:
         _run([_base_python(), "-m", "venv", "--without-pip", str(venv)], "creating the release venv")
         site = _site_packages(venv)
         (site / "_wtx_deps.pth").write_text(str(_site_packages(deps)) + "\n")
+        # The app wheel is checked against the sha256 its release's manifest recorded.
+        wheel_rel = str(release.manifest["app"]["wheel"])
+        wanted = venv / "app-requirement.txt"
+        wanted.write_text(
+            f"{release.manifest['app']['name']} @ {release.app_wheel.resolve().as_uri()}"
+            f" --hash=sha256:{release.manifest['files'][wheel_rel]}\n"
+        )
         _run(
             [
                 str(deps / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python"),
-                "install", "-q", "--no-index", "--no-deps", str(release.app_wheel),
+                "install", "-q", "--no-index", "--no-deps", "--require-hashes", "-r", str(wanted),
             ],
             "installing the app wheel",
         )

@@ -9,6 +9,28 @@ from wtx.render import envfile
 
 SLOTS = ("blue", "green")
 
+# Everything under var/ is the operator's only (logs and mail hold order tokens and ticket
+# codes): directories 0700, files 0600 (wtx and every process it starts run with umask 077).
+# The exceptions are the directories the `postgres` user must pass through to reach its
+# cluster: var/, var/envs/ and var/envs/<env>/ are 0711 (traversable, not listable).
+UMASK = 0o077
+PRIVATE_DIR_MODE = 0o700
+TRAVERSABLE_DIR_MODE = 0o711
+
+
+def private_dir(path: Path, *, base: Path) -> Path:
+    """`path` created if missing, it and every directory between `base` and it 0700.
+
+    `base` must be an ancestor (a directory wtx already made with its own mode); nothing at
+    or above it is touched."""
+    path = Path(path)
+    chain = [path, *[p for p in path.parents if base in p.parents]]
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in chain:
+        if (directory.stat().st_mode & 0o7777) != PRIVATE_DIR_MODE:
+            directory.chmod(PRIVATE_DIR_MODE)
+    return path
+
 
 @dataclass(frozen=True)
 class Layout:

@@ -8,11 +8,15 @@ own unix socket (peer auth), which is how wtx administers it.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
+import stat
 import subprocess
 import time
 from pathlib import Path
+
+from wtx.backends.local.layout import TRAVERSABLE_DIR_MODE
 
 PG_BIN = Path(os.environ.get("WTX_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_USER = "postgres"
@@ -35,19 +39,46 @@ def _chown_to_postgres(path: Path) -> None:
     os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def _ensure_traversable(path: Path) -> None:
-    """The postgres user must reach its data dir: give every ancestor we own o+x if missing."""
-    for parent in reversed(path.parents):
-        try:
-            st = parent.stat()
-        except OSError:
-            continue
-        if st.st_uid == os.geteuid() and not st.st_mode & 0o001:
-            parent.chmod(st.st_mode | 0o001)
+def _can_search(st: os.stat_result, user: pwd.struct_passwd, groups: set[int]) -> bool:
+    if user.pw_uid == 0:
+        return True
+    if st.st_uid == user.pw_uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid in groups:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def ensure_reachable(pgdata: Path, var_dir: Path) -> None:
+    """The postgres user must pass through every directory above its data directory.
+
+    Inside var/ that is wtx's to arrange: var/, var/envs/ and the environment's directory are
+    0711 (traversable, not listable). Above var/ wtx changes nothing — the operator's home is
+    not ours to open — and fails naming the directory that stops postgres instead."""
+    var_dir = Path(var_dir)
+    if var_dir not in pgdata.parents:
+        raise PostgresError(f"{pgdata} is not under {var_dir}")
+    var_dir.mkdir(parents=True, exist_ok=True)
+    user = pwd.getpwnam(PG_USER)
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if PG_USER in g.gr_mem)}
+    for directory in reversed(var_dir.parents):
+        st = directory.stat()
+        if not _can_search(st, user, groups):
+            raise PostgresError(
+                f"the {PG_USER} user cannot reach {pgdata}: {directory} (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}) is not traversable by it. wtx changes nothing "
+                f"outside {var_dir}: allow passing through (chmod o+x {directory}) or "
+                "keep var/ on a traversable path (WTX_VAR_DIR)"
+            )
+    for directory in [var_dir, *reversed([p for p in pgdata.parents if var_dir in p.parents])]:
+        directory.mkdir(exist_ok=True)
+        if (directory.stat().st_mode & 0o7777) != TRAVERSABLE_DIR_MODE:
+            directory.chmod(TRAVERSABLE_DIR_MODE)
 
 
 class Cluster:
-    def __init__(self, *, pgdata: Path, sockdir: Path, port: int, log_dir: Path) -> None:
+    def __init__(self, *, pgdata: Path, sockdir: Path, port: int, log_dir: Path, var_dir: Path) -> None:
+        self.var_dir = var_dir
         self.pgdata = pgdata
         self.sockdir = sockdir
         self.port = port
@@ -63,10 +94,8 @@ class Cluster:
 
     def init(self, database: str, role: str) -> None:
         """initdb (once) and write the cluster's own config and pg_hba."""
-        for d in (self.pgdata.parent, self.sockdir):
-            d.mkdir(parents=True, exist_ok=True)
-        _ensure_traversable(self.pgdata)
-        self.sockdir.mkdir(parents=True, exist_ok=True)
+        ensure_reachable(self.pgdata, self.var_dir)
+        self.sockdir.mkdir(exist_ok=True)
         _chown_to_postgres(self.sockdir)
         self.sockdir.chmod(0o700)
         if not self.initialized:
@@ -91,6 +120,8 @@ class Cluster:
                 "logging_collector = off",
                 "log_min_messages = warning",
                 "log_connections = off",
+                "log_timezone = 'UTC'",  # `wtx logs` shows every file's times in UTC
+                "log_line_prefix = '%m [%p] '",
                 "",
             ]
         )

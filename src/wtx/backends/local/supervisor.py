@@ -20,7 +20,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from wtx.backends.local.layout import Layout
+from wtx.backends.local.layout import UMASK, Layout, private_dir
 
 MAIN_CONF = """\
 ; Rendered by wtx from deploy/environments.toml; edits are overwritten.
@@ -28,6 +28,7 @@ MAIN_CONF = """\
 logfile={log}
 logfile_maxbytes=10MB
 logfile_backups=3
+umask=077
 pidfile={pid}
 childlogdir={childlogdir}
 directory={var_dir}
@@ -65,6 +66,10 @@ class Program:
     stopwaitsecs: int = 30
     stopasgroup: bool = True
     environment: dict[str, str] = field(default_factory=dict)
+    # stderr to its own file (else into stdout's); both rotated at max_mb, keep old files.
+    stderr_log: Path | None = None
+    log_max_mb: int = 20
+    log_keep: int = 5
 
     def render(self) -> str:
         # Supervisor expands %(...)s in values, so a literal % is doubled.
@@ -77,17 +82,24 @@ class Program:
             f"directory={self.directory}",
             f"autostart={'true' if self.autostart else 'false'}",
             "autorestart=true",
+            "umask=077",
             f"startsecs={self.startsecs}",
             f"startretries={self.startretries}",
             f"stopsignal={self.stopsignal}",
             f"stopwaitsecs={self.stopwaitsecs}",
             f"stopasgroup={'true' if self.stopasgroup else 'false'}",
             f"killasgroup={'true' if self.stopasgroup else 'false'}",
-            "redirect_stderr=true",
+            f"redirect_stderr={'false' if self.stderr_log else 'true'}",
             f"stdout_logfile={self.stdout_log}",
-            "stdout_logfile_maxbytes=20MB",
-            "stdout_logfile_backups=2",
+            f"stdout_logfile_maxbytes={self.log_max_mb}MB",
+            f"stdout_logfile_backups={self.log_keep}",
         ]
+        if self.stderr_log:
+            lines += [
+                f"stderr_logfile={self.stderr_log}",
+                f"stderr_logfile_maxbytes={self.log_max_mb}MB",
+                f"stderr_logfile_backups={self.log_keep}",
+            ]
         if self.user:
             lines.append(f"user={self.user}")
         if self.environment:
@@ -112,8 +124,8 @@ class Supervisor:
     # -- lifecycle ---------------------------------------------------------------------------
     def write_main_conf(self) -> None:
         lay = self.layout
-        lay.supervisor_include_dir.mkdir(parents=True, exist_ok=True)
-        (lay.supervisor_dir / "child").mkdir(exist_ok=True)
+        private_dir(lay.supervisor_include_dir, base=lay.var_dir)
+        private_dir(lay.supervisor_dir / "child", base=lay.var_dir)
         text = MAIN_CONF.format(
             log=lay.supervisor_dir / "supervisord.log",
             pid=lay.supervisor_pid,
@@ -165,6 +177,7 @@ class Supervisor:
             cwd=self.layout.var_dir,
             stdin=subprocess.DEVNULL,
             env=clean,
+            umask=UMASK,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
