@@ -288,6 +288,7 @@ class LocalBackend:
                 directory=self.layout.env_dir(env.name), stdout_log=logs / "jobs.log",
                 autostart=bool(slots.running.get(slots.active or "")), startsecs=1, startretries=5,
                 stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
         return programs
 
