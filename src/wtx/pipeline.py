@@ -200,7 +200,7 @@ class Promotion:
 
 
 def promote(spec: Spec, backend: Backend, source: str, target: str, release_id: str | None = None, *,
-            progress: Progress | None = None) -> Promotion:
+            progress: Progress | None = None, ready_timeout: float | None = None) -> Promotion:
     """`wtx promote FROM TO [RELEASE]`: the release FROM runs (or RELEASE), unchanged, into TO."""
     started = time.monotonic()
     var_dir = backend.var_dir
@@ -232,7 +232,8 @@ def promote(spec: Spec, backend: Backend, source: str, target: str, release_id: 
             raise PipelineError(f"{target} did not start on release {rid}")
         action = "up"
     else:
-        result = backend.deploy(target, rid, progress=progress)
+        options = {} if ready_timeout is None else {"ready_timeout": ready_timeout}
+        result = backend.deploy(target, rid, progress=progress, **options)
         action = getattr(result, "action", "deploy") if result is not None else "deploy"
     return Promotion(source=source, target=target, release=rid, action=action,
                      seconds=round(time.monotonic() - started, 2))

@@ -188,6 +188,17 @@ class SecurityGate(_Gate):
     check: Literal["security"]
     pages: list[str] = Field(["/", "/staff/login/"], min_length=1)
     max_deploy_warnings: int = Field(0, ge=0)
+    # check --deploy findings this environment accepts, by id, each a decision written down
+    # in the spec (e.g. the TLS warnings of an environment served over plain HTTP).
+    allow: list[str] = []
+
+    @field_validator("allow")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[a-z_]+\.[CEWI]\d{3}", item):
+                raise ValueError(f"{item!r} is not a system check id such as 'security.W004'")
+        return v
 
 
 class SmokeGate(_Gate):
