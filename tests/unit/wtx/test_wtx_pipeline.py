@@ -62,7 +62,7 @@ class FakeBackend:
             self.calls.append(("up", name, rid))
         return []
 
-    def deploy(self, env: str, release_id: str | None = None, progress: Any = None) -> DeployResult:
+    def deploy(self, env: str, release_id: str | None = None, progress: Any = None, **options: Any) -> DeployResult:
         assert release_id is not None
         refusal = pipeline.deploy_refusal(self.spec, self.var_dir, env, release_id)
         if refusal:
