@@ -185,6 +185,9 @@ def _fmt(value: Any) -> str:
         parts = [str(value.get(k)) for k in ("release", "ts", "event") if value.get(k)]
         return " ".join(parts) if parts else json.dumps(value, default=str)
     if isinstance(value, list | tuple):
+        if value and all(isinstance(v, dict) and "check" in v for v in value):  # the spec's gates
+            return "; ".join(f"{v['check']} (" + ", ".join(f"{k}={_fmt(x)}" for k, x in v.items() if k != "check") + ")"
+                             for v in value)
         return ", ".join(map(str, value))
     return str(value)
 
@@ -440,9 +443,6 @@ def gate(
     if as_json:
         _print_json({"env": env, "release": rel.id, "run": run.run, "passed": run.passed,
                      "results": [dataclasses.asdict(r) for r in run.results], "not_run": run.not_run})
-    for result in run.results:
-        if not as_json:
-            out.print(_gate_line(env, result))
     if run.not_run and not as_json:
         out.print(f"  not run (after the first failure): {', '.join(run.not_run)}")
     failed = run.failed
