@@ -277,3 +277,31 @@ def test_a_declared_check_that_is_not_built_fails_and_never_passes(spec, var_dir
             result = gates.run_check(work, spec.env("stg").gate(check))
             assert not result.passed and result.summary.startswith("not implemented")
             assert (var_dir / result.log).is_file()
+
+
+def test_the_firewall_check_comes_from_a_loopback_address_the_environment_does_not_allow():
+    assert gates._outside_source(["127.0.0.1/32"]) == "127.0.0.2"
+    assert gates._outside_source(["127.0.0.0/8"]) is None  # cannot be verified here: the gate fails
+    with pytest.raises(gates.CheckError, match="not a loopback address"):
+        gates.fetch(gates.FrontDoor(host="stg.example", port=80, address="192.0.2.1"), "/healthz")
+
+
+def test_lint_and_unit_refuse_a_release_whose_wheel_is_not_its_commit(tmp_path):
+    import zipfile
+
+    from wtx.release import Release
+
+    src = tmp_path / "src" / "wondertix"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text("VERSION = 1\n")
+    wheel = tmp_path / "wondertix-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("wondertix/__init__.py", "VERSION = 2\n")
+        zf.writestr("wondertix-0.1.0.dist-info/METADATA", "Name: wondertix\n")
+    rel = Release(id=R1, path=tmp_path, manifest={"app": {"wheel": wheel.name}, "commit": "c" * 40})
+    assert gates._wheel_matches_source(rel, tmp_path / "src") == ("wondertix/__init__.py differs", 0)
+    (src / "__init__.py").write_text("VERSION = 2\n")
+    assert gates._wheel_matches_source(rel, tmp_path / "src") == ("", 1)
+    dirty = Release(id=R1, path=tmp_path, manifest={**rel.manifest, "dirty": True})
+    with pytest.raises(gates.CheckError, match="built from uncommitted changes"):
+        gates._checkout_at_commit(ROOT, dirty, tmp_path / "checkout")
