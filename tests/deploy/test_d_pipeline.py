@@ -8,6 +8,7 @@ implemented", so with them nothing would reach prd): the gates themselves run un
 
 from __future__ import annotations
 
+import json
 import time
 import tomllib
 from typing import Any
@@ -88,8 +89,10 @@ def test_pipeline_carries_one_release_through_dev_and_stg_waits_for_approval_the
     promoted = [r for r in ledger.read(stack.var_dir, "prd") if r["event"] == pipeline.PROMOTE][-1]
     assert promoted["release"] == rid and promoted["approved_by"] == "the deploy tests"
     assert ledger.verify(stack.var_dir).ok
-    history = stack.wtx("history", "prd")
-    assert history.returncode == 0 and rid in history.stdout and "approved by the deploy tests" in history.stdout
+    history = stack.wtx("history", "prd", "--json")
+    assert history.returncode == 0, history.stderr
+    events = [(r["event"], r.get("release")) for r in json.loads(history.stdout)]
+    assert events.index(("approve", rid)) < events.index(("promote", rid)) < events.index(("deploy", rid))
 
 
 def test_a_release_with_a_regression_is_stopped_by_the_unit_gate_in_dev_and_never_reaches_stg(stack):
@@ -101,7 +104,10 @@ def test_a_release_with_a_regression_is_stopped_by_the_unit_gate_in_dev_and_neve
 
     assert outcome.code == pipeline.GATE_FAILED and outcome.stopped_at == "dev", outcome
     assert outcome.reason.startswith("gate unit failed in dev: ")
-    assert "1 failed" in outcome.reason and "test_a_typo_in_a_field_is_an_error_naming_env_and_field" in outcome.reason
+    assert "first: tests/unit/wtx/test_wtx_spec.py::test_" in outcome.reason
+    unit = _gates(stack, "dev", rid)["unit"]
+    assert unit["passed"] is False and unit["figures"]["failed"] >= 1
+    assert "integration-minimal" not in _gates(stack, "dev", rid)  # stopped at the first failure
     assert {s.env: s.release for s in stack.backend.status()}["stg"] == stg_before
     refused = stack.wtx("promote", "dev", "stg", rid)
     assert refused.returncode == 1 and f"gate unit of dev failed for release {rid}" in refused.stderr
