@@ -305,3 +305,23 @@ def test_lint_and_unit_refuse_a_release_whose_wheel_is_not_its_commit(tmp_path):
     dirty = Release(id=R1, path=tmp_path, manifest={**rel.manifest, "dirty": True})
     with pytest.raises(gates.CheckError, match="built from uncommitted changes"):
         gates._checkout_at_commit(ROOT, dirty, tmp_path / "checkout")
+
+
+def test_wtx_gate_prints_one_line_per_gate_and_exits_1_naming_the_failed_gate(cli_run, fake, outcomes, var_dir):
+    fake.running["dev"] = R1
+    outcomes[("dev", "unit")] = False
+    result = cli_run("gate", "dev", R1)
+    assert result.exit_code == 1
+    assert "✓ passed dev lint" in result.stderr and "✗ FAILED dev unit" in result.stderr
+    assert "not run (after the first failure): integration-minimal" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == f"wtx: error: gate unit failed in dev for {R1}: unit found 2 problems"
+    outcomes[("dev", "unit")] = True
+    passed = cli_run("gate", "dev", R1, "--json")
+    assert passed.exit_code == 0 and json.loads(passed.stdout)["passed"] is True
+
+
+def test_wtx_up_says_which_environments_it_left_stopped(cli_run, monkeypatch, fake):
+    monkeypatch.setattr(fake, "up", lambda envs, progress=None: ["stg: no release was promoted to stg yet (`wtx pipeline run`)"])
+    result = cli_run("up")
+    assert result.exit_code == 0
+    assert "not started: stg: no release was promoted to stg yet" in result.stdout
