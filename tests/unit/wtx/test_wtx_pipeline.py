@@ -325,3 +325,76 @@ def test_wtx_up_says_which_environments_it_left_stopped(cli_run, monkeypatch, fa
     result = cli_run("up")
     assert result.exit_code == 0
     assert "not started: stg: no release was promoted to stg yet" in result.stdout
+
+
+TLS_WARNINGS = "".join(f"?: (security.{w}) a TLS setting.\n" for w in ("W004", "W008", "W012", "W016"))
+
+
+@pytest.fixture
+def stg_site():
+    """A stand-in for stg behind its front door: 403 to any source but 127.0.0.1, 401 without
+    credentials, else a page with the headers and cookie the app sends."""
+    import http.server
+    import threading
+
+    behaviour = {"firewall": True}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            if behaviour["firewall"] and self.client_address[0] != "127.0.0.1":
+                self.send_response(403)
+            elif "Authorization" not in self.headers:
+                self.send_response(401)
+            else:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Security-Policy", "default-src 'self'")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                self.send_header("Set-Cookie", "csrftoken=abc; Path=/; SameSite=Lax")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], behaviour
+    server.shutdown()
+    server.server_close()
+
+
+def _security(spec, var_dir, port, deploy_output):
+    import subprocess
+
+    from wtx import release as releases
+    from wtx.backends import FrontDoor
+
+    fake_release(var_dir, R1)
+    backend = FakeBackend(spec, var_dir)
+    backend.running["stg"] = R1
+    backend.manage = lambda env, rel, *args, timeout=600: subprocess.CompletedProcess(
+        args, 0, f"System check identified some issues:\n\nWARNINGS:\n{deploy_output}\n", "")
+    backend.front_door = lambda env: FrontDoor(host="stg.wondertix.localhost", port=port,
+                                               basic_auth=("rehearsal", "not-a-real-password"))
+    with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
+        return gates.run_check(work, spec.env("stg").gate("security"))
+
+
+def test_the_security_gate_passes_stg_as_declared_and_names_debug_left_on(spec, var_dir, stg_site):
+    port, behaviour = stg_site
+    ok = _security(spec, var_dir, port, TLS_WARNINGS)
+    assert ok.passed, ok.summary
+    assert ok.figures | {"deploy_check_allowed": 4} == ok.figures
+    assert (ok.figures["firewall_status_from_outside"], ok.figures["status_without_credentials"]) == (403, 401)
+    debug = _security(spec, var_dir / "d", port, TLS_WARNINGS + "?: (security.W018) You should not have DEBUG set to True in deployment.\n")
+    assert not debug.passed
+    assert debug.summary.startswith("check --deploy: 1 issue(s) not allowed by the spec (at most 0): security.W018")
+
+
+def test_the_security_gate_fails_when_a_source_outside_the_allowed_networks_gets_in(spec, var_dir, stg_site):
+    port, behaviour = stg_site
+    behaviour["firewall"] = False
+    result = _security(spec, var_dir, port, TLS_WARNINGS)
+    assert not result.passed
+    assert result.summary.startswith("firewall: a request from 127.0.0.2 (not allowed) answered 200, not 403")
