@@ -163,10 +163,14 @@ def promoted_release(var_dir: Path, env: str) -> str | None:
     return None
 
 
-def deploy_refusal(spec: Spec, var_dir: Path, env_name: str, release_id: str) -> str | None:
+def deploy_refusal(spec: Spec, var_dir: Path, env_name: str, release_id: str, *,
+                   recheck: bool = True) -> str | None:
     """Why `env_name` must not run `release_id` (None: it may). Environments without
-    `promote_from` (dev) take any build; the others only a release promoted into them whose
-    promotion still holds (its source's gates passed, its approval recorded)."""
+    `promote_from` (dev) take any build; the others only a release promoted into them and,
+    with `recheck` (every deploy), whose promotion still holds: its source's newest gate run
+    passed, its approval is recorded, the ledger is intact. `wtx up` restarting what an
+    environment already ran asks only that it was promoted: a later flaky gate run in stg
+    must not keep prd down after a reboot."""
     env = spec.env(env_name)
     if not env.promoted_only:
         return None
@@ -174,6 +178,8 @@ def deploy_refusal(spec: Spec, var_dir: Path, env_name: str, release_id: str) ->
     if not was_promoted(var_dir, env_name, release_id):
         return (f"{env_name} accepts releases only through promotion: release {release_id} was never promoted "
                 f"to {env_name} (`wtx promote {env.promote_from} {env_name} {release_id}`)")
+    if not recheck:
+        return None
     refusal = promotion_refusal(spec, var_dir, env.promote_from, env_name, release_id)
     return f"{env_name}: the promotion of {release_id} no longer holds: {refusal}" if refusal else None
 

@@ -398,3 +398,12 @@ def test_the_security_gate_fails_when_a_source_outside_the_allowed_networks_gets
     result = _security(spec, var_dir, port, TLS_WARNINGS)
     assert not result.passed
     assert result.summary.startswith("firewall: a request from 127.0.0.2 (not allowed) answered 200, not 403")
+
+
+def test_a_restart_needs_only_the_promotion_and_a_new_deploy_needs_it_to_still_hold(fake, short_spec, var_dir):
+    record_all(var_dir, short_spec, "dev", R1)
+    pipeline.promote(short_spec, fake, "dev", "stg", R1)
+    record_all(var_dir, short_spec, "dev", R1, failing="unit")  # a later, flaky run in dev
+    assert pipeline.deploy_refusal(short_spec, var_dir, "stg", R1, recheck=False) is None  # `wtx up` after a reboot
+    assert "gate unit of dev failed" in pipeline.deploy_refusal(short_spec, var_dir, "stg", R1)
+    assert "never promoted to stg" in pipeline.deploy_refusal(short_spec, var_dir, "stg", R2, recheck=False)

@@ -553,7 +553,10 @@ class LocalBackend:
             if gated.promoted_only:
                 rid = (self.slots(gated.name).active_release() if env.is_backup else None) \
                     or slots.active_release() or promoted_release(self.var_dir, gated.name)
-                refusal = deploy_refusal(self.spec, self.var_dir, gated.name, rid) if rid else (
+                # What it ran before restarts if it was promoted there; a first start takes
+                # the newest promotion, which must still hold.
+                recheck = not (slots.active_release() or (env.is_backup and self.slots(gated.name).active_release()))
+                refusal = deploy_refusal(self.spec, self.var_dir, gated.name, rid, recheck=recheck) if rid else (
                     f"no release was promoted to {gated.name} yet (`wtx pipeline run`)")
                 if refusal:
                     _say(progress, f"{env.name}: not started: {refusal}")
