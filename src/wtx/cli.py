@@ -344,7 +344,10 @@ def history(
         table.add_column(col, overflow="fold")
     for rec in records:
         detail = rec.get("reason") or rec.get("detail") or (f"{rec['seconds']} s" if "seconds" in rec else "")
-        style = "red" if rec.get("event") == ledger.ABORT else ""
+        style = "red" if rec.get("event") in (ledger.ABORT, pipeline.PROMOTE_REFUSED) else ""
+        if rec.get("event") == pipeline.GATE:
+            detail = f"{rec.get('check')} {'passed' if rec.get('passed') else 'FAILED'}: {detail}"
+            style = "" if rec.get("passed") else "red"
         table.add_row(rec.get("ts", ""), rec.get("event", ""), *([] if env else [rec.get("env", "")]),
                       _fmt(rec.get("release")), _fmt(rec.get("previous")), str(detail), style=style)
     out.print(table)

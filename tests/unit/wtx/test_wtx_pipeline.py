@@ -315,6 +315,8 @@ def test_wtx_gate_prints_one_line_per_gate_and_exits_1_naming_the_failed_gate(cl
     assert "✓ passed dev lint" in result.stderr and "✗ FAILED dev unit" in result.stderr
     assert "not run (after the first failure): integration-minimal" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == f"wtx: error: gate unit failed in dev for {R1}: unit found 2 problems"
+    history = cli_run("history", "dev")
+    assert "lint passed" in history.stdout and "unit FAILED" in history.stdout
     outcomes[("dev", "unit")] = True
     passed = cli_run("gate", "dev", R1, "--json")
     assert passed.exit_code == 0 and json.loads(passed.stdout)["passed"] is True
