@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wtx import ledger, logview
+from wtx import ledger, logview, pipeline
 from wtx import release as releases
 from wtx.backends import DeployError
 from wtx.release import Progress, ReleaseError
@@ -41,8 +41,10 @@ app = typer.Typer(
 )
 spec_app = typer.Typer(help="The environment spec (deploy/environments.toml).", no_args_is_help=True)
 db_app = typer.Typer(help="An environment's database.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The promotion pipeline: build → dev → stg → prd.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
 app.add_typer(db_app, name="db")
+app.add_typer(pipeline_app, name="pipeline")
 
 # Piped output (logs, CI) gets room for full URLs and ids instead of 80 columns of ellipses.
 _PIPED_WIDTH = None if sys.stdout.isatty() else 160
@@ -114,7 +116,7 @@ def command(fn: F) -> F:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except (SpecError, SecretsError, ReleaseError, DeployError, CommandError) as exc:
+        except (SpecError, SecretsError, ReleaseError, DeployError, CommandError, pipeline.PipelineError) as exc:
             _die(str(exc))
         except KeyboardInterrupt:
             _die("interrupted", 130)
@@ -183,6 +185,9 @@ def _fmt(value: Any) -> str:
         parts = [str(value.get(k)) for k in ("release", "ts", "event") if value.get(k)]
         return " ".join(parts) if parts else json.dumps(value, default=str)
     if isinstance(value, list | tuple):
+        if value and all(isinstance(v, dict) and "check" in v for v in value):  # the spec's gates
+            return "; ".join(f"{v['check']} (" + ", ".join(f"{k}={_fmt(x)}" for k, x in v.items() if k != "check") + ")"
+                             for v in value)
         return ", ".join(map(str, value))
     return str(value)
 
@@ -199,7 +204,9 @@ def up(envs: list[str] | None = typer.Argument(None, help="Environments (default
     names = _envs(ctx, envs)
     backend = _backend(ctx)
     with _progress(f"bringing up {', '.join(names)}") as progress:
-        backend.up(names, progress=progress)
+        skipped = backend.up(names, progress=progress) or []
+    for reason in skipped:
+        out.print(f"[yellow]not started:[/] {reason}")
     out.print(f"up: {', '.join(names)}  (see `wtx status`)")
 
 
@@ -356,7 +363,10 @@ def history(
         table.add_column(col, overflow="fold")
     for rec in records:
         detail = rec.get("reason") or rec.get("detail") or (f"{rec['seconds']} s" if "seconds" in rec else "")
-        style = "red" if rec.get("event") == ledger.ABORT else ""
+        style = "red" if rec.get("event") in (ledger.ABORT, pipeline.PROMOTE_REFUSED) else ""
+        if rec.get("event") == pipeline.GATE:
+            detail = f"{rec.get('check')} {'passed' if rec.get('passed') else 'FAILED'}: {detail}"
+            style = "" if rec.get("passed") else "red"
         table.add_row(rec.get("ts", ""), rec.get("event", ""), *([] if env else [rec.get("env", "")]),
                       _fmt(rec.get("release")), _fmt(rec.get("previous")), str(detail), style=style)
     out.print(table)
@@ -397,6 +407,9 @@ def deploy(
     if target.is_backup:
         raise CommandError(f"{env} is {target.backup_of}'s backup and follows its release; deploy {target.backup_of}")
     chosen = releases.get(release_id, ctx.var_dir) if release_id else releases.latest(ctx.var_dir)
+    refusal = pipeline.deploy_refusal(ctx.spec, ctx.var_dir, env, chosen.id)
+    if refusal:
+        raise CommandError(refusal)
     backend = _backend(ctx)
     with _progress(f"deploying {chosen.id} to {env}") as progress:
         result = backend.deploy(env, chosen.id, progress=progress)
@@ -423,6 +436,106 @@ def rollback(
     if not as_json:
         took = f" in {data['seconds']:.1f} s" if isinstance(data.get("seconds"), int | float) else ""
         out.print(f"{env} rolled back to [bold]{data['release'] or 'the previous release'}[/]{took}")
+
+
+# --------------------------------------------------------------------------------------------
+# Promotion: gates, approvals, promote, the pipeline (wtx.pipeline; docs/pipeline.md)
+
+
+def _gate_line(env: str, result: pipeline.GateResult) -> str:
+    mark = "[green]✓ passed[/]" if result.passed else "[red]✗ FAILED[/]"
+    return f"  {mark} {env} {result.check:<20} {result.summary}  [dim]({result.seconds:.1f} s, {result.log})[/]"
+
+
+@app.command()
+@command
+def gate(
+    env: str = typer.Argument(..., help="Environment whose gates to run."),
+    release_id: str = typer.Argument(..., metavar="RELEASE", help="Release id or prefix (the one ENV runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Run ENV's gates against RELEASE as installed in ENV; every result goes to the ledger."""
+    ctx = _ctx()
+    ctx.env(env)
+    backend = _backend(ctx)
+    rel = releases.get(release_id, ctx.var_dir)
+    with _progress(f"gates of {env} for {rel.id}") as progress:
+        run = pipeline.run_gates(ctx.spec, backend, ctx.root, env, rel.id, progress=progress,
+                                 on_result=None if as_json else lambda r: err.print(_gate_line(env, r)))
+    if as_json:
+        _print_json({"env": env, "release": rel.id, "run": run.run, "passed": run.passed,
+                     "results": [dataclasses.asdict(r) for r in run.results], "not_run": run.not_run})
+    if run.not_run and not as_json:
+        out.print(f"  not run (after the first failure): {', '.join(run.not_run)}")
+    failed = run.failed
+    if failed is not None:
+        raise CommandError(f"gate {failed.check} failed in {env} for {rel.id}: {failed.summary}")
+    if not as_json:
+        out.print(f"{env}: every gate passed for release [bold]{rel.id}[/] (gate run {run.run})")
+
+
+@app.command()
+@command
+def promote(
+    source: str = typer.Argument(..., metavar="FROM", help="Environment the release passed its gates in."),
+    target: str = typer.Argument(..., metavar="TO", help="Environment to promote it into."),
+    release_id: str | None = typer.Argument(None, metavar="[RELEASE]", help="Release id or prefix (default: what FROM runs)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Promote the same release from FROM into TO: only with FROM's passing gates (and an approval where TO needs one)."""
+    ctx = _ctx()
+    backend = _backend(ctx)
+    with _progress(f"promoting from {source} to {target}") as progress:
+        done = pipeline.promote(ctx.spec, backend, source, target, release_id, progress=progress)
+    if as_json:
+        _print_json(dataclasses.asdict(done))
+        return
+    out.print(f"{target} now serves release [bold]{done.release}[/], promoted from {source} in {done.seconds:.1f} s")
+
+
+@app.command()
+@command
+def approve(
+    env: str = typer.Argument(..., help="Environment that needs the approval (the spec's approval = true)."),
+    release_id: str = typer.Argument(..., metavar="RELEASE", help="Release id or prefix."),
+    by: str = typer.Option(..., "--by", help="Who approves (recorded in the ledger)."),
+) -> None:
+    """Record a person's approval of RELEASE for ENV."""
+    ctx = _ctx()
+    record = pipeline.approve(ctx.spec, ctx.var_dir, env, release_id, by)
+    out.print(f"{env}: release [bold]{record['release']}[/] approved by {record['by']} at {record['ts']}")
+
+
+@pipeline_app.command("run")
+@command
+def pipeline_run(
+    release_id: str | None = typer.Option(None, "--release", help="Carry this built release on (resume) instead of building."),
+    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Build uncommitted changes (their lint and unit gates fail)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable summary on stdout."),
+) -> None:
+    """build → deploy dev → dev gates → promote stg → stg gates → approval → promote prd → prd verification.
+
+    Exit code: 0 through to the end, 1 error or refusal, 3 a gate failed, 4 waiting for an
+    approval, 5 the last environment's verification failed and it was rolled back."""
+    ctx = _ctx()
+    backend = _backend(ctx)
+
+    def event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "stage":
+            err.print(f"[bold]▸ {data['stage']}[/]: {data['detail']}")
+        elif kind == "gate":
+            err.print(_gate_line(data["env"], data["result"]))
+
+    with _progress("pipeline") as progress:
+        outcome = pipeline.run_pipeline(ctx.spec, backend, ctx.root, release_id=release_id,
+                                        allow_dirty=allow_dirty, progress=progress, on_event=event)
+    if as_json:
+        _print_json(dataclasses.asdict(outcome))
+    if outcome.code == pipeline.DONE:
+        if not as_json:
+            out.print(f"release [bold]{outcome.release}[/] went through every environment in {outcome.seconds:.0f} s")
+        return
+    _die(f"pipeline stopped at {outcome.stopped_at}: {outcome.reason}", outcome.code)
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from wtx import ledger
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, Progress
 from wtx.backends.local import haproxy as hap
+from wtx.pipeline import deploy_refusal
 
 if TYPE_CHECKING:
     from wtx.backends.local.backend import LocalBackend
@@ -109,6 +110,10 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
         except releases.ReleaseError as exc:
             raise DeployError(str(exc)) from None
         rid = rel.id
+        # stg and prd take a release only through promotion: no flag, no other way in.
+        refusal = deploy_refusal(backend.spec, backend.var_dir, primary.name, rel.id)
+        if refusal:
+            raise DeployError(refusal)
         for env in members:
             _require_running(backend, env)
         if previous == rel.id:

@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -44,7 +44,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a
 _SAFE_USER = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SAFE_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}(\?[A-Za-z0-9._~=&/-]{0,200})?$")
 _SAFE_FILE_PATH = re.compile(r"^[A-Za-z0-9._/+-]{1,1024}$")
-_SAFE_GATE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 _SAFE_ZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -189,6 +188,95 @@ class Failover(_Strict):
     backup: str = ""
 
 
+# --------------------------------------------------------------------------------------------
+# Gates: the checks a release must pass in an environment before it may be promoted out of it.
+# Each is a named check with its thresholds; `wtx gate ENV RELEASE` runs them (wtx.gates).
+
+
+class _Gate(_Strict):
+    timeout_s: int = Field(600, ge=1, le=7200)
+
+
+class LintGate(_Gate):
+    """ruff (and mypy) over the release's own source, at the commit it was built from."""
+
+    check: Literal["lint"]
+    tools: list[Literal["ruff", "mypy"]] = Field(["ruff", "mypy"], min_length=1)
+    paths: list[str] = Field(["src", "tests"], min_length=1)
+    max_findings: int = Field(0, ge=0)
+
+
+class UnitGate(_Gate):
+    """The release's unit tests, run against the release's installed code and dependencies."""
+
+    check: Literal["unit"]
+    paths: list[str] = Field(["tests/unit"], min_length=1)
+    workers: int = Field(2, ge=1, le=16)
+    max_failures: int = Field(0, ge=0)
+    min_passed: int = Field(1, ge=1)  # a run that collected nothing proves nothing
+
+
+class IntegrationMinimalGate(_Gate):
+    """The release as installed answers readiness with its database and serves the
+    storefront and the API on demo data, through the environment's front door."""
+
+    check: Literal["integration-minimal"]
+    pages: list[str] = Field(["/"], min_length=1)
+    api: list[str] = Field(["/api/v1/events"], min_length=1)
+    min_events: int = Field(1, ge=1)
+    seed_demo: bool = True  # load the demo data first (only where data_policy = "demo")
+
+
+class SecurityGate(_Gate):
+    """check --deploy with the environment's settings, security headers and cookies on the
+    live environment, and its firewall seen from a source it does not allow."""
+
+    check: Literal["security"]
+    pages: list[str] = Field(["/", "/staff/login/"], min_length=1)
+    max_deploy_warnings: int = Field(0, ge=0)
+    # check --deploy findings this environment accepts, by id, each a decision written down
+    # in the spec (e.g. the TLS warnings of an environment served over plain HTTP).
+    allow: list[str] = []
+
+    @field_validator("allow")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[a-z_]+\.[CEWI]\d{3}", item):
+                raise ValueError(f"{item!r} is not a system check id such as 'security.W004'")
+        return v
+
+
+class SmokeGate(_Gate):
+    """A patron's first requests through the front door: each answers 200 in time."""
+
+    check: Literal["smoke"]
+    paths: list[str] = Field(["/healthz", "/readyz", "/", "/api/v1/events"], min_length=1)
+    max_ms: int = Field(2000, ge=1, le=120_000)
+
+
+class PendingGate(_Gate):
+    """Declared, not yet built: it always fails ("not implemented"), never passes unchecked."""
+
+    check: Literal["integration", "migrations", "performance"]
+
+
+GATE_MODELS: dict[str, type[_Gate]] = {
+    "lint": LintGate,
+    "unit": UnitGate,
+    "integration-minimal": IntegrationMinimalGate,
+    "security": SecurityGate,
+    "smoke": SmokeGate,
+    "integration": PendingGate,
+    "migrations": PendingGate,
+    "performance": PendingGate,
+}
+Gate = Annotated[
+    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | PendingGate,
+    Field(discriminator="check"),
+]
+
+
 class Environment(_Strict):
     name: str
     description: str = ""
@@ -196,7 +284,10 @@ class Environment(_Strict):
     url: str = ""
     debug: bool = False
     promote_from: str | None = None
-    gates: list[str] = []
+    # The checks a release must pass here before it may be promoted out of here (in order).
+    gates: list[Gate] = []
+    # A person must approve a release (`wtx approve`) before it is promoted into here.
+    approval: bool = False
     secrets: list[str] = []
     backup_of: str | None = None
     access: Access
@@ -247,20 +338,41 @@ class Environment(_Strict):
             raise ValueError("lists a secret twice")
         return v
 
-    @field_validator("gates")
+    @field_validator("gates", mode="before")
     @classmethod
-    def _gates(cls, v: list[str]) -> list[str]:
-        if any(not g.strip() for g in v) or len(set(v)) != len(v):
-            raise ValueError("gate names must be non-empty and listed once")
-        for gate in v:
-            if not _SAFE_GATE.fullmatch(gate):
-                raise ValueError(f"{gate!r} is not a gate name (lower-case letters, digits and '-')")
+    def _gates(cls, v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        seen: set[str] = set()
+        for i, item in enumerate(v):
+            if isinstance(item, str):
+                raise ValueError(
+                    f"gate {i + 1} is a bare name ({item!r}): declare it as a check with its "
+                    f"thresholds, e.g. {{ check = \"{item}\" }} (see docs/pipeline.md)")
+            if not isinstance(item, dict):
+                raise ValueError(f"gate {i + 1} must be a table such as {{ check = \"unit\" }}")
+            check = item.get("check")
+            if not isinstance(check, str) or check not in GATE_MODELS:
+                hint = _did_you_mean(str(check), GATE_MODELS) if isinstance(check, str) else ""
+                raise ValueError(f"gate {i + 1}: unknown check {check!r}{hint}; known: {', '.join(GATE_MODELS)}")
+            if check in seen:
+                raise ValueError(f"gate {i + 1}: check {check!r} is listed twice")
+            seen.add(check)
         return v
 
     # -- conveniences for renderers and backends -------------------------------------------
     @property
     def is_backup(self) -> bool:
         return self.backup_of is not None
+
+    @property
+    def promoted_only(self) -> bool:
+        """Releases enter only through promotion (`wtx promote`), never a direct deploy or a
+        fresh build. A backup follows its primary's deploys instead."""
+        return self.promote_from is not None and not self.is_backup
+
+    def gate(self, check: str) -> Any:
+        return next((g for g in self.gates if g.check == check), None)
 
     @property
     def secrets_owner(self) -> str:
@@ -392,6 +504,7 @@ _FIELDS_BY_MODEL: dict[str, type[BaseModel]] = {
     "app": App,
     "failover": Failover,
     "health_check": HealthCheck,
+    **GATE_MODELS,
 }
 
 
@@ -399,6 +512,15 @@ def _describe(path: Path, where: str, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
+        if len(loc) >= 3 and loc[0] == "gates" and loc[1].isdigit():
+            # gates.<index>.<check>.<param> -> gates[<n>] (check "<check>").<param>
+            loc = [f"gates[{int(loc[1]) + 1}] (check {loc[2]!r})", *loc[3:]]
+            field = ".".join(loc)
+            if err["type"] == "extra_forbidden":
+                gate_model = GATE_MODELS.get(str(err["loc"][2]))
+                hint = _did_you_mean(loc[-1], gate_model.model_fields) if gate_model else ""
+                lines.append(f"{path}: {where}: field '{field}': unknown parameter{hint}")
+                continue
         field = ".".join(loc) or "(table)"
         if err["type"] == "extra_forbidden":
             parent = loc[-2] if len(loc) > 1 else ""
@@ -458,6 +580,7 @@ def _check_relations(spec: Spec) -> None:
                 _fail(spec, name, "access.tls", f"must equal {env.backup_of!r}'s: it serves the same clients")
             if env.failover.mode != "none":
                 _fail(spec, name, "failover.mode", "a backup has no backup of its own")
+        _check_gates(spec, name, env)
         if env.failover.mode == "backup":
             backup = envs.get(env.failover.backup)
             if backup is None or env.failover.backup == name:
@@ -535,6 +658,26 @@ def _check_relations(spec: Spec) -> None:
             claimed[port] = owner
 
     _check_promotion_cycles(spec)
+
+
+def _check_gates(spec: Spec, name: str, env: Environment) -> None:
+    """Promotion is only as strong as its gates: an environment releases are promoted out of
+    checks something; a backup has none (it runs its primary's release)."""
+    if env.is_backup:
+        if env.gates:
+            _fail(spec, name, "gates", f"a backup runs {env.backup_of!r}'s release and has no gates of its own")
+        if env.approval:
+            _fail(spec, name, "approval", f"a backup follows the deploys of {env.backup_of!r}; approve {env.backup_of!r} instead")
+    elif env.approval and env.promote_from is None:
+        _fail(spec, name, "approval", "approval guards a promotion into this environment; set promote_from too")
+    downstream = [n for n, e in spec.environments.items() if e.promote_from == name and not e.is_backup]
+    if downstream and not env.gates:
+        _fail(spec, name, "gates", f"{', '.join(repr(d) for d in downstream)} is promoted from here: declare at "
+              "least one gate (a promotion that checks nothing is not a gate)")
+    for gate in env.gates:
+        if isinstance(gate, IntegrationMinimalGate) and gate.seed_demo and env.database.data_policy != "demo":
+            _fail(spec, name, "gates", f"check 'integration-minimal': seed_demo = true needs data_policy = \"demo\" "
+                  f"(this environment's is {env.database.data_policy!r})")
 
 
 def _check_simulated_payments(spec: Spec, name: str, env: Environment) -> None:

@@ -11,6 +11,14 @@ core engineer's `wtx.release.build`:
   next         HEAD plus one harmless commit (a comment)
   never_ready  /readyz always answers 503 (the process runs, it never becomes ready)
   bad_migration  a migration that fails on PostgreSQL
+  candidate    base plus another harmless commit, for the pipeline test (tests/deploy/test_d_pipeline.py)
+  failing_unit candidate plus a regression one unit test catches (the pipeline stops it in dev)
+
+stg and prd take a release only through promotion (wtx.pipeline). These tests are about
+deploys, not gates: `Stack.promote_to` records the source environment's gate results for a
+release with `pipeline.record_gate` — the function `wtx gate` appends its results with —
+records prd's approval with `pipeline.approve`, and then promotes with `pipeline.promote`,
+the path `wtx promote` takes. test_d_pipeline runs the real gates.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from wtx import pipeline
 from wtx import release as releases
 from wtx.backends.local import LocalBackend
 from wtx.secrets import read_secrets_file
@@ -102,6 +111,16 @@ class Builds:
             (migrations / "9999_fails_on_purpose.py").write_text(FAILING_MIGRATION.replace("LEAF", leaf))
             _commit(self.clone, "broken migration")
             self.build("bad_migration")
+            _git(self.clone, "revert", "--no-edit", "HEAD")
+            # candidate: a good release nobody has promoted yet.
+            init.write_text(init.read_text() + "# deploy test: the pipeline's candidate\n")
+            _commit(self.clone, "pipeline candidate")
+            self.build("candidate")
+            # failing_unit: a regression the unit tests catch (the operator loses "did you mean").
+            spec_py = self.clone / "src" / "wtx" / "spec.py"
+            spec_py.write_text(spec_py.read_text().replace("cutoff=0.6", "cutoff=0.99"))
+            _commit(self.clone, "a regression the unit tests catch")
+            self.build("failing_unit")
         except BaseException as exc:  # noqa: BLE001 - surfaced by wait()
             self.error = exc
 
@@ -140,6 +159,22 @@ class Stack:
             auth = (e.access.basic_auth_user, self.secrets(e.name)["BASIC_AUTH_PASSWORD"])
         return Site(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth)
 
+    def ready_to_promote(self, env: str, release_id: str) -> str:
+        """Record the gate results (and approval) a promotion of `release_id` into `env`
+        needs (see the module docstring); returns the source environment."""
+        target = self.spec.env(env)
+        source = target.promote_from
+        assert source is not None
+        record_gates_passed(self.var_dir, self.spec, source, release_id)
+        if target.approval:
+            pipeline.approve(self.spec, self.var_dir, env, release_id, "deploy tests")
+        return source
+
+    def promote_to(self, env: str, release_id: str, **deploy: Any) -> pipeline.Promotion:
+        """`wtx promote` of `release_id` into `env`, its source's gates recorded as passed."""
+        source = self.ready_to_promote(env, release_id)
+        return pipeline.promote(self.spec, self.backend, source, env, release_id, **deploy)
+
     def logs(self, env: str) -> Path:
         return self.var_dir / "envs" / env / "logs"
 
@@ -163,6 +198,13 @@ class Stack:
                "PYTHONPATH": str(ROOT / "src")}
         return subprocess.run([sys.executable, "-m", "wtx", *args], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
+
+
+def record_gates_passed(var_dir: Path, spec: Spec, env: str, release_id: str) -> None:
+    run = pipeline.new_run_id()
+    for gate in spec.env(env).gates:
+        pipeline.record_gate(var_dir, env, release_id, pipeline.GateResult(
+            gate.check, True, "recorded by the deploy tests' setup (not run)", {"setup": True}), run=run)
 
 
 def _port_free(port: int) -> bool:
@@ -220,10 +262,17 @@ def stack() -> Iterator[Stack]:
         builds.start()  # the other releases build while the stack comes up
         started = time.monotonic()
         steps: list[str] = []
-        backend.up(progress=lambda msg: steps.append(f"{time.monotonic() - started:5.1f}s {msg}"))
+        say = lambda msg: steps.append(f"{time.monotonic() - started:5.1f}s {msg}")  # noqa: E731
+        not_started = backend.up(progress=say)
+        # Nothing was promoted yet: `up` starts dev alone. stg, prd and bak come up as the base
+        # release is promoted into them.
+        assert [reason.split(":")[0] for reason in not_started] == ["stg", "prd", "bak"], not_started
+        stack = Stack(spec=spec, backend=backend, var_dir=var_dir, builds=builds, figures=FIGURES)
+        stack.promote_to("stg", builds.ids["base"])
+        stack.promote_to("prd", builds.ids["base"])
         FIGURES["up_seconds"] = round(time.monotonic() - started, 1)
         FIGURES["up_steps"] = steps
-        yield Stack(spec=spec, backend=backend, var_dir=var_dir, builds=builds, figures=FIGURES)
+        yield stack
     finally:
         try:
             backend.down()

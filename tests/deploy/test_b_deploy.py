@@ -1,5 +1,8 @@
 """Deploys of prd: zero failed requests under load, broken releases refused, rollback.
 
+prd takes a release only through promotion: each deploy here is `wtx promote stg prd` of a
+release whose stg gate results the setup recorded (conftest.py `Stack.promote_to`).
+
 Order matters within this module (one stack, one prd): the deploy under load moves prd from
 the base release to the next one; the aborted deploys must leave that release serving; the
 rollback then goes back to the base release.
@@ -17,7 +20,7 @@ import psycopg
 import pytest
 from deploy_support import GOOD_CARD, Load, LoadResult, buyer, direct, served_by
 
-from wtx import ledger
+from wtx import ledger, pipeline
 from wtx.backends import DeployError
 from wtx.backends.local.layout import SLOTS
 
@@ -70,7 +73,7 @@ def _order_tokens_in_prd(stack, tokens: list[str]) -> int:
 def _ensure_prd_runs(stack, name: str) -> None:
     want = stack.builds.wait(name)
     if _ids_on_traffic(stack) != want:
-        stack.backend.deploy("prd", want)
+        stack.promote_to("prd", want)
 
 
 def test_deploy_under_load_fails_no_request_and_loses_no_order(stack):
@@ -92,7 +95,7 @@ def test_deploy_under_load_fails_no_request_and_loses_no_order(stack):
     load_started = time.monotonic()
     time.sleep(5)  # steady load first
     deploy_started = time.monotonic()
-    result = stack.backend.deploy("prd", new)
+    result = stack.promote_to("prd", new)
     deploy_ended = time.monotonic()
     time.sleep(max(5.0, LOAD_SECONDS - (time.monotonic() - load_started)))
     load.stop()
@@ -110,7 +113,11 @@ def test_deploy_under_load_fails_no_request_and_loses_no_order(stack):
     })
     print(f"\ndeploy under load: {stack.figures}")
 
-    assert result.release == new and result.previous == base
+    assert result.release == new and result.action == "deploy"
+    deployed = [r for r in ledger.read(stack.var_dir, "prd") if r["event"] == ledger.DEPLOY][-1]
+    assert deployed["release"] == new and deployed["previous"] == base
+    promoted = [r for r in ledger.read(stack.var_dir, "prd") if r["event"] == pipeline.PROMOTE][-1]
+    assert promoted["release"] == new and promoted["source"] == "stg"
     assert _ids_on_traffic(stack) == new
     assert {s.env: s.release for s in stack.backend.status()}["bak"] == new
     assert outcome.failures == [], outcome.failures[:10]
@@ -144,7 +151,7 @@ def test_a_release_that_never_becomes_ready_is_aborted_and_the_old_release_keeps
     before = stack.backend.slots("prd")
     broken = stack.builds.wait("never_ready")
     error, polled = _deploy_while_polling(
-        stack, lambda: stack.backend.deploy("prd", broken, ready_timeout=10))
+        stack, lambda: stack.promote_to("prd", broken, ready_timeout=10))
 
     assert isinstance(error, DeployError), error
     assert "not ready" in str(error)
@@ -166,9 +173,10 @@ def test_a_release_whose_migration_fails_is_aborted_by_the_cli_and_the_old_relea
     _ensure_prd_runs(stack, "next")
     serving = _ids_on_traffic(stack)
     broken = stack.builds.wait("bad_migration")
+    stack.ready_to_promote("prd", broken)
     box: dict[str, Any] = {}
     error, polled = _deploy_while_polling(
-        stack, lambda: box.setdefault("cli", stack.wtx("deploy", "prd", broken)))
+        stack, lambda: box.setdefault("cli", stack.wtx("promote", "stg", "prd", broken)))
 
     assert error is None
     cli = box["cli"]

@@ -7,9 +7,15 @@ backend only through the methods of `LocalBackend` and the types below.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from wtx.release import Release
+    from wtx.spec import Environment, Spec
 
 Progress = Callable[[str], None]
 """Called with a short description as each long step starts."""
@@ -49,4 +55,46 @@ class DeployResult:
         return asdict(self)
 
 
-__all__ = ["DeployError", "DeployResult", "EnvStatus", "Progress"]
+@dataclass(frozen=True)
+class FrontDoor:
+    """How a client reaches an environment: the load balancer's address, the Host it sends,
+    TLS (and the certificate to trust), basic-auth credentials when the spec asks for them."""
+
+    host: str
+    port: int
+    address: str = "127.0.0.1"
+    tls: bool = False
+    cafile: Path | None = None
+    basic_auth: tuple[str, str] | None = None
+
+
+class Backend(Protocol):
+    """What orchestration (the promotion pipeline, its gates) may ask of a backend."""
+
+    spec: Spec
+    var_dir: Path
+
+    def up(self, envs: list[str] | None = None, progress: Progress | None = None) -> Any: ...
+
+    def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
+               *, ready_timeout: float = 60.0) -> DeployResult: ...
+
+    def rollback(self, env: str, progress: Progress | None = None) -> DeployResult: ...
+
+    def db_seed(self, env: str, progress: Progress | None = None) -> None: ...
+
+    def active_release(self, env: str) -> str | None:
+        """The release on traffic in `env` (None: never brought up)."""
+        ...
+
+    def release_python(self, release: Release) -> Path:
+        """The interpreter of `release` as installed (its code and locked dependencies)."""
+        ...
+
+    def manage(self, env: Environment, rel: Release, *args: str,
+               timeout: float = 600.0) -> subprocess.CompletedProcess[str]: ...
+
+    def front_door(self, env: str) -> FrontDoor: ...
+
+
+__all__ = ["Backend", "DeployError", "DeployResult", "EnvStatus", "FrontDoor", "Progress"]

@@ -166,10 +166,11 @@ def test_deploy_without_a_build_says_to_build(run, backend):
 
 
 def test_deploy_passes_the_newest_build_to_the_backend(run, backend, built):
-    result = run("deploy", "stg", "--json", var=built["var"])
+    # dev takes any build; stg and prd only promoted ones (tests/unit/wtx/test_wtx_pipeline.py).
+    result = run("deploy", "dev", "--json", var=built["var"])
     assert result.exit_code == 0, result.output
-    assert backend.calls[0][0] == "deploy" and backend.calls[0][1] == ("stg", built["release"].id)
-    assert json.loads(result.stdout) == {"env": "stg", "release": built["release"].id}
+    assert backend.calls[0][0] == "deploy" and backend.calls[0][1] == ("dev", built["release"].id)
+    assert json.loads(result.stdout) == {"env": "dev", "release": built["release"].id}
 
 
 def test_bak_is_never_deployed_on_its_own(run, backend):
@@ -212,13 +213,13 @@ def test_a_backend_failure_is_one_line_and_exit_1(run, monkeypatch):
 def test_an_aborted_deploy_is_its_reason_and_exit_1(run, monkeypatch, built):
     class Aborting(FakeBackend):
         def deploy(self, env, release_id, progress=None):
-            raise DeployError("prd: release never became ready (/readyz 503 for 60 s); old release keeps serving")
+            raise DeployError("dev: release never became ready (/readyz 503 for 60 s); old release keeps serving")
 
     monkeypatch.setattr(cli, "_backend", lambda ctx: Aborting(ctx.spec, ctx.root, ctx.var_dir))
-    result = run("deploy", "prd", var=built["var"])
+    result = run("deploy", "dev", var=built["var"])
     assert result.exit_code == 1
     assert one_line_error(result) == (
-        "wtx: error: prd: release never became ready (/readyz 503 for 60 s); old release keeps serving")
+        "wtx: error: dev: release never became ready (/readyz 503 for 60 s); old release keeps serving")
 
 
 def test_the_console_entry_point_runs(var_dir):

@@ -196,3 +196,36 @@ def test_broken_toml_names_the_file(tmp_path: Path):
     path.write_text("[environments.dev\n")
     with pytest.raises(SpecError, match=rf"^{path}: not valid TOML"):
         load_spec(path)
+
+
+def test_gates_are_named_checks_with_thresholds_and_mistakes_name_the_gate(raw_spec, write_spec, spec):
+    unit = spec.env("dev").gate("unit")
+    assert unit.workers == 2 and unit.max_failures == 0 and spec.env("prd").approval
+    assert [g.check for g in spec.env("stg").gates][:2] == ["security", "smoke"]
+    dev = raw_spec["environments"]["dev"]
+    dev["gates"] = ["unit"]
+    assert "gate 1 is a bare name ('unit'): declare it as a check with its thresholds" in refused(write_spec, raw_spec)
+    dev["gates"] = [{"check": "unti"}]
+    assert "field 'gates': gate 1: unknown check 'unti' (did you mean 'unit'?)" in refused(write_spec, raw_spec)
+    dev["gates"] = [{"check": "unit", "max_failure": 1}]
+    assert "field 'gates[1] (check 'unit').max_failure': unknown parameter (did you mean 'max_failures'?)" in refused(write_spec, raw_spec)
+    dev["gates"] = [{"check": "unit"}, {"check": "unit"}]
+    assert "check 'unit' is listed twice" in refused(write_spec, raw_spec)
+
+
+def test_an_environment_others_are_promoted_from_must_check_something(raw_spec, write_spec):
+    raw_spec["environments"]["dev"]["gates"] = []
+    assert "environment 'dev': field 'gates': 'stg' is promoted from here: declare at least one gate" in refused(write_spec, raw_spec)
+
+
+def test_approval_guards_a_promotion_and_is_never_set_on_a_backup(raw_spec, write_spec):
+    raw_spec["environments"]["bak"]["approval"] = True
+    assert "environment 'bak': field 'approval': a backup follows the deploys of 'prd'" in refused(write_spec, raw_spec)
+    raw_spec["environments"]["bak"]["approval"] = False
+    raw_spec["environments"]["dev"]["approval"] = True
+    assert "environment 'dev': field 'approval': approval guards a promotion into this environment" in refused(write_spec, raw_spec)
+
+
+def test_demo_data_is_loaded_by_a_gate_only_where_the_data_is_demo(raw_spec, write_spec):
+    raw_spec["environments"]["prd"]["gates"].append({"check": "integration-minimal"})
+    assert "check 'integration-minimal': seed_demo = true needs data_policy = \"demo\"" in refused(write_spec, raw_spec)

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from wtx import ledger, logview
 from wtx import release as releases
-from wtx.backends import DeployError, DeployResult, EnvStatus, Progress
+from wtx.backends import DeployError, DeployResult, EnvStatus, FrontDoor, Progress
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
@@ -43,7 +43,7 @@ from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
-from wtx.secrets import ensure_env_dir, ensure_secrets
+from wtx.secrets import ensure_env_dir, ensure_secrets, read_secrets_file, secrets_path
 from wtx.spec import Environment, Spec
 
 T = TypeVar("T")
@@ -196,6 +196,25 @@ class LocalBackend:
             return releases.get(release_id, self.var_dir)
         except releases.ReleaseError as exc:
             raise DeployError(str(exc)) from None
+
+    def active_release(self, env: str) -> str | None:
+        return self.slots(self.env(env).name).active_release()
+
+    def release_python(self, release: releases.Release) -> Path:
+        return self.install(release) / "bin" / "python"
+
+    def front_door(self, env: str) -> FrontDoor:
+        """HAProxy on loopback, as a client of `env` (a backup answers for its primary)."""
+        e = self.primary(self.env(env))
+        d = self.spec.defaults
+        if e.access.tls:
+            cafile = None if e.access.tls_certificate else self.layout.tls_dir(e.name) / "haproxy.pem"
+            return FrontDoor(host=e.hostnames[0], port=d.haproxy_https_port, tls=True, cafile=cafile)
+        auth = None
+        if e.access.basic_auth:
+            password = read_secrets_file(secrets_path(e.name, self.var_dir)).get("BASIC_AUTH_PASSWORD", "")
+            auth = (e.access.basic_auth_user, password)
+        return FrontDoor(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth)
 
     # ========================================================================================
     # Processes
@@ -541,12 +560,14 @@ class LocalBackend:
     # ========================================================================================
     # Public interface (the CLI calls exactly these)
     # ========================================================================================
-    def up(self, envs: list[str] | None = None, progress: Progress | None = None) -> None:
+    def up(self, envs: list[str] | None = None, progress: Progress | None = None) -> list[str]:
+        """Bring environments up; returns why any of them was left stopped."""
         with self.locked():
-            self._up(envs, progress)
+            return self._up(envs, progress)
 
-    def _up(self, names: list[str] | None, progress: Progress | None) -> None:
+    def _up(self, names: list[str] | None, progress: Progress | None) -> list[str]:
         self.haproxy_binary()
+        skipped: list[str] = []
         targets = self.ordered(names)
         # A backup runs on its primary's database: the primary's cluster comes up with it.
         needed = {e.name: e for e in targets}
@@ -577,11 +598,30 @@ class LocalBackend:
                 raise DeployError(f"{env.name}: {exc}") from None
 
         # 2. The release each environment runs: what it ran before, else the newest build
-        #    (a backup always runs its primary's release).
+        #    (a backup always runs its primary's release). An environment that accepts
+        #    releases only through promotion starts only on a release promoted into it —
+        #    never a fresh build of the work tree; with none, it is left stopped.
+        from wtx.pipeline import deploy_refusal, promoted_release
+
         chosen: dict[str, releases.Release] = {}
         for env in targets:
             slots = self.slots(env.name)
-            if env.is_backup and self.slots(self.primary(env).name).active_release():
+            gated = self.primary(env)
+            if gated.promoted_only:
+                rid = (self.slots(gated.name).active_release() if env.is_backup else None) \
+                    or slots.active_release() or promoted_release(self.var_dir, gated.name)
+                # What it ran before restarts if it was promoted there; a first start takes
+                # the newest promotion, which must still hold.
+                recheck = not (slots.active_release() or (env.is_backup and self.slots(gated.name).active_release()))
+                refusal = deploy_refusal(self.spec, self.var_dir, gated.name, rid, recheck=recheck) if rid else (
+                    f"no release was promoted to {gated.name} yet (`wtx pipeline run`)")
+                if refusal:
+                    _say(progress, f"{env.name}: not started: {refusal}")
+                    skipped.append(f"{env.name}: {refusal}")
+                    continue
+                assert rid is not None
+                chosen[env.name] = self.release(rid)
+            elif env.is_backup and self.slots(self.primary(env).name).active_release():
                 rid = self.slots(self.primary(env).name).active_release()
                 assert rid is not None
                 chosen[env.name] = self.release(rid)
@@ -589,6 +629,7 @@ class LocalBackend:
                 chosen[env.name] = self.release(slots.active_release() or "")
             else:
                 chosen[env.name] = self.newest_release(progress)
+        targets = [env for env in targets if env.name in chosen]
         for rel in {r.id: r for r in chosen.values()}.values():
             _say(progress, f"installing release {rel.id}")
             self.install(rel)
@@ -634,6 +675,7 @@ class LocalBackend:
             if last is None or last.get("release") != chosen[env.name].id:
                 ledger.append(self.var_dir, ledger.DEPLOY, env=env.name, release=chosen[env.name].id,
                               previous=last.get("release") if last else None, slot=slot, via="up")
+        return skipped
 
     def newest_release(self, progress: Progress | None) -> releases.Release:
         try:
