@@ -117,6 +117,9 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         values["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(env.name, slot, var_dir))
     if email == "file":
         values["EMAIL_FILE_PATH"] = str(own / "mail")
+    if email == "smtp" and env.app.email_catch_all_relay:
+        host, _, port = env.app.email_catch_all_relay.rpartition(":")
+        values["EMAIL_HOST"], values["EMAIL_PORT"] = host, port
     if env.app.payments == "stripe":
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
             values[name] = secrets[name]
