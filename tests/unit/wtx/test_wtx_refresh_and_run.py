@@ -99,3 +99,26 @@ def test_run_in_an_unknown_environment_or_without_a_command_fails(run, backend):
     assert result.exit_code == 1 and "did you mean 'stg'?" in result.stderr
     assert run("run", "stg").exit_code == 2
     assert backend.calls == []
+
+
+class _Ran:
+    returncode = 0
+    stdout = stderr = ""
+
+
+def test_up_seeds_a_demo_environment_on_its_first_start_and_after_a_reset_only(spec, var_dir, monkeypatch):
+    backend = LocalBackend(spec, ROOT, var_dir)
+    ran: list[tuple[str, tuple[str, ...]]] = []
+    monkeypatch.setattr(backend, "manage", lambda env, rel, *args, **kw: ran.append((env.name, args)) or _Ran())
+
+    class Rel:
+        id = "abc123"
+
+    assert backend.seed_demo_once(spec.env("dev"), Rel()) is True
+    assert backend.seed_demo_once(spec.env("dev"), Rel()) is False, "a second start keeps the data as it is"
+    ledger.append(var_dir, "db-reset", env="dev", release="abc123")
+    assert backend.seed_demo_once(spec.env("dev"), Rel()) is True, "a reset database is a first start again"
+    for name in ("stg", "prd", "bak"):
+        assert backend.seed_demo_once(spec.env(name), Rel()) is False
+    assert ran == [("dev", ("seed_demo",)), ("dev", ("seed_demo",))]
+    assert [r.get("via") for r in ledger.read(var_dir, "dev") if r["event"] == "db-seed"] == ["up", "up"]

@@ -543,6 +543,9 @@ class LocalBackend:
         }
         _say(progress, f"migrating {', '.join(jobs)}")
         run_parallel(jobs)
+        for env in targets:
+            if self.seed_demo_once(env, chosen[env.name]):
+                _say(progress, f"{env.name}: demo data loaded (data_policy = \"demo\", first start)")
 
         # 4. App servers: the active slot of each environment (blue the first time).
         for env in targets:
@@ -672,6 +675,22 @@ class LocalBackend:
             if res.returncode != 0:
                 raise DeployError(f"{env}: seed_demo failed: {_last_line(res)}")
             ledger.append(self.var_dir, "db-seed", env=env, release=rel.id)
+
+    def seed_demo_once(self, env: Environment, rel: releases.Release) -> bool:
+        """Load the demo data into an environment whose data policy is "demo", on its first
+        start and after each `db reset` (the ledger says which); True when it seeded."""
+        if env.database.data_policy != "demo" or env.is_backup:
+            return False
+        for record in reversed(ledger.read(self.var_dir, env.name)):
+            if record.get("event") == "db-seed":
+                return False
+            if record.get("event") == "db-reset":
+                break
+        res = self.manage(env, rel, "seed_demo")
+        if res.returncode != 0:
+            raise DeployError(f"{env.name}: seed_demo failed: {_last_line(res)}")
+        ledger.append(self.var_dir, "db-seed", env=env.name, release=rel.id, via="up")
+        return True
 
     def db_reset(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
