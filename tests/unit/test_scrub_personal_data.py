@@ -100,3 +100,17 @@ def test_check_only_changes_nothing():
     Patron.objects.create(first_name="Ada", last_name="Lovelace", email="ada@example.org")
     call_command("scrub_personal_data", "--check")
     assert Patron.objects.get().email == "ada@example.org"
+
+
+def test_a_database_newer_than_this_release_or_with_a_table_no_model_describes_is_refused():
+    # prd may run a newer release than stg: a column stg's models do not know would be
+    # copied across unscrubbed, so the scrub refuses instead.
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('patrons', '9999_birthday', CURRENT_TIMESTAMP)")
+        cursor.execute("CREATE TABLE patrons_outbox (id integer PRIMARY KEY, recipient varchar(254))")
+    with pytest.raises(CommandError) as exc:
+        call_command("scrub_personal_data", "--noinput")
+    assert "migration patrons.9999_birthday (the database is newer than this release)" in str(exc.value)
+    assert "column patrons_outbox.recipient (no model field describes it)" in str(exc.value)
