@@ -109,6 +109,8 @@ SCRUB: dict[str, dict[str, Rule]] = {
         "before": ScrubJson(),
         "after": ScrubJson(),
     },
+    # The email outbox (where present): a pending row would otherwise mail a prd address.
+    "ops.outboxemail": {"recipient": Text("outbox-", PK, f"@{RESERVED_DOMAIN}"), "last_error": Text(SCRUBBED)},
     "auth.user": {
         "username": Text("staff-", PK),
         "first_name": Text("Staff"),
@@ -149,6 +151,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "payments.webhookevent": {"provider", "event_type"},
     "payments.checkoutsession": {"provider", "status", "priced"},
     "ops.auditentry": {"action", "object_type", "object_id", "request_id"},
+    "ops.outboxemail": {"kind", "status"},
     "auth.group": {"name"},
     "auth.permission": {"name", "codename"},
     "contenttypes.contenttype": {"app_label", "model"},
