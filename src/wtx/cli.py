@@ -644,6 +644,51 @@ def db_reset(
     out.print(f"{env}: database reset")
 
 
+@db_app.command("refresh")
+@command
+def db_refresh(
+    env: str = typer.Argument(..., help="Environment whose database is replaced (never one with real data)."),
+    source: str = typer.Option(..., "--from", help="Environment to copy (e.g. prd)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a terminal)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Replace an environment's database with a scrubbed copy of another's (stg --from prd)."""
+    ctx = _ctx()
+    target = ctx.env(env)
+    ctx.env(source)
+    _refuse_real(target, "refresh")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CommandError(f"refreshing {env} replaces its data with {source}'s, scrubbed; pass --yes to confirm")
+        typer.confirm(f"Replace {env}'s database with a scrubbed copy of {source}'s?", abort=True)
+    with _progress(f"refreshing {env} from {source}") as progress:
+        result = _backend(ctx).db_refresh(env, source, progress=progress)
+    data = _result(result, as_json, {"env": env, "source": source})
+    if not as_json:
+        took = f" in {data['seconds']:.1f} s" if isinstance(data.get("seconds"), int | float) else ""
+        rows = f": {data['rows']} rows in {data['tables']} tables" if data.get("tables") else ""
+        before = f"; its previous data: {data['dump']}" if data.get("dump") else ""
+        out.print(f"{env} now holds a scrubbed copy of {source}{rows}{took}{before}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@command
+def run(
+    env: str = typer.Argument(..., help="Environment."),
+    args: list[str] = typer.Argument(..., metavar="-- COMMAND [ARGS]...",
+                                     help="A management command and its arguments (create_staff, mint_staff_token, seed_demo, shell, …)."),
+) -> None:
+    """Run a management command in an environment: its active release, its variables, its database.
+
+    The exit code is the command's. Example: wtx run stg -- create_staff alice --role admin
+    """
+    ctx = _ctx()
+    ctx.env(env)
+    code = _backend(ctx).run(env, list(args))
+    if code:
+        raise typer.Exit(code if isinstance(code, int) else 1)
+
+
 def main() -> None:
     # Everything wtx writes (and every process it starts) is the operator's only: logs and
     # mail hold order tokens and ticket codes. See docs/operations.md.

@@ -181,6 +181,17 @@ class App(_Strict):
     # Only for a local demo of a real-data environment: the exact SIMULATED_PAYMENTS_DEMO_PHRASE.
     simulated_payments_on_real_data: str = ""
     email: Literal["console", "file", "smtp"] = "file"
+    # host:port of an SMTP relay that delivers every message to one mailbox it keeps (Mailpit,
+    # MailHog, a provider's sandbox), never onward. Required for smtp on a copy of real data.
+    email_catch_all_relay: str = ""
+
+    @field_validator("email_catch_all_relay")
+    @classmethod
+    def _relay(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if v and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{v!r} is not host:port")
+        return v
 
 
 class Failover(_Strict):
@@ -618,6 +629,7 @@ def _check_relations(spec: Spec) -> None:
             if required not in owned:
                 _fail(spec, name, "secrets", f"must include {required} (each environment signs with its own)")
         _check_simulated_payments(spec, name, env)
+        _check_email(spec, name, env)
         if env.app.payments == "stripe":
             for required in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
                 if required not in owned:
@@ -698,6 +710,19 @@ def _check_simulated_payments(spec: Spec, name: str, env: Environment) -> None:
         if (app.payments, app.simulated_payments_on_real_data) != (primary.payments, primary.simulated_payments_on_real_data):
             _fail(spec, name, "app.payments",
                   f"must equal {env.backup_of!r}'s payments and simulated_payments_on_real_data: it takes the same orders")
+
+
+def _check_email(spec: Spec, name: str, env: Environment) -> None:
+    """A copy of prd's patrons (scrubbed or not) never mails the world: its email stays in a
+    capture (file, console) or goes to a catch-all relay that delivers nothing onward."""
+    app = env.app
+    if env.database.data_policy == "scrubbed-copy-of-prd" and app.email == "smtp" and not app.email_catch_all_relay:
+        _fail(spec, name, "app.email",
+              "an environment holding a copy of prd's data (data_policy = \"scrubbed-copy-of-prd\") may not send "
+              "real email: use email = \"file\", or declare app.email_catch_all_relay = \"host:port\" "
+              "(a relay that keeps every message)")
+    if app.email_catch_all_relay and app.email != "smtp":
+        _fail(spec, name, "app.email_catch_all_relay", "set only with email = \"smtp\"")
 
 
 def _owned_secrets(spec: Spec, env: Environment) -> list[str]:

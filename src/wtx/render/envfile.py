@@ -123,6 +123,9 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         # A real mail server can be slow: requests only queue their emails and the
         # environment's jobs program (`<env>-jobs`) sends them (docs/operations.md).
         values["OUTBOX_SEND_ON_COMMIT"] = "false"
+    if email == "smtp" and env.app.email_catch_all_relay:
+        host, _, port = env.app.email_catch_all_relay.rpartition(":")
+        values["EMAIL_HOST"], values["EMAIL_PORT"] = host, port
     if env.app.payments == "stripe":
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
             values[name] = secrets[name]

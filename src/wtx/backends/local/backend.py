@@ -433,9 +433,9 @@ class LocalBackend:
             raise DeployError(f"release {rel.id}: {exc}") from None
 
     def manage(self, env: Environment, rel: releases.Release, *args: str,
-               timeout: float = 600.0) -> subprocess.CompletedProcess[str]:
+               timeout: float = 600.0, overrides: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run the release's own `wondertix <args>` with the environment's variables."""
-        values = self.app_values(env, rel)
+        values = {**self.app_values(env, rel), **(overrides or {})}
         cmd = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), *args]
         return subprocess.run(cmd, env=values, capture_output=True, text=True, timeout=timeout,
                               cwd=self.layout.env_dir(env.name), umask=UMASK)
@@ -641,6 +641,9 @@ class LocalBackend:
         }
         _say(progress, f"migrating {', '.join(jobs)}")
         run_parallel(jobs)
+        for env in targets:
+            if self.seed_demo_once(env, chosen[env.name]):
+                _say(progress, f"{env.name}: demo data loaded (data_policy = \"demo\", first start)")
 
         # 4. App servers: the active slot of each environment (blue the first time).
         for env in targets:
@@ -788,6 +791,22 @@ class LocalBackend:
                 raise DeployError(f"{env}: seed_demo failed: {_last_line(res)}")
             ledger.append(self.var_dir, "db-seed", env=env, release=rel.id)
 
+    def seed_demo_once(self, env: Environment, rel: releases.Release) -> bool:
+        """Load the demo data into an environment whose data policy is "demo", on its first
+        start and after each `db reset` (the ledger says which); True when it seeded."""
+        if env.database.data_policy != "demo" or env.is_backup:
+            return False
+        for record in reversed(ledger.read(self.var_dir, env.name)):
+            if record.get("event") == "db-seed":
+                return False
+            if record.get("event") == "db-reset":
+                break
+        res = self.manage(env, rel, "seed_demo")
+        if res.returncode != 0:
+            raise DeployError(f"{env.name}: seed_demo failed: {_last_line(res)}")
+        ledger.append(self.var_dir, "db-seed", env=env.name, release=rel.id, via="up")
+        return True
+
     def db_reset(self, env: str, progress: Progress | None = None) -> None:
         with self.locked():
             e = self.env(env)
@@ -811,6 +830,66 @@ class LocalBackend:
             _say(progress, f"{env}: migrations of release {rel.id}")
             self.migrate(e, rel)
             ledger.append(self.var_dir, "db-reset", env=env, release=rel.id)
+
+    def db_refresh(self, env: str, source: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Replace `env`'s database with a scrubbed copy of `source`'s (see refresh.py)."""
+        from wtx.backends.local.refresh import refresh
+
+        with self.locked():
+            target, src = self.env(env), self.env(source)
+            if target.database.data_policy == "real":
+                ledger.append(self.var_dir, "db-refresh-refused", env=env, source=source, reason="data_policy is real")
+                raise DeployError(f"{env}: refusing to overwrite a database with real data (data_policy = \"real\")")
+            if target.is_backup or not self.owns_cluster(target):
+                raise DeployError(f"{env}: its database belongs to {self.primary(target).name}")
+            if env == source or target.database.engine != "postgresql" or src.database.engine != "postgresql":
+                raise DeployError(f"{env} --from {source}: both must be distinct PostgreSQL environments")
+            src_owner = self.cluster_env(src)
+            assert src_owner is not None
+            source_cluster, target_cluster = self.cluster(src_owner), self.cluster(target)
+            for name, cl in ((src_owner.name, source_cluster), (env, target_cluster)):
+                try:
+                    cl.wait_ready(5)
+                except PostgresError:
+                    raise DeployError(f"{name}: its PostgreSQL cluster is not running (run `wtx up {name}`)") from None
+            rel = self.current_release(target)
+
+            def prepare(url: str) -> None:
+                # The target's own release: its migrations bring prd's schema up to it, and its
+                # scrub knows its models (and refuses columns it does not know).
+                for args in (("migrate", "--noinput"), ("scrub_personal_data", "--noinput")):
+                    res = self.manage(target, rel, *args, overrides={"DATABASE_URL": url})
+                    if res.returncode != 0:
+                        raise DeployError(f"{env}: {args[0]} of the copy failed: {_last_line(res)}")
+
+            try:
+                result = refresh(
+                    source=source_cluster, source_db=src.database.name, target=target_cluster,
+                    target_db=target.database.name, target_role=target.database.role,
+                    hba_database=target.database.name, dump_dir=self.layout.env_dir(env) / "dumps",
+                    prepare=prepare, progress=progress,
+                )
+            except PostgresError as exc:
+                ledger.append(self.var_dir, "db-refresh-failed", env=env, source=source, reason=str(exc))
+                raise DeployError(f"{env}: {exc}") from None
+            except DeployError as exc:
+                ledger.append(self.var_dir, "db-refresh-failed", env=env, source=source, reason=str(exc))
+                raise
+            record = {"source": source, "release": rel.id, "dump": result.dump, "seconds": result.seconds,
+                      "tables": result.tables, "rows": result.rows}
+            ledger.append(self.var_dir, "db-refresh", env=env, **record)
+            return {"env": env, **record}
+
+    def run(self, env: str, args: list[str]) -> int:
+        """`wondertix <args>` of `env`'s active release with `env`'s variables, attached to
+        this terminal (a shell stays interactive); its exit code."""
+        e = self.env(env)
+        rel = self.current_release(e)
+        values = self.app_values(e, rel)
+        cmd = [str(self.layout.release_venv(rel.id) / "bin" / "wondertix"), *args]
+        code = subprocess.run(cmd, env=values, cwd=self.layout.env_dir(e.name)).returncode
+        ledger.append(self.var_dir, "run", env=env, release=rel.id, command=args[0] if args else "", exit_code=code)
+        return code
 
     def prune_installs(self) -> list[str]:
         """Remove the venvs of releases no environment can roll back to any more.

@@ -26,8 +26,13 @@ class PostgresError(RuntimeError):
     pass
 
 
+def as_postgres_cmd(args: list[str]) -> list[str]:
+    """`args` run as the postgres user (when wtx runs as root; as itself otherwise)."""
+    return args if os.geteuid() != 0 else ["runuser", "-u", PG_USER, "--", *args]
+
+
 def _as_postgres(args: list[str], *, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cmd = args if os.geteuid() != 0 else ["runuser", "-u", PG_USER, "--", *args]
+    cmd = as_postgres_cmd(args)
     res = subprocess.run(cmd, input=input_text, capture_output=True, text=True)
     if check and res.returncode != 0:
         raise PostgresError(f"{Path(args[0]).name} failed: {(res.stderr or res.stdout).strip()}")
@@ -130,15 +135,24 @@ class Cluster:
         text = main.read_text()
         if "include_if_exists = 'wtx.conf'" not in text:
             _write_as_postgres(main, text + "\ninclude_if_exists = 'wtx.conf'\n")
-        hba = "\n".join(
-            [
-                "# Written by wtx: only this environment's role, only to its database.",
-                "local all postgres peer",
-                f"host {database} {role} 127.0.0.1/32 scram-sha-256",
-                "",
-            ]
-        )
-        _write_as_postgres(self.pgdata / "pg_hba.conf", hba)
+        self.write_hba(database, role)
+
+    def write_hba(self, database: str, role: str, extra: list[tuple[str, str]] | tuple[()] = ()) -> None:
+        """pg_hba: the superuser over the socket, `role` to `database` over TCP, and nothing
+        else but `extra` (database, role) pairs (a refresh's one-off scrubber)."""
+        lines = [
+            "# Written by wtx: only this environment's role, only to its database.",
+            "local all postgres peer",
+            f"host {database} {role} 127.0.0.1/32 scram-sha-256",
+            *(f"host {db} {who} 127.0.0.1/32 scram-sha-256" for db, who in extra),
+            "",
+        ]
+        _write_as_postgres(self.pgdata / "pg_hba.conf", "\n".join(lines))
+
+    def reload(self) -> None:
+        """Re-read pg_hba.conf (and settings) without a restart."""
+        self.psql("SELECT pg_reload_conf();")
+        time.sleep(0.3)  # the postmaster re-reads on SIGHUP, between connections
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
