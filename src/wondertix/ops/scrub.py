@@ -95,8 +95,10 @@ SCRUB: dict[str, dict[str, Rule]] = {
         "buyer_accommodation": Text("(accommodation on file)"),
     },
     "sales.hold": {"reason": Text("(reason removed)"), "client_address": Clear()},
-    "sales.refund": {"reason": Text("(reason removed)")},
-    "sales.exchange": {"reason": Text("(reason removed)")},
+    # message: the provider's or a clerk's words; before / pending_state: the state a refused
+    # refund or exchange is undone to (statuses and amounts stay, any other string goes).
+    "sales.refund": {"reason": Text("(reason removed)"), "message": Text(SCRUBBED), "before": ScrubJson()},
+    "sales.exchange": {"reason": Text("(reason removed)"), "message": Text(SCRUBBED), "pending_state": ScrubJson()},
     "payments.payment": {"reference": Text("scrubbed-", PK), "message": Text(SCRUBBED)},
     "payments.webhookevent": {"event_id": Text("evt_scrubbed_", PK)},
     "payments.checkoutsession": {
@@ -145,8 +147,9 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "sales.discountcode": {"code", "description", "kind"},
     "sales.order": {"token", "status", "channel", "idempotency_key", "request_fingerprint"},
     "sales.ticket": {"code", "status"},
-    "sales.refund": {"idempotency_key", "request_fingerprint", "method"},
-    "sales.exchange": {"idempotency_key", "request_fingerprint", "method"},
+    "sales.refund": {"idempotency_key", "request_fingerprint", "method", "status"},
+    "sales.exchange": {"idempotency_key", "request_fingerprint", "method", "status"},
+    "sales.refundsource": {"provider_key"},  # "refund:<idempotency key>:<charge id>"
     "payments.payment": {"kind", "provider", "status"},
     "payments.webhookevent": {"provider", "event_type"},
     "payments.checkoutsession": {"provider", "status", "priced"},

@@ -78,6 +78,7 @@ def test_a_jobs_interval_that_makes_no_sense_is_refused(raw_spec, write_spec, fi
 
 def test_with_a_real_mail_server_requests_only_queue_and_the_jobs_program_sends(raw_spec, write_spec, var_dir):
     raw_spec["environments"]["stg"]["app"]["email"] = "smtp"
+    raw_spec["environments"]["stg"]["app"]["email_catch_all_relay"] = "127.0.0.1:1025"  # stg holds a copy of prd
     spec = load_spec(write_spec(raw_spec))
     for name, inline in (("stg", "false"), ("dev", None)):
         env = spec.env(name)
