@@ -310,7 +310,8 @@ def test_health_checks_do_not_queue_behind_patrons(front_door):
         busy = [pool.submit(_ask, port, "GET", f"/slow/{i}") for i in range(2)]
         time.sleep(1.0)  # five check intervals (200 ms) while the slot is taken
         statuses = [f.result()[0] for f in busy]
-    assert statuses[0] == 200  # served; the second waited past the queue timeout or was served
+    # One was served; the other waited past the queue timeout (or, on a slow machine, was served).
+    assert 200 in statuses and set(statuses) <= {200, 503}, statuses
     app.delay = 0.0
     assert _ask(port, "GET", "/quick")[0] == 200  # the server was never marked down
 
