@@ -118,6 +118,17 @@ class Defaults(_Strict):
         return _safe_url_path(v)
 
 
+def _cidr_list(v: list[str]) -> list[str]:
+    """Networks in canonical CIDR form (allowed sources, monitoring networks)."""
+    out = []
+    for item in v:
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=True)))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
+    return out
+
+
 class Access(_Strict):
     allowed_networks: list[str] = Field(min_length=1)
     basic_auth: bool = False
@@ -130,13 +141,7 @@ class Access(_Strict):
     @field_validator("allowed_networks")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
-        out = []
-        for item in v:
-            try:
-                out.append(str(ipaddress.ip_network(item.strip(), strict=True)))
-            except ValueError as exc:
-                raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
-        return out
+        return _cidr_list(v)
 
     @field_validator("basic_auth_user")
     @classmethod
@@ -172,6 +177,34 @@ class Logging(_Strict):
     # environment, uses the largest of these.
     max_file_mb: int = Field(default=20, ge=1, le=1024)
     keep_files: int = Field(default=5, ge=1, le=50)
+    # Who may read /metrics through HAProxy (the monitoring system's networks). Empty: nobody;
+    # every other client gets 403 from HAProxy, so the app never runs the request.
+    monitoring_networks: list[str] = []
+
+    @field_validator("monitoring_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        return _cidr_list(v)
+
+
+class FrontDoor(_Strict):
+    """How much HAProxy lets through to the environment's app servers, and what everyone
+    else is told. The queue lives in HAProxy, never in front of a busy gunicorn worker."""
+
+    # Requests in flight per app server; 0 means the server's worker count (app.replicas).
+    maxconn_per_server: int = Field(0, ge=0, le=1000)
+    # A request waits this long in HAProxy's queue, then gets the "very busy" 503.
+    queue_timeout_s: int = Field(10, ge=1, le=25)
+    # More requests than this waiting already: the next one gets the 503 at once.
+    max_queue: int = Field(1000, ge=1, le=100_000)
+    # The Retry-After of every 503/429 from HAProxy (and the busy page's refresh).
+    retry_after_s: int = Field(5, ge=1, le=300)
+    # Per client address, within every window of rate_limit_window_s seconds: seats held
+    # (POST /api/v1/holds, the storefront's add-to-cart) and orders attempted
+    # (POST /api/v1/orders, the storefront's checkout and donation). Over it: 429.
+    rate_limit_window_s: int = Field(10, ge=1, le=3600)
+    holds_per_window: int = Field(20, ge=1, le=100_000)
+    orders_per_window: int = Field(10, ge=1, le=100_000)
 
 
 class App(_Strict):
@@ -306,6 +339,7 @@ class Environment(_Strict):
     logging: Logging = Logging()
     app: App
     failover: Failover = Failover()
+    front_door: FrontDoor = Field(default_factory=lambda: FrontDoor.model_validate({}))
 
     @field_validator("promote_from", "backup_of", mode="before")
     @classmethod
@@ -389,6 +423,12 @@ class Environment(_Strict):
     def secrets_owner(self) -> str:
         """Whose secrets.env this environment uses: its own, or its primary's."""
         return self.backup_of or self.name
+
+    @property
+    def server_maxconn(self) -> int:
+        """Requests HAProxy sends one app server at a time: never more than it has workers,
+        unless the spec says otherwise."""
+        return self.front_door.maxconn_per_server or self.app.replicas
 
     def app_port(self, slot: int) -> int:
         if not 0 <= slot < APP_PORT_SLOTS:
@@ -514,6 +554,7 @@ _FIELDS_BY_MODEL: dict[str, type[BaseModel]] = {
     "logging": Logging,
     "app": App,
     "failover": Failover,
+    "front_door": FrontDoor,
     "health_check": HealthCheck,
     **GATE_MODELS,
 }
@@ -622,6 +663,7 @@ def _check_relations(spec: Spec) -> None:
             _fail(spec, name, "access.basic_auth_user", "set only with basic_auth = true")
         if env.access.tls_certificate and not env.access.tls:
             _fail(spec, name, "access.tls_certificate", "set only with tls = true")
+        _check_front_door(spec, name, env)
 
         # -- secrets every running environment must own
         owned = _owned_secrets(spec, env)
@@ -723,6 +765,19 @@ def _check_email(spec: Spec, name: str, env: Environment) -> None:
               "(a relay that keeps every message)")
     if app.email_catch_all_relay and app.email != "smtp":
         _fail(spec, name, "app.email_catch_all_relay", "set only with email = \"smtp\"")
+
+
+def _check_front_door(spec: Spec, name: str, env: Environment) -> None:
+    fd = env.front_door
+    own = {"maxconn_per_server"}
+    if env.is_backup and fd.model_dump(exclude=own) != FrontDoor.model_validate({}).model_dump(exclude=own):
+        _fail(spec, name, "front_door", f"a backup's traffic goes through {env.backup_of!r}'s front door; set only maxconn_per_server here")
+    if fd.maxconn_per_server and fd.maxconn_per_server > env.app.replicas * 4:
+        _fail(spec, name, "front_door.maxconn_per_server",
+              f"{fd.maxconn_per_server} is more than the server's {env.app.replicas} worker(s) can take "
+              "(at most 4 per worker; 0 means one per worker)")
+    if env.logging.monitoring_networks and not env.logging.metrics:
+        _fail(spec, name, "logging.monitoring_networks", "set only with metrics = true")
 
 
 def _owned_secrets(spec: Spec, env: Environment) -> list[str]:

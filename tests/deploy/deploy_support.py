@@ -147,8 +147,11 @@ class Load:
 
     def __init__(self, site: Site, *, rate: float, seconds: float, threads: int = 8,
                  gets: list[str], purchase: Callable[[int], dict[str, Any]] | None = None,
-                 purchase_every: int = 4, max_requests: int = 20_000) -> None:
+                 purchase_every: int = 4, max_requests: int = 20_000, clients: int = 1) -> None:
         self.site, self.rate, self.seconds, self.threads = site, rate, seconds, threads
+        # clients > 1: request n comes from loopback address n % clients (127.2.x.y), as
+        # many patrons do from their own addresses (HAProxy limits sale POSTs per address).
+        self.clients = clients
         self.gets, self.purchase, self.purchase_every = gets, purchase, purchase_every
         self.max_requests = max_requests
         self.result = LoadResult()
@@ -172,14 +175,16 @@ class Load:
         rid = f"load-{uuid.uuid4().hex}"
         path = "/api/v1/orders" if is_purchase else self.gets[n % len(self.gets)]
         what = f"{'POST' if is_purchase else 'GET'} {path} #{n}"
+        client = n % self.clients
+        source = f"127.2.{client // 250}.{client % 250 + 1}" if self.clients > 1 else None
         start = time.monotonic()
         try:
             if is_purchase:
                 assert self.purchase is not None
-                reply = self.site.request("POST", path, body=self.purchase(n),
+                reply = self.site.request("POST", path, body=self.purchase(n), source=source,
                                           headers={"Idempotency-Key": key, "X-Request-Id": rid})
             else:
-                reply = self.site.get(path, headers={"X-Request-Id": rid})
+                reply = self.site.get(path, headers={"X-Request-Id": rid}, source=source)
         except Exception as exc:  # noqa: BLE001 - every failure is counted, none ignored
             with self._lock:
                 self.result.sent += 1

@@ -90,7 +90,8 @@ def test_deploy_under_load_fails_no_request_and_loses_no_order(stack):
     # Bounded: at most LOAD_MAX_SECONDS; stopped once it ran LOAD_SECONDS and the new release
     # has served for a few seconds.
     load = Load(stack.site("prd"), rate=LOAD_RATE, seconds=LOAD_MAX_SECONDS, threads=16, gets=gets,
-                purchase=purchase, purchase_every=5, max_requests=int(LOAD_RATE * LOAD_MAX_SECONDS))
+                purchase=purchase, purchase_every=5, max_requests=int(LOAD_RATE * LOAD_MAX_SECONDS),
+                clients=250)
     load.start()
     load_started = time.monotonic()
     time.sleep(5)  # steady load first

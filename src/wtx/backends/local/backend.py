@@ -358,15 +358,20 @@ class LocalBackend:
             if env.access.tls:
                 certs[env.name] = self.certificate(env)
             backups: tuple[tuple[str, int, str | None], ...] = ()
+            backup_maxconn = 0
             bak = self.backup(env)
             if bak is not None:
                 backups = ((bak.name, bak.app.base_port, self.slots(bak.name).active),)
+                backup_maxconn = bak.server_maxconn
             routes.append(hap.Route(
                 env=env.name, hostnames=tuple(env.hostnames), url=env.url,
                 allowed_networks=tuple(env.access.allowed_networks),
                 basic_auth_user=user, basic_auth_hash=pw_hash, tls=env.access.tls,
                 base_port=env.app.base_port, replicas=env.app.replicas,
                 active_slot=self.slots(env.name).active, backups=backups,
+                maxconn=env.server_maxconn, backup_maxconn=backup_maxconn,
+                front_door=env.front_door,
+                monitoring_networks=tuple(env.logging.monitoring_networks),
             ))
         d = self.spec.defaults
         text = hap.render_config(

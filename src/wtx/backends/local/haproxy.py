@@ -4,6 +4,13 @@ Every environment with hostnames gets a backend with one server per color slot (
 the idle slot is `disabled` (maintenance) so a deploy can bring it in with `set server … state
 ready` and take the old one out with `drain` → `maint`, no reload needed. prd's backend also
 lists bak's servers as `backup`: they take traffic only when no prd server is up.
+
+Overload (the spec's `front_door`): each server gets at most `maxconn` requests at a time (its
+worker count), so the queue is held here, where a health check never waits in it; a request
+that waits longer than the queue timeout, or finds the queue full, gets a "very busy" 503 with
+Retry-After (an HTML page that reloads itself, or JSON under /api/). Per-client-address rate
+limits on the sale POSTs answer 429 the same way. /metrics is served only to the
+environment's monitoring networks.
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wtx.backends.local.layout import SLOTS, Layout
+from wtx.spec import FrontDoor
 
 
 def server_name(env: str, slot: str) -> str:
@@ -44,6 +52,75 @@ class Route:
     replicas: int
     active_slot: str | None
     backups: tuple[tuple[str, int, str | None], ...] = ()  # (env, base_port, active_slot)
+    maxconn: int = 0  # requests in flight per app server; 0: no limit
+    backup_maxconn: int = 0  # the same for the backup environment's servers
+    front_door: FrontDoor = field(default_factory=lambda: FrontDoor.model_validate({}))
+    monitoring_networks: tuple[str, ...] = ()
+
+
+# The storefront and API requests that hold seats or attempt an order: what the per-client
+# rate limits count (matched on the decoded path, as Django routes it).
+HOLD_PATHS = ("/api/v1/holds", "/cart/hold-again/")
+HOLD_PATH_PATTERN = "^/performances/[0-9]+/$"
+ORDER_PATHS = ("/api/v1/orders", "/checkout/", "/donate/")
+
+_PAGE_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:4rem auto;padding:0 1rem;"
+    "color:rgb(30,30,30)}h1{font-size:1.6rem}"
+)
+
+
+def _var(env: str) -> str:
+    return env.replace("-", "_")
+
+
+def busy_page(seconds: int) -> str:
+    """The patron's page when the box office is saturated: it reloads itself after `seconds`
+    (a GET of the same page; a cart stays held in the meantime)."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{seconds}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Very busy</title><style>{_PAGE_STYLE}</style></head><body>"
+        f"<h1>Very busy — you keep your place, retrying in {seconds} s</h1>"
+        "<p>Many people are buying tickets right now. Seats in your cart stay held for you, "
+        f"and this page tries again by itself in {seconds} seconds. There is no need to reload it.</p>"
+        "</body></html>"
+    )
+
+
+def busy_json(seconds: int) -> str:
+    return (
+        '{"code": "busy", "message": "The box office is very busy. Nothing was done; '
+        f'send the same request again in {seconds} seconds (Retry-After).", '
+        f'"details": {{"retry_after": {seconds}}}}}'
+    )
+
+
+def slow_down_page(seconds: int) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Too many requests</title><style>{_PAGE_STYLE}</style></head><body>"
+        "<h1>Too many requests from your address</h1>"
+        f"<p>Nothing was done. Please wait {seconds} seconds, then go back and try again.</p>"
+        "</body></html>"
+    )
+
+
+def slow_down_json(seconds: int) -> str:
+    return (
+        '{"code": "rate_limited", "message": "Too many requests from your address. Nothing was done; '
+        f'send it again in {seconds} seconds (Retry-After).", "details": {{"retry_after": {seconds}}}}}'
+    )
+
+
+def _quoted(text: str) -> str:
+    """`text` as a single-quoted log-format string in haproxy.cfg (no escapes inside single
+    quotes: the bodies are ours and contain no quote, percent sign or line break)."""
+    if any(c in text for c in "'%\n\r"):
+        raise ValueError(f"cannot quote {text[:40]!r}… for haproxy.cfg")
+    return f"'{text}'"
 
 
 def _slot_port(base_port: int, slot: str) -> int:
@@ -73,6 +150,13 @@ def render_config(
     w("    stats timeout 10s")
     w("    maxconn 2000")
     w("    tune.ssl.default-dh-param 2048")
+    # The bodies HAProxy answers with when it turns a request away, one set per environment.
+    for r in routes:
+        fd, v = r.front_door, _var(r.env)
+        w(f"    set-var-fmt proc.busy_html_{v} {_quoted(busy_page(fd.retry_after_s))}")
+        w(f"    set-var-fmt proc.busy_json_{v} {_quoted(busy_json(fd.retry_after_s))}")
+        w(f"    set-var-fmt proc.slow_html_{v} {_quoted(slow_down_page(fd.rate_limit_window_s))}")
+        w(f"    set-var-fmt proc.slow_json_{v} {_quoted(slow_down_json(fd.rate_limit_window_s))}")
     w("")
     w("defaults")
     w("    mode http")
@@ -156,20 +240,73 @@ def render_config(
             f"    default-server check inter {inter_ms}ms fall {fall} rise {rise}"
             " observe layer4 error-limit 1 on-error mark-down"
         )
+        out.extend(_front_door(r))
+        limit = f" maxconn {r.maxconn}" if r.maxconn else ""
         for slot in SLOTS:
             state = "" if slot == r.active_slot else " disabled"
             port = _slot_port(r.base_port, slot)
-            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port}{state}")
+            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port}{limit}{state}")
+        blimit = f" maxconn {r.backup_maxconn}" if r.backup_maxconn else ""
         for benv, bport, bactive in r.backups:
             for slot in SLOTS:
                 state = "" if slot == bactive else " disabled"
                 port = _slot_port(bport, slot)
-                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port} backup{state}")
+                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port}{blimit} backup{state}")
+        w("")
+        w(f"backend {rate_table(r.env)}")
+        window = r.front_door.rate_limit_window_s
+        w(f"    stick-table type ipv6 size 100k expire {window}s store gpc0_rate({window}s),gpc1_rate({window}s)")
         w("")
     w("backend be_unknown_host")
     w('    http-request return status 404 content-type text/plain string "No WonderTix environment answers to this host name.\\n"')
     w("")
     return "\n".join(out)
+
+
+def rate_table(env: str) -> str:
+    """The stick table counting each client address's sale requests in `env`."""
+    return f"st_{env}_sales"
+
+
+def _front_door(r: Route) -> list[str]:
+    """A backend's overload rules: /metrics only to the monitoring networks, per-client rate
+    limits (429), a bounded queue (503), and the bodies of those answers."""
+    fd, v = r.front_door, _var(r.env)
+    out = [
+        f"    timeout queue {fd.queue_timeout_s}s",
+        # Django routes the decoded path: match what it will see.
+        "    acl api path,url_dec -m beg /api/",
+        "    acl metrics path,url_dec -m reg ^/+metrics/*$",
+        "    acl sale_post method POST",
+        f"    acl hold_path path,url_dec -m str {' '.join(HOLD_PATHS)}",
+        f"    acl hold_path path,url_dec -m reg {HOLD_PATH_PATTERN}",
+        f"    acl order_path path,url_dec -m str {' '.join(ORDER_PATHS)}",
+    ]
+    nets = " ".join(r.monitoring_networks)
+    out.append(f"    acl monitoring src {nets}" if nets else "    acl monitoring always_false")
+    out += [
+        "    http-request deny deny_status 403 if metrics !monitoring",
+        "    http-request set-var(txn.api) bool(true) if api",
+        f"    http-request set-var(txn.busy_body) var(proc.busy_json_{v}) if api",
+        f"    http-request set-var(txn.busy_body) var(proc.busy_html_{v}) if !api",
+        f"    http-request track-sc0 src table {rate_table(r.env)} if sale_post hold_path || sale_post order_path",
+        "    http-request sc-inc-gpc0(0) if sale_post hold_path",
+        "    http-request sc-inc-gpc1(0) if sale_post order_path",
+        f"    acl over_holds sc0_gpc0_rate gt {fd.holds_per_window}",
+        f"    acl over_orders sc0_gpc1_rate gt {fd.orders_per_window}",
+        f"    http-request set-var(txn.slow_body) var(proc.slow_json_{v}) if api sale_post",
+        f"    http-request set-var(txn.slow_body) var(proc.slow_html_{v}) if !api sale_post",
+        "    http-request deny deny_status 429 if sale_post hold_path over_holds || sale_post order_path over_orders",
+        # Already this many waiting: answer at once rather than after the queue timeout.
+        f"    http-request deny deny_status 503 if {{ queue gt {fd.max_queue} }}",
+        # Every 503 HAProxy itself answers here (queue timeout, queue full, no server up).
+        '    http-error status 503 content-type "text/html; charset=utf-8" lf-string "%[var(txn.busy_body)]"'
+        f" hdr Retry-After {fd.retry_after_s} hdr Cache-Control no-store",
+        '    http-error status 429 content-type "text/html; charset=utf-8" lf-string "%[var(txn.slow_body)]"'
+        f" hdr Retry-After {fd.rate_limit_window_s} hdr Cache-Control no-store",
+        "    http-after-response set-header Content-Type application/json if { var(txn.api) -m bool } { status 429 503 }",
+    ]
+    return out
 
 
 def crypt_password(password: str) -> str:
