@@ -21,6 +21,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 
 from wondertix.api import documents
+from wondertix.ops import errors
 from wondertix.ops.requestid import current_request_id
 from wondertix.sales.errors import SaleError
 
@@ -178,6 +179,8 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     # The same JSON 500 in every environment (django-ninja would send a traceback in DEBUG).
     log.exception("unhandled API error", extra={"path": request.path})
+    if errors.is_database_unavailable(exc):  # 503 + Retry-After, as the documented answers say
+        return errors.database_unavailable(request, current_request_id() or "")
     return api.create_response(
         request,
         {"code": "server_error", "message": "Something went wrong on our side.", "request_id": current_request_id() or ""},
