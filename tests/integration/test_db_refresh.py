@@ -87,7 +87,7 @@ AccessAttempt.objects.create(username="tbeauchamp", ip_address="198.51.100.24", 
 
 
 def _as_wtx_cluster(pg: PgCluster, tmp: Path) -> Cluster:
-    return Cluster(pgdata=pg.datadir, sockdir=pg.socket_dir, port=pg.port, log_dir=tmp)
+    return Cluster(pgdata=pg.datadir, sockdir=pg.socket_dir, port=pg.port, log_dir=tmp, var_dir=pg.datadir.parent)
 
 
 def _environment(pg: PgCluster, cluster: Cluster, name: str) -> str:
