@@ -37,7 +37,7 @@ from wondertix.payments.window import charge_at_window
 from wondertix.sales import errors, inventory
 from wondertix.sales.models import Order, Ticket, new_ticket_code
 from wondertix.sales.refund_models import Exchange, ExchangeItem
-from wondertix.sales.refund_settlement import RECONCILE_AFTER, send_refund
+from wondertix.sales.refund_settlement import RECONCILE_AFTER, send_pending_refunds
 from wondertix.sales.refunds import REFUNDABLE_STATUSES, pay_back, plan_payments, refundable_cents
 from wondertix.sales.services import request_fingerprint
 
@@ -358,15 +358,9 @@ def settle_exchange(exchange: Exchange, card: PaymentDetails | None = None) -> E
             except ProviderUnavailable:
                 answers[payment.pk] = None
     else:
-        for payment in Payment.objects.filter(refund_source__exchange=exchange, status=Payment.PENDING).order_by("pk"):
-            try:
-                sent = send_refund(payment)
-                answer: _Answer | None = None if sent.unknown else _Answer(sent.ok, sent.reference, sent.message)
-            except ProviderUnavailable:
-                answer = None
-            answers[payment.pk] = answer
-            if answer is None or not answer.ok:
-                break
+        sent = send_pending_refunds(Payment.objects.filter(refund_source__exchange=exchange, status=Payment.PENDING))
+        for pk, refunded in sent.items():
+            answers[pk] = None if refunded is None else _Answer(refunded.ok, refunded.reference, refunded.message)
     exchange = _finish(exchange.pk, answers)
     if exchange.status == Exchange.SUCCEEDED:
         return exchange

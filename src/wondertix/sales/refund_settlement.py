@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from wondertix.ops import audit
@@ -62,6 +62,26 @@ def send_refund(payment: Payment) -> RefundResult:
     return get_provider(payment.provider).refund(reference=reference, amount_cents=payment.amount_cents, idempotency_key=source.provider_key)
 
 
+def send_pending_refunds(payments: QuerySet[Payment]) -> dict[int, RefundResult | None]:
+    """Send pending refund Payments (of a refund, or of an exchange's difference) in order,
+    each with its stored key; None where the provider gave no answer (unreachable, or an
+    answer that is not one): that refund may have gone out, so it stays pending and is asked
+    again later. Nothing more goes out after the first one not answered yes."""
+    results: dict[int, RefundResult | None] = {}
+    for payment in payments.order_by("pk"):
+        try:
+            result: RefundResult | None = send_refund(payment)
+        except ProviderUnavailable as exc:
+            log.warning("refund provider unreachable", extra={"payment_id": payment.pk, "error": str(exc)})
+            result = None
+        if result is not None and result.unknown:
+            result = None
+        results[payment.pk] = result
+        if result is None or not result.ok:
+            break
+    return results
+
+
 def settle(refund: Refund) -> Refund:
     """Send what is still pending of `refund` to the provider, then finish it.
 
@@ -73,18 +93,7 @@ def settle(refund: Refund) -> Refund:
         return refund
     if refund.status == Refund.FAILED:
         raise _refused(refund)
-    results: dict[int, RefundResult | None] = {}
-    for payment in Payment.objects.filter(refund_source__refund=refund, status=Payment.PENDING).order_by("pk"):
-        try:
-            result: RefundResult | None = send_refund(payment)
-        except ProviderUnavailable as exc:
-            log.warning("refund provider unreachable", extra={"refund_id": refund.pk, "error": str(exc)})
-            result = None
-        if result is not None and result.unknown:
-            result = None  # the refund may have gone out: stays pending, asked again later
-        results[payment.pk] = result
-        if result is None or not result.ok:
-            break  # nothing more goes out until this one is settled
+    results = send_pending_refunds(Payment.objects.filter(refund_source__refund=refund, status=Payment.PENDING))
     refund = finish(refund.pk, results)
     if refund.status == Refund.SUCCEEDED:
         return refund
