@@ -625,6 +625,15 @@ def db_seed(env: str = typer.Argument(..., help="Environment.")) -> None:
     out.print(f"{env}: demo data loaded")
 
 
+def _confirm(yes: bool, what: str, question: str) -> None:
+    """A destructive command goes ahead with --yes, or a person's yes at a terminal."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CommandError(f"{what}; pass --yes to confirm")
+    typer.confirm(question, abort=True)
+
+
 @db_app.command("reset")
 @command
 def db_reset(
@@ -635,10 +644,7 @@ def db_reset(
     ctx = _ctx()
     target = ctx.env(env)
     _refuse_real(target, "reset")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise CommandError(f"resetting {env} erases its data; pass --yes to confirm")
-        typer.confirm(f"Erase every row in {env}'s database?", abort=True)
+    _confirm(yes, f"resetting {env} erases its data", f"Erase every row in {env}'s database?")
     with _progress(f"resetting {env}") as progress:
         _backend(ctx).db_reset(env, progress=progress)
     out.print(f"{env}: database reset")
@@ -657,10 +663,8 @@ def db_refresh(
     target = ctx.env(env)
     ctx.env(source)
     _refuse_real(target, "refresh")
-    if not yes:
-        if not sys.stdin.isatty():
-            raise CommandError(f"refreshing {env} replaces its data with {source}'s, scrubbed; pass --yes to confirm")
-        typer.confirm(f"Replace {env}'s database with a scrubbed copy of {source}'s?", abort=True)
+    _confirm(yes, f"refreshing {env} replaces its data with {source}'s, scrubbed",
+             f"Replace {env}'s database with a scrubbed copy of {source}'s?")
     with _progress(f"refreshing {env} from {source}") as progress:
         result = _backend(ctx).db_refresh(env, source, progress=progress)
     data = _result(result, as_json, {"env": env, "source": source})
