@@ -199,6 +199,9 @@ MAX_TICKETS_PER_ORDER = env.int("MAX_TICKETS_PER_ORDER", default=20)
 # Generous enough for a family behind one home router, far below a house.
 HOLD_SEATS_PER_CLIENT = env.int("HOLD_SEATS_PER_CLIENT", default=40)
 HOLDS_PER_CLIENT_PER_MINUTE = env.int("HOLDS_PER_CLIENT_PER_MINUTE", default=20)
+# Retry-After of the app's own "try again shortly" answers (database unreachable); wtx sets it
+# to the front door's figure so HAProxy's busy page and the app's agree.
+RETRY_AFTER_SECONDS = env.int("RETRY_AFTER_SECONDS", default=5)
 CURRENCY = env.str("CURRENCY", default="USD")
 # Test-only: skips the capacity lock so the concurrency tests can prove they catch a race.
 # ops.checks refuses it whenever DEBUG is off.

@@ -23,7 +23,8 @@ def database_gone():
         yield
 
 
-def test_a_page_asks_the_patron_to_wait_and_retries_by_itself(make_performance):
+def test_a_page_asks_the_patron_to_wait_and_retries_by_itself(make_performance, settings):
+    settings.RETRY_AFTER_SECONDS = 5
     make_performance()
     client = Client(raise_request_exception=False)
     with database_gone():
@@ -36,7 +37,8 @@ def test_a_page_asks_the_patron_to_wait_and_retries_by_itself(make_performance):
     assert "Something went wrong" not in body and "Traceback" not in body
 
 
-def test_an_api_client_is_told_when_to_retry(make_performance):
+def test_an_api_client_is_told_when_to_retry(make_performance, settings):
+    settings.RETRY_AFTER_SECONDS = 5
     perf = make_performance()
     client = Client(raise_request_exception=False)
     with database_gone():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
@@ -25,8 +26,8 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 # A request that failed because the database could not be reached (stopped, failing over, a
 # connection dropped) is answered "try again shortly", never "something broke": the load
 # balancer takes a server whose database is gone out of traffic within a few checks, and in
-# those seconds the patron gets a page that retries by itself (and API clients Retry-After).
-DATABASE_RETRY_AFTER_S = 5
+# those seconds the patron gets a page that retries by itself (and API clients Retry-After,
+# the front door's own figure: settings.RETRY_AFTER_SECONDS).
 
 
 def is_database_unavailable(exc: BaseException | None) -> bool:
@@ -41,7 +42,7 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
 
 
 def database_unavailable(request: HttpRequest, rid: str) -> HttpResponse:
-    retry = DATABASE_RETRY_AFTER_S
+    retry = settings.RETRY_AFTER_SECONDS
     if _wants_json(request):
         response: HttpResponse = JsonResponse(
             {"code": "temporarily_unavailable", "message": f"The ticket records could not be reached just now. Please try again in {retry} seconds.",

@@ -103,6 +103,7 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "SIMULATED_PAYMENTS_ON_REAL_DATA": _flag(bool(env.app.simulated_payments_on_real_data)),
         "EMAIL_BACKEND": EMAIL_BACKENDS[email],
         "THEATER_TIME_ZONE": spec.defaults.theater_time_zone,
+        "RETRY_AFTER_SECONDS": str(primary.front_door.retry_after_s),
         "STATIC_ROOT": str((release_dir / "static") if release_dir else own / "static"),
         "SECURE_SSL_REDIRECT": "false",  # HAProxy redirects; health checks come over plain HTTP
         "SESSION_COOKIE_SECURE": _flag(tls),
