@@ -98,6 +98,9 @@ class Defaults(_Strict):
     # At least 2: the previous release must stay installed so rollback is a traffic switch.
     release_keep: int = Field(3, ge=2, le=50)
     jobs: Jobs = Field(default_factory=lambda: Jobs.model_validate({}))
+    # Seconds the slot a deploy (or rollback) takes off traffic keeps running, out of
+    # traffic, so `wtx rollback` within them is a traffic switch; 0 stops it at once.
+    rollback_warm_s: int = Field(0, ge=0, le=86_400)
 
     @field_validator("theater_time_zone")
     @classmethod
@@ -340,6 +343,8 @@ class Environment(_Strict):
     app: App
     failover: Failover = Failover()
     front_door: FrontDoor = Field(default_factory=lambda: FrontDoor.model_validate({}))
+    # This environment's own warm window (None: [defaults] rollback_warm_s).
+    rollback_warm_s: int | None = Field(None, ge=0, le=86_400)
 
     @field_validator("promote_from", "backup_of", mode="before")
     @classmethod
@@ -466,6 +471,10 @@ class Spec(BaseModel):
 
     def backup_for(self, env: Environment) -> Environment | None:
         return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
+
+    def rollback_warm_s(self, env: Environment) -> int:
+        """How long the slot leaving traffic stays warm in `env` (its own value, else the default)."""
+        return self.defaults.rollback_warm_s if env.rollback_warm_s is None else env.rollback_warm_s
 
 
 # --------------------------------------------------------------------------------------------
