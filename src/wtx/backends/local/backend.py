@@ -629,6 +629,13 @@ class LocalBackend:
             self.supervisor.start_program(name)
         return slots.warm_until[slot]
 
+    def warm_status(self, env: Environment, slots: Slots) -> str:
+        """What `wtx status` says of the warm slot: only when its program really runs."""
+        warm = slots.warm(time.time())
+        if warm is None or self.supervisor.state(self.program(env.name, warm[0])) != "RUNNING":
+            return ""
+        return warm_text(slots, time.time())
+
     def expire_warm(self, envs: list[str] | None = None, progress: Progress | None = None) -> list[str]:
         """Stop every slot whose warm window has passed; the programs stopped."""
         stopped = []
@@ -812,6 +819,12 @@ class LocalBackend:
                 self.supervisor.stop_program(self.warm_timer_program(env.name))
                 for slot in SLOTS:
                     self.supervisor.stop_program(self.program(env.name, slot))
+                # `up` starts only the slot on traffic again: the warm one is stopped for good.
+                slots = self.slots(env.name)
+                if slots.running.get(slots.idle()) or slots.idle() in slots.warm_until:
+                    slots.running[slots.idle()] = False
+                    slots.forget_warm(slots.idle())
+                    self.save_slots(env.name, slots)
                 if self.owns_cluster(env):
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
@@ -848,7 +861,7 @@ class LocalBackend:
                 url = f"{url} (backup of {env.backup_of})"
             out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
                                  database=self.database_label(env), last_deploy=last_txt,
-                                 warm=warm_text(slots, time.time())))
+                                 warm=self.warm_status(env, slots) if sup_up else ""))
         return out
 
     def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
