@@ -284,6 +284,18 @@ class SecurityGate(_Gate):
     # check --deploy findings this environment accepts, by id, each a decision written down
     # in the spec (e.g. the TLS warnings of an environment served over plain HTTP).
     allow: list[str] = []
+    # bandit over the release's code (its app wheel): a finding counts when it is at or above
+    # both levels; at most bandit_max_findings may count. (A nosec comment naming the test,
+    # with its reason, is a reviewed exception in the code, as noqa is for ruff.)
+    bandit_severity: Literal["low", "medium", "high"] = "high"
+    bandit_confidence: Literal["low", "medium", "high"] = "medium"
+    bandit_max_findings: int = Field(0, ge=0)
+    # pip-audit of the release's locked dependencies: known vulnerabilities allowed.
+    max_vulnerabilities: int = Field(0, ge=0)
+    # Where the vulnerability database cannot be reached (or does not know a dependency) the
+    # audit is "not audited", never passed; that fails the gate unless this says otherwise.
+    allow_unaudited: bool = False
+    audit_timeout_s: int = Field(120, ge=5, le=1800)
 
     @field_validator("allow")
     @classmethod

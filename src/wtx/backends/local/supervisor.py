@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
+import xmlrpc.client  # nosec B411 # only supervisord's own socket (0700, this user's) answers it
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
