@@ -368,11 +368,10 @@ def stg_site():
 
 def _security(spec, var_dir, port, deploy_output):
     import subprocess
+    import zipfile
 
     from wtx import release as releases
     from wtx.backends import FrontDoor
-
-    import zipfile
 
     fake_release(var_dir, R1)
     # What bandit and the audit read: the app wheel's code, the locked dependencies (none:
