@@ -237,7 +237,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     for row in rows:
         health = _fmt(row.get("health"))
         colour = "green" if health == "healthy" else "red"
-        table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), _fmt(row.get("release")),
+        release = _fmt(row.get("release")) + (f"\n[dim]{row['warm']}[/]" if row.get("warm") else "")
+        table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), release,
                       f"[{colour}]{health}[/]", _fmt(row.get("database")), _fmt(row.get("last_deploy")))
     out.print(table)
 
@@ -434,8 +435,28 @@ def rollback(
         result = backend.rollback(env, progress=progress)
     data = _result(result, as_json, {"env": env, "release": _running(ctx).get(env, "")})
     if not as_json:
-        took = f" in {data['seconds']:.1f} s" if isinstance(data.get("seconds"), int | float) else ""
+        # The ledger's rollback record carries the same figure (`seconds`).
+        took = (f": answering after {data['seconds']:.2f} s" if isinstance(data.get("seconds"), int | float)
+                else "")
         out.print(f"{env} rolled back to [bold]{data['release'] or 'the previous release'}[/]{took}")
+        for line in data.get("steps") or []:
+            if "warm" in line:
+                out.print(f"  {line}", markup=False, highlight=False)
+
+
+@app.command("expire-warm", hidden=True)
+@command
+def expire_warm(
+    env: str = typer.Argument(..., help="Environment."),
+    wait: bool = typer.Option(False, "--wait", help="Sleep until each warm window ends (the warm timer)."),
+) -> None:
+    """Stop ENV's previous-release slot once its rollback warm window has passed (run by the
+    `<env>-warm-timer` program that a deploy or rollback starts)."""
+    ctx = _ctx()
+    ctx.env(env)
+    backend = _backend(ctx)
+    stopped = backend.wait_and_expire_warm(env) if wait else backend.expire_warm([env])
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing warm had expired", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,20 +2,23 @@
 
 A deploy installs the release next to the running one, runs its migrations as a release
 phase, starts it in the idle color slot, waits for readiness, moves traffic with HAProxy's
-runtime API (new servers in, old servers drained, then out), and stops the old slot once
-nothing is in flight. Any failing step aborts: the old release keeps serving, the ledger
+runtime API (new servers in, old servers drained, then out), and keeps the old slot running
+out of traffic for the spec's `rollback_warm_s` (stopped then by the `<env>-warm-timer`
+program; at once when the window is 0). Any failing step aborts: the old release keeps serving, the ledger
 records why, and DeployError carries the same one-line reason.
 
 A primary with a backup (prd → bak) moves both: bak always runs prd's release.
 
 Rollback is a traffic switch back to the other slot, which still holds the previous release
-(started again if it was stopped). Migrations are not reversed: a release's migrations must
+(warm within the window; started again if it was stopped). Migrations are not reversed: a release's migrations must
 leave the schema usable by the release before it (expand, then contract a release later).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -55,11 +58,13 @@ def _require_running(backend: LocalBackend, env: Environment) -> str:
 
 
 def _switch(backend: LocalBackend, moves: list[tuple[Environment, str, str]],
-            progress: Progress | None, *, enable_timeout: float = 15.0) -> None:
+            progress: Progress | None, *, enable_timeout: float = 15.0,
+            on_up: Callable[[Environment], None] | None = None) -> None:
     """Move traffic for each (env, old_slot, new_slot): all new servers in, then all old out.
 
     If a new server never comes UP, the ones already enabled go back to maintenance and the
-    old servers (never touched yet) keep serving.
+    old servers (never touched yet) keep serving. `on_up(env)` is called the moment HAProxy
+    has env's new server UP (it answers requests from then on).
     """
     enabled: list[tuple[Environment, str]] = []
     try:
@@ -67,6 +72,8 @@ def _switch(backend: LocalBackend, moves: list[tuple[Environment, str, str]],
             _say(progress, f"{env.name}: HAProxy sends traffic to {hap.server_name(env.name, new)}")
             enabled.append((env, new))
             backend.enable_server(env, new, enable_timeout)
+            if on_up is not None:
+                on_up(env)
     except Exception:
         for env, new in enabled:
             be = hap.backend_name(backend.traffic_env(env).name)
@@ -88,6 +95,25 @@ def stop_slots(backend: LocalBackend, pairs: list[tuple[Environment, str]],
     from wtx.backends.local.backend import run_parallel
 
     run_parallel({f"{env.name}-{slot}": partial(backend.stop_slot, env, slot) for env, slot in pairs})
+
+
+def retire_slots(backend: LocalBackend, pairs: list[tuple[Environment, str]],
+                 progress: Progress | None, step: Progress) -> None:
+    """Slots just taken off traffic: kept warm for the spec's rollback_warm_s (a rollback
+    within it is a traffic switch), else stopped now."""
+    stop: list[tuple[Environment, str]] = []
+    for env, slot in pairs:
+        if not slot:
+            continue
+        until = backend.keep_warm(env, slot)
+        if until is None:
+            stop.append((env, slot))
+        else:
+            when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            step(f"{env.name}: slot {slot} stays warm (out of traffic) until {when} for an instant rollback")
+    if stop:
+        step(f"stopping the previous slot of {', '.join(e.name for e, _ in stop)}")
+        stop_slots(backend, stop, progress)
 
 
 def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, *,
@@ -144,8 +170,7 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
 
         _switch(backend, moves, progress)
         started_slots = []  # on traffic now: never stopped by the abort path below
-        step(f"stopping the previous slot of {', '.join(e.name for e in members)}")
-        stop_slots(backend, [(env, old) for env, old, _new in moves], progress)
+        retire_slots(backend, [(env, old) for env, old, _new in moves], progress, step)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"
         for env, slot, held in started_slots:
@@ -174,6 +199,12 @@ def deploy(backend: LocalBackend, env_name: str, release_id: str | None = None, 
 
 def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None = None,
              ready_timeout: float = 30.0) -> DeployResult:
+    """Back to the release in the idle slot. Within its warm window that slot still runs,
+    so this is a traffic switch; after it, the slot is started first (slower).
+
+    The figure reported (CLI and the ledger's `seconds`, the same number): seconds from the
+    start until HAProxy has the primary's previous-release server UP, i.e. answering.
+    """
     started = time.monotonic()
     members = _members(backend, env_name)
     primary = members[0]
@@ -181,6 +212,18 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
     target_id = "?"
     steps: list[str] = []
     started_slots: list[tuple[Environment, str]] = []
+    warm: dict[str, bool] = {}
+    on_traffic = 0.0
+
+    def answering(env: Environment) -> None:
+        nonlocal on_traffic
+        if env is primary:
+            on_traffic = round(time.monotonic() - started, 2)
+
+    def step(message: str) -> None:
+        steps.append(message)
+        _say(progress, message)
+
     try:
         for env in members:
             _require_running(backend, env)
@@ -192,26 +235,26 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
         _say(progress, f"making sure release {target.id} is installed")
         backend.install(target)
         moves: list[tuple[Environment, str, str]] = []
-        on_traffic = 0.0
         # One environment at a time, the primary first: it alone decides when the previous
         # release is back on traffic, and it boots without its backup competing for the CPU.
         for env in members:
             slots = backend.slots(env.name)
             old, new = slots.active or "", slots.idle()
             running = backend.supervisor.state(backend.program(env.name, new)) == "RUNNING"
-            if slots.releases.get(new) != target.id or not running:
-                steps.append(f"{env.name}: starting {target.id} in slot {new}")
-                _say(progress, steps[-1])
+            warm[env.name] = slots.releases.get(new) == target.id and running
+            if warm[env.name]:
+                step(f"{env.name}: slot {new} is warm (running {target.id}): a traffic switch")
+            else:
+                step(f"{env.name}: starting {target.id} in slot {new} (not warm)")
                 started_slots.append((env, new))
                 backend.start_slot(env, new, target)
             _say(progress, f"{env.name}: waiting for {backend.spec.defaults.readiness_path} on slot {new}")
             backend.wait_ready(env, new, ready_timeout)
-            _switch(backend, [(env, old, new)], progress)
+            _switch(backend, [(env, old, new)], progress, on_up=answering)
             started_slots = [(e, s) for e, s in started_slots if e.name != env.name]
             moves.append((env, old, new))
-            if env is primary:
-                on_traffic = round(time.monotonic() - started, 2)
-        stop_slots(backend, [(env, old) for env, old, _new in moves], progress)
+        # The release rolled back from stays warm too: undoing the rollback is a switch as well.
+        retire_slots(backend, [(env, old) for env, old, _new in moves], progress, step)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, DeployError) else f"{type(exc).__name__}: {exc}"
         for env, slot in started_slots:
@@ -227,11 +270,11 @@ def rollback(backend: LocalBackend, env_name: str, *, progress: Progress | None 
         raise DeployError(reason) from exc
 
     backend.prune_installs()
-    seconds = round(time.monotonic() - started, 2)
+    whole = round(time.monotonic() - started, 2)
     for env in members:
         ledger.append(backend.var_dir, ledger.ROLLBACK, env=env.name, release=target.id,
                       previous=current, slot=backend.slots(env.name).active,
-                      seconds=seconds, on_traffic_after=on_traffic)
+                      seconds=on_traffic, warm=warm.get(env.name, False), command_seconds=whole)
     return DeployResult(env=primary.name, release=target.id, previous=current,
                         slot=backend.slots(primary.name).active or "", seconds=on_traffic,
                         action="rollback", steps=steps)

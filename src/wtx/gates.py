@@ -441,12 +441,125 @@ def check_security(work: Workspace, gate: SecurityGate, log: _Log) -> GateResult
         if anonymous.status != 401:
             problems.append(f"basic auth: a request without credentials answered {anonymous.status}, not 401")
 
+    # 4. bandit over the release's own code; 5. the audit of its locked dependencies.
+    bandit_problem, counted = _bandit(work, gate, log, figures)
+    if bandit_problem:
+        problems.append(bandit_problem)
+    audit_problem = _audit(work, gate, log, figures)
+    if audit_problem:
+        problems.append(audit_problem)
+
     if problems:
         more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
         return GateResult(gate.check, False, problems[0] + more, figures)
+    audit = (f"{figures['vulnerabilities']} known vulnerabilities" if figures["audit"] == "audited"
+             else "dependencies NOT AUDITED (allowed by allow_unaudited)")
     return GateResult(gate.check, True, f"check --deploy {issues} issues (+{len(ids) - issues} allowed); CSP, nosniff; {len(cookies)} cookie(s) "
-                      f"SameSite{'/Secure' if env.access.tls else ''}; outsider {figures.get('firewall_status_from_outside')}",
+                      f"SameSite{'/Secure' if env.access.tls else ''}; outsider {figures.get('firewall_status_from_outside')}; "
+                      f"bandit {counted} at {gate.bandit_severity}+; {audit}",
                       figures)
+
+
+_LEVELS = {"low": 1, "medium": 2, "high": 3}
+
+
+def bandit_count(report: dict[str, Any], severity: str, confidence: str) -> tuple[int, dict[str, int], list[str]]:
+    """Findings of a bandit JSON report at or above both levels: their number, the number of
+    every finding by severity, and the first counted ones ("path:line BXXX")."""
+    by_severity = {level: 0 for level in _LEVELS}
+    counted: list[str] = []
+    for item in report.get("results", []):
+        sev, conf = str(item.get("issue_severity", "")).lower(), str(item.get("issue_confidence", "")).lower()
+        if sev in by_severity:
+            by_severity[sev] += 1
+        if _LEVELS.get(sev, 3) >= _LEVELS[severity] and _LEVELS.get(conf, 3) >= _LEVELS[confidence]:
+            counted.append(f"{item.get('filename', '?')}:{item.get('line_number', '?')} {item.get('test_id', '?')}")
+    return len(counted), by_severity, counted
+
+
+def _bandit(work: Workspace, gate: SecurityGate, log: _Log, figures: dict[str, Any]) -> tuple[str | None, int]:
+    """bandit over the Python files of the release's app wheel (the code it runs)."""
+    code = work.dir / "scratch" / "bandit-code"
+    shutil.rmtree(code, ignore_errors=True)
+    code.mkdir(parents=True)
+    with zipfile.ZipFile(work.release.app_wheel) as wheel:
+        for name in wheel.namelist():
+            if name.endswith(".py") and ".dist-info/" not in name:
+                wheel.extract(name, code)
+    report = work.dir / "bandit.json"
+    args = [sys.executable, "-m", "bandit", "-r", str(code), "-f", "json", "-o", str(report), "-q"]
+    log(f"$ {' '.join(args)}")
+    res = subprocess.run(args, capture_output=True, text=True, timeout=gate.timeout_s, env=_clean_env(work.dir))
+    log(res.stdout + res.stderr)
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        raise CheckError(f"bandit wrote no report (exit {res.returncode}): {_tail(res)}") from None
+    if res.returncode not in (0, 1) or data.get("errors"):
+        raise CheckError(f"bandit could not check every file (exit {res.returncode}): "
+                         f"{(data.get('errors') or [{}])[0].get('reason', _tail(res))}")
+    count, by_severity, counted = bandit_count(data, gate.bandit_severity, gate.bandit_confidence)
+    figures["bandit_findings"] = count
+    figures.update({f"bandit_{level}": n for level, n in by_severity.items()})
+    figures["bandit_files"] = sum(1 for _ in code.rglob("*.py"))
+    log(f"bandit: {count} finding(s) at severity >= {gate.bandit_severity} and confidence >= "
+        f"{gate.bandit_confidence}: {counted}")
+    if count > gate.bandit_max_findings:
+        return (f"bandit: {count} finding(s) at {gate.bandit_severity}+ severity (at most "
+                f"{gate.bandit_max_findings}): {', '.join(c.replace(str(code) + '/', '') for c in counted[:3])}"), count
+    return None, count
+
+
+def audit_outcome(report_text: str | None) -> tuple[str, int, str]:
+    """("audited" | "not audited", known vulnerabilities, why not audited) from pip-audit's
+    JSON report. A dependency pip-audit skipped (its database did not know it, or did not
+    answer) makes the whole audit "not audited": pip-audit itself then says "No known
+    vulnerabilities found" and exits 0, which must never read as passed."""
+    if not report_text:
+        return "not audited", 0, "pip-audit wrote no report"
+    try:
+        deps = json.loads(report_text).get("dependencies", [])
+    except (ValueError, AttributeError):
+        return "not audited", 0, "pip-audit's report is not JSON"
+    if not deps:
+        return "not audited", 0, "pip-audit listed no dependency"
+    skipped = [d for d in deps if d.get("skip_reason")]
+    if skipped:
+        return "not audited", 0, (f"{len(skipped)} of {len(deps)} dependencies could not be looked up "
+                                  f"(first: {skipped[0]['skip_reason']})")
+    return "audited", sum(len(d.get("vulns", [])) for d in deps), ""
+
+
+def _audit(work: Workspace, gate: SecurityGate, log: _Log, figures: dict[str, Any]) -> str | None:
+    """pip-audit of the release's requirements.lock (hashed: no resolution, no install)."""
+    report = work.dir / "audit.json"
+    report.unlink(missing_ok=True)
+    args = [sys.executable, "-m", "pip_audit", "--requirement", str(work.release.requirements),
+            "--require-hashes", "--disable-pip", "--format", "json", "--output", str(report),
+            "--progress-spinner", "off", "--timeout", "15",
+            "--cache-dir", str(work.dir / "scratch" / "pip-audit-cache")]
+    log(f"$ {' '.join(args)}")
+    try:
+        res = subprocess.run(args, capture_output=True, text=True, timeout=gate.audit_timeout_s,
+                             env=_clean_env(work.dir))
+        log(res.stdout + res.stderr)
+        text = report.read_text() if report.is_file() else None
+        status, vulns, why = audit_outcome(text)
+        if status == "not audited" and text is None:
+            why = f"{why}: {_tail(res)}"
+    except subprocess.TimeoutExpired:
+        status, vulns, why = "not audited", 0, f"pip-audit did not finish within {gate.audit_timeout_s} s"
+    figures["audit"] = status
+    log(f"audit: {status}" + (f" ({why})" if why else f", {vulns} known vulnerabilities"))
+    if status == "audited":
+        figures["vulnerabilities"] = vulns
+        if vulns > gate.max_vulnerabilities:
+            return f"audit: {vulns} known vulnerabilities in the locked dependencies (at most {gate.max_vulnerabilities})"
+        return None
+    figures["audit_not_audited_because"] = why
+    if gate.allow_unaudited:
+        return None
+    return f"audit: not audited ({why}); the spec does not allow it (allow_unaudited)"
 
 
 def _outside_source(allowed: list[str]) -> str | None:

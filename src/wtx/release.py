@@ -355,7 +355,7 @@ def _unpack(wheels: list[Path], dest: Path) -> None:
     (a second, where `pip install --target` takes many)."""
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as zf:
-            zf.extractall(dest)  # noqa: S202 - wheels we just built or resolved; zipfile sanitizes names
+            zf.extractall(dest)  # noqa: S202 - wheels we just built or resolved; zipfile sanitizes names  # nosec B202
 
 
 def _dependency_site(wheels: list[Path], fallback: Path) -> Path:

@@ -98,6 +98,9 @@ class Defaults(_Strict):
     # At least 2: the previous release must stay installed so rollback is a traffic switch.
     release_keep: int = Field(3, ge=2, le=50)
     jobs: Jobs = Field(default_factory=lambda: Jobs.model_validate({}))
+    # Seconds the slot a deploy (or rollback) takes off traffic keeps running, out of
+    # traffic, so `wtx rollback` within them is a traffic switch; 0 stops it at once.
+    rollback_warm_s: int = Field(0, ge=0, le=86_400)
 
     @field_validator("theater_time_zone")
     @classmethod
@@ -281,6 +284,18 @@ class SecurityGate(_Gate):
     # check --deploy findings this environment accepts, by id, each a decision written down
     # in the spec (e.g. the TLS warnings of an environment served over plain HTTP).
     allow: list[str] = []
+    # bandit over the release's code (its app wheel): a finding counts when it is at or above
+    # both levels; at most bandit_max_findings may count. (A nosec comment naming the test,
+    # with its reason, is a reviewed exception in the code, as noqa is for ruff.)
+    bandit_severity: Literal["low", "medium", "high"] = "high"
+    bandit_confidence: Literal["low", "medium", "high"] = "medium"
+    bandit_max_findings: int = Field(0, ge=0)
+    # pip-audit of the release's locked dependencies: known vulnerabilities allowed.
+    max_vulnerabilities: int = Field(0, ge=0)
+    # Where the vulnerability database cannot be reached (or does not know a dependency) the
+    # audit is "not audited", never passed; that fails the gate unless this says otherwise.
+    allow_unaudited: bool = False
+    audit_timeout_s: int = Field(120, ge=5, le=1800)
 
     @field_validator("allow")
     @classmethod
@@ -340,6 +355,8 @@ class Environment(_Strict):
     app: App
     failover: Failover = Failover()
     front_door: FrontDoor = Field(default_factory=lambda: FrontDoor.model_validate({}))
+    # This environment's own warm window (None: [defaults] rollback_warm_s).
+    rollback_warm_s: int | None = Field(None, ge=0, le=86_400)
 
     @field_validator("promote_from", "backup_of", mode="before")
     @classmethod
@@ -466,6 +483,10 @@ class Spec(BaseModel):
 
     def backup_for(self, env: Environment) -> Environment | None:
         return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
+
+    def rollback_warm_s(self, env: Environment) -> int:
+        """How long the slot leaving traffic stays warm in `env` (its own value, else the default)."""
+        return self.defaults.rollback_warm_s if env.rollback_warm_s is None else env.rollback_warm_s
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class EnvStatus:
     health: str
     database: str
     last_deploy: str
+    # The previous release kept running out of traffic for an instant rollback, and until when.
+    warm: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -287,7 +287,8 @@ def test_status_of_a_stack_that_is_not_running_names_every_field_and_why_it_is_d
     rows = {s.env: s.as_dict() for s in backend.status()}
     assert list(rows) == ["dev", "stg", "prd", "bak"]
     for row in rows.values():
-        assert set(row) == {"env", "url", "release", "health", "database", "last_deploy"}
+        assert set(row) == {"env", "url", "release", "health", "database", "last_deploy", "warm"}
+        assert row["warm"] == ""  # nothing kept warm
         assert row["health"] == "down (supervisord not running)"
     assert rows["prd"]["url"] == "https://wondertix.localhost:8443"
     assert rows["bak"]["url"] == "https://wondertix.localhost:8443 (backup of prd)"

@@ -368,11 +368,19 @@ def stg_site():
 
 def _security(spec, var_dir, port, deploy_output):
     import subprocess
+    import zipfile
 
     from wtx import release as releases
     from wtx.backends import FrontDoor
 
     fake_release(var_dir, R1)
+    # What bandit and the audit read: the app wheel's code, the locked dependencies (none:
+    # the audit says "not audited", which the checked-in stg allows in writing).
+    wheel = var_dir / "releases" / R1 / "wheelhouse" / "x.whl"
+    wheel.parent.mkdir(parents=True)
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("shop/__init__.py", "VALUE = 1\n")
+    (var_dir / "releases" / R1 / "requirements.lock").write_text("")
     backend = FakeBackend(spec, var_dir)
     backend.running["stg"] = R1
     backend.manage = lambda env, rel, *args, timeout=600: subprocess.CompletedProcess(
@@ -389,6 +397,8 @@ def test_the_security_gate_passes_stg_as_declared_and_names_debug_left_on(spec, 
     assert ok.passed, ok.summary
     assert ok.figures | {"deploy_check_allowed": 4} == ok.figures
     assert (ok.figures["firewall_status_from_outside"], ok.figures["status_without_credentials"]) == (403, 401)
+    assert ok.figures["bandit_findings"] == 0 and ok.figures["audit"] == "not audited"
+    assert ok.summary.endswith("bandit 0 at high+; dependencies NOT AUDITED (allowed by allow_unaudited)")
     debug = _security(spec, var_dir / "d", port, TLS_WARNINGS + "?: (security.W018) You should not have DEBUG set to True in deployment.\n")
     assert not debug.passed
     assert debug.summary.startswith("check --deploy: 1 issue(s) not allowed by the spec (at most 0): security.W018")

@@ -21,12 +21,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,17 +54,51 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass
 class Slots:
-    """Which release each color slot holds, which one is on traffic, which ones run."""
+    """Which release each color slot holds, which one is on traffic, which ones run, and
+    until when (epoch seconds) an idle slot is kept warm for an instant rollback."""
 
     active: str | None = None
     releases: dict[str, str] = field(default_factory=dict)
     running: dict[str, bool] = field(default_factory=dict)
+    warm_until: dict[str, float] = field(default_factory=dict)
 
     def idle(self) -> str:
         return SLOTS[1] if self.active == SLOTS[0] else SLOTS[0]
 
     def active_release(self) -> str | None:
         return self.releases.get(self.active) if self.active else None
+
+    def keep_warm(self, slot: str, now: float, window_s: int) -> bool:
+        """`slot` just left traffic: keep it running for `window_s` seconds from `now`.
+        False when the window is 0 (the caller stops it at once)."""
+        if window_s <= 0 or slot == self.active or not self.running.get(slot):
+            self.warm_until.pop(slot, None)
+            return False
+        self.warm_until[slot] = now + window_s
+        return True
+
+    def forget_warm(self, slot: str) -> None:
+        """`slot` went on traffic, was stopped or got another release: no longer warm."""
+        self.warm_until.pop(slot, None)
+
+    def warm(self, now: float) -> tuple[str, str, float] | None:
+        """(slot, release, until) of the idle slot kept warm at `now`, if any."""
+        slot = self.idle()
+        until = self.warm_until.get(slot)
+        if until is None or until <= now or not self.running.get(slot) or not self.releases.get(slot):
+            return None
+        return slot, self.releases[slot], until
+
+    def expired(self, now: float) -> list[str]:
+        """Idle slots whose warm window has passed and that still run (to be stopped)."""
+        return [slot for slot, until in sorted(self.warm_until.items())
+                if slot != self.active and until <= now and self.running.get(slot)]
+
+    def next_expiry(self) -> float | None:
+        """When the next warm window of an idle, running slot ends (None: nothing is warm)."""
+        pending = [until for slot, until in self.warm_until.items()
+                   if slot != self.active and self.running.get(slot)]
+        return min(pending) if pending else None
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -167,7 +202,7 @@ class LocalBackend:
             return Slots()
         data = json.loads(path.read_text())
         return Slots(active=data.get("active"), releases=data.get("releases", {}),
-                     running=data.get("running", {}))
+                     running=data.get("running", {}), warm_until=data.get("warm_until", {}))
 
     def save_slots(self, env: str, slots: Slots) -> None:
         path = self.layout.slots_file(env)
@@ -187,6 +222,10 @@ class LocalBackend:
     @staticmethod
     def jobs_program(env: str) -> str:
         return f"{env}-jobs"
+
+    @staticmethod
+    def warm_timer_program(env: str) -> str:
+        return f"{env}-warm-timer"
 
     def port(self, env: Environment, slot: str) -> int:
         return env.app_port(SLOTS.index(slot))
@@ -307,6 +346,19 @@ class LocalBackend:
                 directory=self.layout.env_dir(env.name), stdout_log=logs / "jobs.log",
                 autostart=bool(slots.running.get(slots.active or "")), startsecs=1, startretries=5,
                 stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+            ))
+        if slots.next_expiry() is not None:
+            # Stops the slot kept warm for rollback when its window ends (`wtx expire-warm
+            # ENV --wait`: reads the deadline from the slots file, so a later deploy or a
+            # restart of supervisord moves it; ends when nothing is warm any more).
+            timer = [sys.executable, "-m", "wtx", "--root", str(self.root), "--var-dir", str(self.var_dir),
+                     "expire-warm", env.name, "--wait"]
+            programs.append(Program(
+                name=self.warm_timer_program(env.name), command=shlex.join(timer),
+                directory=self.layout.env_dir(env.name), stdout_log=logs / "warm-timer.log",
+                autostart=True, autorestart="false", startsecs=0, startretries=0, stopwaitsecs=10,
+                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"},
                 log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
         return programs
@@ -469,6 +521,7 @@ class LocalBackend:
         self.supervisor.stop_program(name)
         slots.releases[slot] = rel.id
         slots.running[slot] = True
+        slots.forget_warm(slot)
         self.save_slots(env.name, slots)
         self.apply_programs(env, only={name})
         if self.supervisor.state(name) not in ("RUNNING", "STARTING"):
@@ -484,6 +537,7 @@ class LocalBackend:
         else:
             slots.releases.pop(slot, None)
         slots.running[slot] = False
+        slots.forget_warm(slot)
         self.save_slots(env.name, slots)
         self.apply_programs(env, only={self.program(env.name, slot)})
 
@@ -492,6 +546,7 @@ class LocalBackend:
         self.supervisor.stop_program(name)
         slots = self.slots(env.name)
         slots.running[slot] = False
+        slots.forget_warm(slot)
         self.save_slots(env.name, slots)
         # The stopped program's autostart flips; applying it to a stopped group is harmless.
         self.apply_programs(env, only={name})
@@ -552,8 +607,62 @@ class LocalBackend:
     def set_active(self, env: Environment, slot: str) -> None:
         slots = self.slots(env.name)
         slots.active = slot
+        slots.forget_warm(slot)
         self.save_slots(env.name, slots)
         self.start_jobs(env)
+
+    # ----------------------------------------------------------------------------------------
+    # The previous release kept warm (rollback within the window is a traffic switch)
+    # ----------------------------------------------------------------------------------------
+    def keep_warm(self, env: Environment, slot: str) -> float | None:
+        """`slot` just left traffic: keep it running, out of traffic, for the spec's
+        rollback_warm_s (and start the timer that stops it then). Its deadline, or None when
+        the window is 0 and the caller is to stop it now."""
+        slots = self.slots(env.name)
+        if not slots.keep_warm(slot, time.time(), self.spec.rollback_warm_s(env)):
+            self.save_slots(env.name, slots)
+            return None
+        self.save_slots(env.name, slots)
+        name = self.warm_timer_program(env.name)
+        self.apply_programs(env, only={name})
+        if self.supervisor.info(name) is not None and self.supervisor.state(name) not in ("RUNNING", "STARTING"):
+            self.supervisor.start_program(name)
+        return slots.warm_until[slot]
+
+    def warm_status(self, env: Environment, slots: Slots) -> str:
+        """What `wtx status` says of the warm slot: only when its program really runs."""
+        warm = slots.warm(time.time())
+        if warm is None or self.supervisor.state(self.program(env.name, warm[0])) != "RUNNING":
+            return ""
+        return warm_text(slots, time.time())
+
+    def expire_warm(self, envs: list[str] | None = None, progress: Progress | None = None) -> list[str]:
+        """Stop every slot whose warm window has passed; the programs stopped."""
+        stopped = []
+        with self.locked():
+            for name in envs or list(self.spec.environments):
+                env = self.env(name)
+                for slot in self.slots(name).expired(time.time()):
+                    _say(progress, f"{name}: the warm window of slot {slot} ended: stopping it")
+                    self.stop_slot(env, slot)
+                    ledger.append(self.var_dir, "warm-expired", env=name, slot=slot,
+                                  release=self.slots(name).releases.get(slot))
+                    stopped.append(self.program(name, slot))
+        return stopped
+
+    def wait_and_expire_warm(self, env: str, progress: Progress | None = None, *, poll_s: float = 5.0) -> list[str]:
+        """The warm timer: until nothing of `env` is warm, sleep to the next deadline (read
+        again every poll_s, so a later deploy or rollback moves it) and stop what expired."""
+        stopped: list[str] = []
+        while True:
+            until = self.slots(env).next_expiry()
+            if until is None:
+                return stopped
+            delay = until - time.time()
+            if delay > 0:
+                time.sleep(min(delay, poll_s))
+                continue
+            stopped += self.expire_warm([env], progress)
 
     def start_jobs(self, env: Environment) -> None:
         """(Re)start the jobs program on the release now on traffic."""
@@ -707,8 +816,15 @@ class LocalBackend:
             for env in reversed(self.ordered(envs)):
                 _say(progress, f"{env.name}: stopping its app servers (requests in flight finish)")
                 self.supervisor.stop_program(self.jobs_program(env.name))
+                self.supervisor.stop_program(self.warm_timer_program(env.name))
                 for slot in SLOTS:
                     self.supervisor.stop_program(self.program(env.name, slot))
+                # `up` starts only the slot on traffic again: the warm one is stopped for good.
+                slots = self.slots(env.name)
+                if slots.running.get(slots.idle()) or slots.idle() in slots.warm_until:
+                    slots.running[slots.idle()] = False
+                    slots.forget_warm(slots.idle())
+                    self.save_slots(env.name, slots)
                 if self.owns_cluster(env):
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
@@ -744,7 +860,8 @@ class LocalBackend:
             if env.is_backup:
                 url = f"{url} (backup of {env.backup_of})"
             out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
-                                 database=self.database_label(env), last_deploy=last_txt))
+                                 database=self.database_label(env), last_deploy=last_txt,
+                                 warm=self.warm_status(env, slots) if sup_up else ""))
         return out
 
     def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
@@ -954,6 +1071,16 @@ def run_parallel(jobs: Mapping[str, Callable[[], Any]]) -> None:
             if isinstance(exc, DeployError | SupervisorError):
                 raise DeployError(str(exc)) from None
             raise exc
+
+
+def warm_text(slots: Slots, now: float) -> str:
+    """`wtx status`'s words for the previous release kept warm ("" when none is)."""
+    warm = slots.warm(now)
+    if warm is None:
+        return ""
+    slot, rid, until = warm
+    when = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"previous {rid} warm in slot {slot} until {when} (rollback is a traffic switch)"
 
 
 def _last_line(res: subprocess.CompletedProcess[str]) -> str:

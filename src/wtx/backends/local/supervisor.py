@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-import xmlrpc.client
+import xmlrpc.client  # nosec B411 # only supervisord's own socket (0700, this user's) answers it
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class Program:
     stderr_log: Path | None = None
     log_max_mb: int = 20
     log_keep: int = 5
+    # "true" (a server: always restarted) or "false" (a one-shot that ends on its own).
+    autorestart: str = "true"
 
     def render(self) -> str:
         # Supervisor expands %(...)s in values, so a literal % is doubled.
@@ -81,7 +83,7 @@ class Program:
             f"command={esc(self.command)}",
             f"directory={self.directory}",
             f"autostart={'true' if self.autostart else 'false'}",
-            "autorestart=true",
+            f"autorestart={self.autorestart}",
             "umask=077",
             f"startsecs={self.startsecs}",
             f"startretries={self.startretries}",
