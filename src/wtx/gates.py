@@ -490,3 +490,14 @@ CHECKS: dict[type, Any] = {
     SmokeGate: check_smoke,
     PendingGate: check_pending,
 }
+
+
+def _register_later_checks() -> None:
+    # Checks in modules of their own (they use this module's Workspace, CheckError and _Log).
+    from wtx.gate_migrations import check_migrations
+    from wtx.spec import MigrationsGate
+
+    CHECKS[MigrationsGate] = check_migrations
+
+
+_register_later_checks()

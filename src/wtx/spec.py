@@ -299,10 +299,39 @@ class SmokeGate(_Gate):
     max_ms: int = Field(2000, ge=1, le=120_000)
 
 
+class MigrationsGate(_Gate):
+    """Migration rehearsal: the release's migrations on a fresh, scrubbed copy of `source`'s
+    data (a scratch database in this environment's cluster), timed; then the previous
+    release this environment ran reads every model and serves `paths` on the migrated
+    schema; and the linter for dangerous migrations over the migrations `source` has not
+    applied yet."""
+
+    check: Literal["migrations"]
+    source: str = "prd"
+    max_seconds: float = Field(120, gt=0, le=7200)
+    # New migrations the linter lets through, by name (app.0007_name): each one a decision
+    # written down next to the gate (e.g. the contract step after every reader is gone).
+    allow: list[str] = []
+    paths: list[str] = Field(["/readyz", "/", "/api/v1/events"], min_length=1)
+
+    @field_validator("allow")
+    @classmethod
+    def _migration_names(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*\.\w+", item):
+                raise ValueError(f"{item!r} is not a migration name such as 'sales.0007_drop_notes'")
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return [_safe_url_path(p) for p in v]
+
+
 class PendingGate(_Gate):
     """Declared, not yet built: it always fails ("not implemented"), never passes unchecked."""
 
-    check: Literal["integration", "migrations", "performance"]
+    check: Literal["integration", "performance"]
 
 
 GATE_MODELS: dict[str, type[_Gate]] = {
@@ -312,11 +341,11 @@ GATE_MODELS: dict[str, type[_Gate]] = {
     "security": SecurityGate,
     "smoke": SmokeGate,
     "integration": PendingGate,
-    "migrations": PendingGate,
+    "migrations": MigrationsGate,
     "performance": PendingGate,
 }
 Gate = Annotated[
-    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | PendingGate,
+    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | PendingGate,
     Field(discriminator="check"),
 ]
 
@@ -732,6 +761,15 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, IntegrationMinimalGate) and gate.seed_demo and env.database.data_policy != "demo":
             _fail(spec, name, "gates", f"check 'integration-minimal': seed_demo = true needs data_policy = \"demo\" "
                   f"(this environment's is {env.database.data_policy!r})")
+        if isinstance(gate, MigrationsGate):
+            source = spec.environments.get(gate.source)
+            if source is None or gate.source == name:
+                _fail(spec, name, "gates", f"check 'migrations': source {gate.source!r} must name another environment"
+                      f"{_did_you_mean(gate.source, spec.environments)}")
+            assert source is not None
+            if source.database.engine != "postgresql" or env.database.engine != "postgresql":
+                _fail(spec, name, "gates", "check 'migrations' copies a PostgreSQL database into this environment's "
+                      "cluster: both need engine = \"postgresql\"")
 
 
 def _check_simulated_payments(spec: Spec, name: str, env: Environment) -> None:

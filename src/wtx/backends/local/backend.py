@@ -885,6 +885,33 @@ class LocalBackend:
             ledger.append(self.var_dir, "db-refresh", env=env, **record)
             return {"env": env, **record}
 
+    @contextmanager
+    def scratch_copy(self, env: str, source: str, progress: Progress | None = None) -> Iterator[str]:
+        """A fresh copy of `source`'s database in a scratch database of `env`'s cluster (never
+        `env`'s own database), for the block; yields its URL (see refresh.scratch_copy)."""
+        from wtx.backends.local.refresh import scratch_copy
+
+        with self.locked():
+            target, src = self.env(env), self.env(source)
+            if target.is_backup or not self.owns_cluster(target) or target.database.engine != "postgresql":
+                raise DeployError(f"{env}: has no PostgreSQL cluster of its own to hold a scratch copy")
+            src_owner = self.cluster_env(src)
+            if src_owner is None or env == source:
+                raise DeployError(f"{env} --from {source}: both must be distinct PostgreSQL environments")
+            source_cluster, target_cluster = self.cluster(src_owner), self.cluster(target)
+            for name, cl in ((src_owner.name, source_cluster), (env, target_cluster)):
+                try:
+                    cl.wait_ready(5)
+                except PostgresError:
+                    raise DeployError(f"{name}: its PostgreSQL cluster is not running (run `wtx up {name}`)") from None
+            try:
+                with scratch_copy(source=source_cluster, source_db=src.database.name, target=target_cluster,
+                                  target_role=target.database.role, hba_database=target.database.name,
+                                  progress=progress) as url:
+                    yield url
+            except PostgresError as exc:
+                raise DeployError(f"{env}: scratch copy of {source}: {exc}") from None
+
     def run(self, env: str, args: list[str]) -> int:
         """`wondertix <args>` of `env`'s active release with `env`'s variables, attached to
         this terminal (a shell stays interactive); its exit code."""
