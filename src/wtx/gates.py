@@ -494,10 +494,12 @@ CHECKS: dict[type, Any] = {
 
 def _register_later_checks() -> None:
     # Checks in modules of their own (they use this module's Workspace, CheckError and _Log).
+    from wtx.gate_integration import check_integration
     from wtx.gate_migrations import check_migrations
-    from wtx.spec import MigrationsGate
+    from wtx.spec import IntegrationGate, MigrationsGate
 
     CHECKS[MigrationsGate] = check_migrations
+    CHECKS[IntegrationGate] = check_integration
 
 
 _register_later_checks()

@@ -328,10 +328,22 @@ class MigrationsGate(_Gate):
         return [_safe_url_path(p) for p in v]
 
 
+class IntegrationGate(_Gate):
+    """The no-oversell proof on the environment's own database and release: `buyers` buyers
+    at once for the `seats` seats of a scratch performance, one ticket each."""
+
+    check: Literal["integration"]
+    buyers: int = Field(32, ge=2, le=256)
+    seats: int = Field(8, ge=1, le=1000)
+    max_oversold: int = Field(0, ge=0)
+    max_server_errors: int = Field(0, ge=0)
+    request_timeout_s: int = Field(30, ge=1, le=600)
+
+
 class PendingGate(_Gate):
     """Declared, not yet built: it always fails ("not implemented"), never passes unchecked."""
 
-    check: Literal["integration", "performance"]
+    check: Literal["performance"]
 
 
 GATE_MODELS: dict[str, type[_Gate]] = {
@@ -340,12 +352,13 @@ GATE_MODELS: dict[str, type[_Gate]] = {
     "integration-minimal": IntegrationMinimalGate,
     "security": SecurityGate,
     "smoke": SmokeGate,
-    "integration": PendingGate,
+    "integration": IntegrationGate,
     "migrations": MigrationsGate,
     "performance": PendingGate,
 }
 Gate = Annotated[
-    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | PendingGate,
+    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | IntegrationGate
+    | PendingGate,
     Field(discriminator="check"),
 ]
 

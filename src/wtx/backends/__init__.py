@@ -106,5 +106,9 @@ class Backend(Protocol):
 
     def front_door(self, env: str) -> FrontDoor: ...
 
+    def app_door(self, env: str) -> FrontDoor:
+        """The app server on traffic in `env`, straight (no load balancer, no access rules)."""
+        ...
+
 
 __all__ = ["Backend", "DeployError", "DeployResult", "EnvStatus", "FrontDoor", "Progress"]

@@ -216,6 +216,14 @@ class LocalBackend:
             auth = (e.access.basic_auth_user, password)
         return FrontDoor(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth)
 
+    def app_door(self, env: str) -> FrontDoor:
+        """The active slot's gunicorn on loopback, as HAProxy reaches it."""
+        e = self.env(env)
+        slot = self.slots(e.name).active
+        if slot is None:
+            raise DeployError(f"{env}: no app server is on traffic (run `wtx up {env}`)")
+        return FrontDoor(host=(self.primary(e).hostnames or ["localhost"])[0], port=self.port(e, slot))
+
     # ========================================================================================
     # Processes
     # ========================================================================================
