@@ -340,10 +340,17 @@ class IntegrationGate(_Gate):
     request_timeout_s: int = Field(30, ge=1, le=600)
 
 
-class PendingGate(_Gate):
-    """Declared, not yet built: it always fails ("not implemented"), never passes unchecked."""
+class PerformanceGate(_Gate):
+    """A short locust on-sale scenario against the front door: patrons browse and buy."""
 
     check: Literal["performance"]
+    users: int = Field(8, ge=1, le=200)
+    spawn_rate: float = Field(4, gt=0, le=100)
+    run_seconds: int = Field(20, ge=5, le=600)
+    seats: int = Field(1000, ge=1, le=100_000)
+    p95_ms: int = Field(1000, ge=1, le=120_000)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_oversold: int = Field(0, ge=0)
 
 
 GATE_MODELS: dict[str, type[_Gate]] = {
@@ -354,11 +361,11 @@ GATE_MODELS: dict[str, type[_Gate]] = {
     "smoke": SmokeGate,
     "integration": IntegrationGate,
     "migrations": MigrationsGate,
-    "performance": PendingGate,
+    "performance": PerformanceGate,
 }
 Gate = Annotated[
     LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | IntegrationGate
-    | PendingGate,
+    | PerformanceGate,
     Field(discriminator="check"),
 ]
 

@@ -1,7 +1,7 @@
 """The `integration` gate's decisions: a stand-in app server on loopback that sells seats
 with or without its lock, and a fake backend whose `wondertix shell` creates the scratch
 performance and counts its tickets from that server's books. The real race against stg is
-the deploy tests' (tests/deploy/test_d_migrations.py runs the gates on the live stack).
+in tests/deploy/test_d_stg_gates.py.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Box:
         self.locked = True
         self.fail_every = 0
         self.requests = 0
+        self.gets = 0
         self.lock = threading.Lock()
 
     def sell(self) -> int:
@@ -61,6 +62,13 @@ def box():
     books = Box()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            books.gets += 1
+            self.send_response(200 if self.headers.get("Authorization") else 401)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
         def do_POST(self):  # noqa: N802 - the stdlib's name
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = books.sell() if self.path == "/api/v1/orders" and self.headers.get("Idempotency-Key") else 400
@@ -91,6 +99,9 @@ class Stg(FakeBackend):
 
     def app_door(self, env: str) -> FrontDoor:
         return FrontDoor(host="stg.wondertix.localhost", port=self.books.port)
+
+    def front_door(self, env: str) -> FrontDoor:
+        return FrontDoor(host="stg.wondertix.localhost", port=self.books.port, basic_auth=("rehearsal", "not-a-secret"))
 
     def manage(self, env: Any, rel: Any, *args: str, timeout: float = 600, overrides: Any = None):
         assert args[:2] == ("shell", "-c") and overrides is None  # stg's own database

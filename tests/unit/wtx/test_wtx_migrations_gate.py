@@ -1,6 +1,6 @@
 """The `migrations` gate: the linter on sample migrations, and the gate's pass/fail decisions
 with a fake backend (a scratch copy that is a URL, `wondertix` commands that answer from a
-table). tests/deploy/test_d_migrations.py runs the real rehearsal on PostgreSQL.
+table). tests/deploy/test_d_stg_gates.py runs the real rehearsal on PostgreSQL.
 """
 
 from __future__ import annotations
