@@ -1,7 +1,9 @@
 """The `performance` gate's on-sale scenario for locust (run by wtx.gate_performance, headless).
 
-Patrons browse the storefront and the API and now and then buy one ticket of the gate's
-scratch performance. Its settings come from the environment the gate starts locust with:
+Each patron arrives on the storefront, buys one ticket of the gate's scratch performance, and
+then browses the storefront and the API. One order per patron keeps the orders of a run from
+one loopback address under the front door's per-address order limit (users <= its
+orders_per_window) and makes every run buy something. Its settings come from the environment the gate starts locust with:
 WTX_PERF_HOST (the Host header), WTX_PERF_AUTH ("user:password" for basic auth, or empty),
 WTX_PERF_PERFORMANCE, WTX_PERF_PRICE_TYPE, WTX_PERF_TAG. A buy that answers 201 (sold) or 409
 (sold out) is a success; anything else, 429 included, is an error.
@@ -28,6 +30,8 @@ class Patron(HttpUser):
         self.performance = int(os.environ["WTX_PERF_PERFORMANCE"])
         self.price_type = int(os.environ["WTX_PERF_PRICE_TYPE"])
         self.tag = os.environ.get("WTX_PERF_TAG", "perf")
+        self.storefront()
+        self.buy()
 
     @task(5)
     def storefront(self) -> None:
@@ -41,7 +45,6 @@ class Patron(HttpUser):
     def performance_page(self) -> None:
         self.client.get(f"/performances/{self.performance}/", name="/performances/[id]/")
 
-    @task(1)
     def buy(self) -> None:
         key = f"wtx-perf-{self.tag}-{uuid.uuid4().hex}"
         body = {"lines": [{"performance_id": self.performance, "price_type_id": self.price_type, "quantity": 1}],

@@ -781,6 +781,9 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, IntegrationMinimalGate) and gate.seed_demo and env.database.data_policy != "demo":
             _fail(spec, name, "gates", f"check 'integration-minimal': seed_demo = true needs data_policy = \"demo\" "
                   f"(this environment's is {env.database.data_policy!r})")
+        if isinstance(gate, PerformanceGate) and gate.users > env.front_door.orders_per_window:
+            _fail(spec, name, "gates", f"check 'performance': users = {gate.users} each buy once from one address, "
+                  f"more than front_door.orders_per_window ({env.front_door.orders_per_window}): they would meet 429s")
         if isinstance(gate, MigrationsGate):
             source = spec.environments.get(gate.source)
             if source is None or gate.source == name:

@@ -40,6 +40,7 @@ def test_a_real_locust_run_against_a_quick_box_office_passes_and_keeps_its_repor
     print(f"\n{result.summary}\n{result.figures}")
     assert result.passed, result.summary
     assert result.figures["requests"] > 5 and result.figures["failures"] == 0 and result.figures["oversold"] == 0
+    assert result.figures["orders"] == 4 == box.tickets  # each patron bought one ticket
     assert box.gets > 0  # patrons browsed, with the front door's credentials
     assert (var_dir / result.figures["report"]).is_file() and (var_dir / result.figures["report_csv"]).is_file()
     assert "update(active=False)" in backend.scripts[-1]  # the scratch event is taken off sale
@@ -88,3 +89,12 @@ def test_a_run_that_measured_nothing_fails(spec, var_dir, box, fake_locust):  # 
     fake_locust += [_row("GET", "/", 0, 0, 0), _row("", "Aggregated", 0, 0, 0)]
     empty, _ = _gate(spec, var_dir / "y", box)
     assert not empty.passed and empty.summary.startswith("locust sent 0 requests, 0 orders: nothing was measured")
+
+
+def test_the_spec_keeps_the_patrons_under_the_front_doors_order_limit(raw_spec):
+    from wtx.spec import SpecError, parse_spec
+
+    gate = next(g for g in raw_spec["environments"]["stg"]["gates"] if g["check"] == "performance")
+    gate["users"] = 11
+    with pytest.raises(SpecError, match=r"users = 11 each buy once from one address, more than front_door.orders_per_window \(10\)"):
+        parse_spec(raw_spec, Path("environments.toml"))
