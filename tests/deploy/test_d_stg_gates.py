@@ -1,4 +1,6 @@
-"""stg's `migrations` gate for real, on the live stack: a copy of prd's database in a scratch database of stg's cluster, the release's
+"""stg's `migrations`, `integration` and `performance` gates for real, on the live stack.
+
+migrations: a copy of prd's database in a scratch database of stg's cluster, the release's
 migrations on it, the previous release stg ran reading it.
 
 A release whose migration drops a column the previous release reads (catalog_event's
@@ -106,3 +108,37 @@ def test_a_release_without_new_migrations_passes_with_the_previous_release_check
     assert result.figures["previous_models_read"] > 10
     assert set(result.figures["previous_paths"].values()) == {200}
 
+
+def test_the_integration_gate_races_32_buyers_for_8_seats_on_stgs_database_and_none_is_oversold(stack):
+    stg = stack.spec.env("stg")
+    rel = releases.get(stack.backend.active_release("stg"), stack.var_dir)
+    gate = stg.gate("integration")
+    with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, "test-integration") as work:
+        result = gates.run_check(work, gate)
+    print(f"\n{result.summary} ({result.seconds} s) {result.figures}")
+    assert result.passed, result.summary
+    assert (result.figures["buyers"], result.figures["seats"]) == (gate.buyers, gate.seats)
+    assert result.figures["orders_201"] == result.figures["tickets"] == gate.seats
+    assert result.figures["oversold"] == 0 and result.figures["server_errors"] == 0
+    assert result.figures["statuses"].get("409") == gate.buyers - gate.seats  # sold out, refused
+    # The scratch event is in stg's database, labelled and off sale.
+    cluster = stack.backend.cluster(stg)
+    row = cluster.psql("SELECT title, active FROM catalog_event WHERE slug = 'wtx-gate-integration-test-integration';",
+                       stg.database.name).strip()
+    assert row == "[wtx gate integration test-integration]|f"
+    stack.figures["integration_gate_seconds"] = result.seconds
+
+
+def test_the_performance_gate_runs_locust_through_stgs_front_door_and_keeps_its_report(stack):
+    stg = stack.spec.env("stg")
+    rel = releases.get(stack.backend.active_release("stg"), stack.var_dir)
+    gate = stg.gate("performance").model_copy(update={"run_seconds": 10})  # the checked-in 20 s, halved here
+    with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, "test-performance") as work:
+        result = gates.run_check(work, gate)
+    print(f"\n{result.summary} ({result.seconds} s) {result.figures}")
+    assert result.passed, result.summary
+    assert result.figures["requests"] >= 20 and result.figures["orders"] == gate.users  # each patron bought once
+    assert result.figures["oversold"] == 0 and result.figures["error_rate"] <= gate.max_error_rate
+    report = stack.var_dir / result.figures["report"]
+    assert report.is_file() and "/api/v1/orders" in report.read_text()
+    stack.figures["performance_gate_seconds"] = result.seconds
