@@ -314,10 +314,58 @@ class SmokeGate(_Gate):
     max_ms: int = Field(2000, ge=1, le=120_000)
 
 
-class PendingGate(_Gate):
-    """Declared, not yet built: it always fails ("not implemented"), never passes unchecked."""
+class MigrationsGate(_Gate):
+    """Migration rehearsal: the release's migrations on a fresh, scrubbed copy of `source`'s
+    data (a scratch database in this environment's cluster), timed; then the previous
+    release this environment ran reads every model and serves `paths` on the migrated
+    schema; and the linter for dangerous migrations over the migrations `source` has not
+    applied yet."""
 
-    check: Literal["integration", "migrations", "performance"]
+    check: Literal["migrations"]
+    source: str = "prd"
+    max_seconds: float = Field(120, gt=0, le=7200)
+    # New migrations the linter lets through, by name (app.0007_name): each one a decision
+    # written down next to the gate (e.g. the contract step after every reader is gone).
+    allow: list[str] = []
+    paths: list[str] = Field(["/readyz", "/", "/api/v1/events"], min_length=1)
+
+    @field_validator("allow")
+    @classmethod
+    def _migration_names(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*\.\w+", item):
+                raise ValueError(f"{item!r} is not a migration name such as 'sales.0007_drop_notes'")
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return [_safe_url_path(p) for p in v]
+
+
+class IntegrationGate(_Gate):
+    """The no-oversell proof on the environment's own database and release: `buyers` buyers
+    at once for the `seats` seats of a scratch performance, one ticket each."""
+
+    check: Literal["integration"]
+    buyers: int = Field(32, ge=2, le=256)
+    seats: int = Field(8, ge=1, le=1000)
+    max_oversold: int = Field(0, ge=0)
+    max_server_errors: int = Field(0, ge=0)
+    request_timeout_s: int = Field(30, ge=1, le=600)
+
+
+class PerformanceGate(_Gate):
+    """A short locust on-sale scenario against the front door: patrons browse and buy."""
+
+    check: Literal["performance"]
+    users: int = Field(8, ge=1, le=200)
+    spawn_rate: float = Field(4, gt=0, le=100)
+    run_seconds: int = Field(20, ge=5, le=600)
+    seats: int = Field(1000, ge=1, le=100_000)
+    p95_ms: int = Field(1000, ge=1, le=120_000)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_oversold: int = Field(0, ge=0)
 
 
 GATE_MODELS: dict[str, type[_Gate]] = {
@@ -326,12 +374,13 @@ GATE_MODELS: dict[str, type[_Gate]] = {
     "integration-minimal": IntegrationMinimalGate,
     "security": SecurityGate,
     "smoke": SmokeGate,
-    "integration": PendingGate,
-    "migrations": PendingGate,
-    "performance": PendingGate,
+    "integration": IntegrationGate,
+    "migrations": MigrationsGate,
+    "performance": PerformanceGate,
 }
 Gate = Annotated[
-    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | PendingGate,
+    LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | IntegrationGate
+    | PerformanceGate,
     Field(discriminator="check"),
 ]
 
@@ -753,6 +802,18 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, IntegrationMinimalGate) and gate.seed_demo and env.database.data_policy != "demo":
             _fail(spec, name, "gates", f"check 'integration-minimal': seed_demo = true needs data_policy = \"demo\" "
                   f"(this environment's is {env.database.data_policy!r})")
+        if isinstance(gate, PerformanceGate) and gate.users > env.front_door.orders_per_window:
+            _fail(spec, name, "gates", f"check 'performance': users = {gate.users} each buy once from one address, "
+                  f"more than front_door.orders_per_window ({env.front_door.orders_per_window}): they would meet 429s")
+        if isinstance(gate, MigrationsGate):
+            source = spec.environments.get(gate.source)
+            if source is None or gate.source == name:
+                _fail(spec, name, "gates", f"check 'migrations': source {gate.source!r} must name another environment"
+                      f"{_did_you_mean(gate.source, spec.environments)}")
+            assert source is not None
+            if source.database.engine != "postgresql" or env.database.engine != "postgresql":
+                _fail(spec, name, "gates", "check 'migrations' copies a PostgreSQL database into this environment's "
+                      "cluster: both need engine = \"postgresql\"")
 
 
 def _check_simulated_payments(spec: Spec, name: str, env: Environment) -> None:

@@ -8,7 +8,8 @@ backend only through the methods of `LocalBackend` and the types below.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,10 +94,23 @@ class Backend(Protocol):
         """The interpreter of `release` as installed (its code and locked dependencies)."""
         ...
 
-    def manage(self, env: Environment, rel: Release, *args: str,
-               timeout: float = 600.0) -> subprocess.CompletedProcess[str]: ...
+    def manage(self, env: Environment, rel: Release, *args: str, timeout: float = 600.0,
+               overrides: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The release's own `wondertix <args>` with the environment's variables (and
+        `overrides`, e.g. another DATABASE_URL)."""
+        ...
+
+    def scratch_copy(self, env: str, source: str,
+                     progress: Progress | None = None) -> AbstractContextManager[str]:
+        """A fresh copy of `source`'s data in a scratch database beside `env`'s own (never
+        `env`'s database itself), dropped when the block ends; yields its DATABASE_URL."""
+        ...
 
     def front_door(self, env: str) -> FrontDoor: ...
+
+    def app_door(self, env: str) -> FrontDoor:
+        """The app server on traffic in `env`, straight (no load balancer, no access rules)."""
+        ...
 
 
 __all__ = ["Backend", "DeployError", "DeployResult", "EnvStatus", "FrontDoor", "Progress"]

@@ -255,6 +255,14 @@ class LocalBackend:
             auth = (e.access.basic_auth_user, password)
         return FrontDoor(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth)
 
+    def app_door(self, env: str) -> FrontDoor:
+        """The active slot's gunicorn on loopback, as HAProxy reaches it."""
+        e = self.env(env)
+        slot = self.slots(e.name).active
+        if slot is None:
+            raise DeployError(f"{env}: no app server is on traffic (run `wtx up {env}`)")
+        return FrontDoor(host=(self.primary(e).hostnames or ["localhost"])[0], port=self.port(e, slot))
+
     # ========================================================================================
     # Processes
     # ========================================================================================
@@ -1001,6 +1009,33 @@ class LocalBackend:
                       "tables": result.tables, "rows": result.rows}
             ledger.append(self.var_dir, "db-refresh", env=env, **record)
             return {"env": env, **record}
+
+    @contextmanager
+    def scratch_copy(self, env: str, source: str, progress: Progress | None = None) -> Iterator[str]:
+        """A fresh copy of `source`'s database in a scratch database of `env`'s cluster (never
+        `env`'s own database), for the block; yields its URL (see refresh.scratch_copy)."""
+        from wtx.backends.local.refresh import scratch_copy
+
+        with self.locked():
+            target, src = self.env(env), self.env(source)
+            if target.is_backup or not self.owns_cluster(target) or target.database.engine != "postgresql":
+                raise DeployError(f"{env}: has no PostgreSQL cluster of its own to hold a scratch copy")
+            src_owner = self.cluster_env(src)
+            if src_owner is None or env == source:
+                raise DeployError(f"{env} --from {source}: both must be distinct PostgreSQL environments")
+            source_cluster, target_cluster = self.cluster(src_owner), self.cluster(target)
+            for name, cl in ((src_owner.name, source_cluster), (env, target_cluster)):
+                try:
+                    cl.wait_ready(5)
+                except PostgresError:
+                    raise DeployError(f"{name}: its PostgreSQL cluster is not running (run `wtx up {name}`)") from None
+            try:
+                with scratch_copy(source=source_cluster, source_db=src.database.name, target=target_cluster,
+                                  target_role=target.database.role, hba_database=target.database.name,
+                                  progress=progress) as url:
+                    yield url
+            except PostgresError as exc:
+                raise DeployError(f"{env}: scratch copy of {source}: {exc}") from None
 
     def run(self, env: str, args: list[str]) -> int:
         """`wondertix <args>` of `env`'s active release with `env`'s variables, attached to

@@ -20,7 +20,8 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +190,35 @@ def refresh(
         raise
     return RefreshResult(dump=str(dump) if dump else None, seconds=round(time.monotonic() - started, 1),
                          tables=len(counts), rows=sum(counts.values()))
+
+
+def rehearsal_name(database: str) -> str:
+    return f"{database}_rehearsal"[:63]
+
+
+@contextmanager
+def scratch_copy(*, source: Cluster, source_db: str, target: Cluster, target_role: str,
+                 hba_database: str, progress: Progress | None = None) -> Iterator[str]:
+    """A fresh copy of `source_db` in a scratch database of the target's cluster, for the
+    length of the block: yields the URL of a one-off role allowed into that database only.
+    The environment's own database is never touched and its app role cannot connect to the
+    copy (pg_hba names only its own database); on leaving, the copy and the role are dropped.
+    The copy is not scrubbed: the caller scrubs it before anything serves from it."""
+    scratch, visitor = rehearsal_name(hba_database), rehearsal_name(target_role)
+    _drop_staging(target, scratch, visitor, hba_database, target_role)
+    target.psql(f"CREATE DATABASE {_q(scratch)} OWNER {_q(target_role)};\n"
+                f"REVOKE ALL ON DATABASE {_q(scratch)} FROM PUBLIC;")
+    try:
+        _say(progress, f"copying {source_db} (port {source.port}) into {scratch} (port {target.port})")
+        copy_database(source, source_db, target, scratch, target_role)
+        password = secrets.token_urlsafe(24)
+        target.psql(f"CREATE ROLE {_q(visitor)} LOGIN PASSWORD {_lit(password)} IN ROLE {_q(target_role)};\n"
+                    f"ALTER ROLE {_q(visitor)} SET role = {_lit(target_role)};")
+        target.write_hba(hba_database, target_role, extra=[(scratch, visitor)])
+        target.reload()
+        yield f"postgres://{visitor}:{password}@127.0.0.1:{target.port}/{scratch}"
+    finally:
+        _drop_staging(target, scratch, visitor, hba_database, target_role)
 
 
 def _close_scrubber(cluster: Cluster, scrubber: str, hba_database: str, role: str) -> None:

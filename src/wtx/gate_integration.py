@@ -1,0 +1,171 @@
+"""The `integration` gate: the no-oversell proof against the environment's own PostgreSQL and
+the release as installed there.
+
+1. The release (`wondertix shell -c`, the environment's variables) creates a scratch event
+   with one performance of `seats` seats, titled "[wtx gate integration <run>]".
+2. `buyers` buyers, released together by a barrier, each POST one order of one ticket to
+   the active app server (its own port on loopback: the front door limits orders per
+   client address, and every buyer here is 127.0.0.1). Exactly `buyers` requests: bounded.
+3. The release counts the performance's valid tickets and its `tickets_sold`, then takes the
+   scratch event off sale (inactive: no patron sees it) — it stays, clearly labelled, since
+   its orders are records like any other.
+
+It fails when more tickets exist than seats (oversold), when any request answered 5xx or
+not at all, or when fewer orders than min(buyers, seats) were sold (a race that did not
+contest the last seats proves nothing).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+from wtx.backends import DeployError, FrontDoor
+from wtx.pipeline import GateResult
+from wtx.spec import IntegrationGate
+
+MARK = "WTX-INTEGRATION "
+CARD = {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2099, "cvc": "123"}
+
+
+def _setup_script(run: str, seats: int) -> str:
+    return f"""
+import json
+from datetime import timedelta
+from django.utils import timezone
+from wondertix.catalog.models import Event, Performance, PriceType
+
+event = Event.objects.create(title={f"[wtx gate integration {run}]"!r}, slug={f"wtx-gate-integration-{run}"!r},
+                             active=True, description="A scratch event of wtx's integration gate; not on sale.")
+price = PriceType.objects.create(event=event, name="Gate", price_cents=100, fee_cents=0)
+perf = Performance.objects.create(event=event, starts_at=timezone.now() + timedelta(days=30), capacity={seats})
+print({MARK!r} + json.dumps({{"event": event.pk, "performance": perf.pk, "price_type": price.pk}}))
+"""
+
+
+def _count_script(event: int, performance: int) -> str:
+    return f"""
+import json
+from wondertix.catalog.models import Event, Performance
+from wondertix.sales.models import Ticket
+
+perf = Performance.objects.get(pk={performance})
+valid = Ticket.objects.filter(performance_id={performance}, status=Ticket.VALID).count()
+Event.objects.filter(pk={event}).update(active=False)
+print({MARK!r} + json.dumps({{"tickets": valid, "tickets_sold": perf.tickets_sold, "capacity": perf.capacity}}))
+"""
+
+
+def _marked(res: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
+    from wtx.gates import CheckError
+
+    line = next((ln for ln in res.stdout.splitlines() if ln.startswith(MARK)), None)
+    if res.returncode != 0 or line is None:
+        lines = [ln for ln in (res.stderr or res.stdout or "").strip().splitlines() if ln.strip()]
+        raise CheckError(f"{what} failed: {lines[-1] if lines else f'exit code {res.returncode}'}")
+    try:
+        data: dict[str, Any] = json.loads(line[len(MARK):])
+    except ValueError:
+        raise CheckError(f"{what} answered what the gate cannot read: {line[:200]}") from None
+    return data
+
+
+def post_json(door: FrontDoor, path: str, body: dict[str, Any], headers: dict[str, str],
+              timeout: float) -> tuple[int, bytes]:
+    """POST JSON to a loopback server; (0, reason) when it does not answer."""
+    if not ipaddress.ip_address(door.address).is_loopback:
+        raise ValueError(f"{door.address} is not a loopback address")
+    conn = http.client.HTTPConnection(door.address, door.port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=json.dumps(body).encode(), headers={
+            "Host": door.host, "Content-Type": "application/json", "Connection": "close", **headers})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        return 0, f"{type(exc).__name__}: {exc}".encode()
+    finally:
+        conn.close()
+
+
+def race(door: FrontDoor, performance: int, price_type: int, buyers: int, timeout: float,
+         tag: str) -> list[tuple[int, bytes]]:
+    """`buyers` threads, released together, each POST one order of one ticket (bounded)."""
+    barrier = threading.Barrier(buyers)
+    answers: list[tuple[int, bytes]] = [(0, b"not sent")] * buyers
+
+    def buy(i: int) -> None:
+        body = {"lines": [{"performance_id": performance, "price_type_id": price_type, "quantity": 1}],
+                "buyer": {"first_name": "Gate", "last_name": f"Buyer {i}", "email": f"gate-{tag}-{i}@example.com"},
+                "card": CARD}
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            pass  # go anyway: a slow thread start must not cancel the race
+        answers[i] = post_json(door, "/api/v1/orders", body, {"Idempotency-Key": f"wtx-gate-{tag}-{i}-{uuid.uuid4().hex[:8]}"},
+                               timeout)
+
+    threads = [threading.Thread(target=buy, args=(i,), daemon=True) for i in range(buyers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout * 2 + 5)
+    return answers
+
+
+def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
+    from wtx.gates import CheckError
+
+    backend, env, rel = work.backend, work.env, work.release
+
+    def manage(script: str, what: str) -> dict[str, Any]:
+        log(f"$ wondertix shell -c <{what}>  (release {rel.id}, {env.name}'s database)")
+        res: subprocess.CompletedProcess[str] = backend.manage(env, rel, "shell", "-c", script, timeout=gate.timeout_s)
+        log(f"(exit {res.returncode})\n{res.stdout}\n{res.stderr}")
+        return _marked(res, what)
+
+    try:
+        door = backend.app_door(env.name)
+    except DeployError as exc:
+        raise CheckError(str(exc)) from None
+    made = manage(_setup_script(work.run, gate.seats), "creating the scratch performance")
+    log(f"scratch performance {made['performance']} ({gate.seats} seats); {gate.buyers} buyers at "
+        f"{door.address}:{door.port}")
+    started = time.monotonic()
+    answers = race(door, int(made["performance"]), int(made["price_type"]), gate.buyers, float(gate.request_timeout_s),
+                   work.run)
+    race_ms = round((time.monotonic() - started) * 1000)
+    counted = manage(_count_script(int(made["event"]), int(made["performance"])), "counting the tickets")
+    statuses = Counter(str(status) for status, _ in answers)
+    for status, body in answers:
+        if status == 0 or status >= 500:
+            log(f"{status or 'no answer'}: {body[:300]!r}")
+    sold = statuses.get("201", 0)
+    server_errors = sum(n for s, n in statuses.items() if s == "0" or s.startswith("5"))
+    tickets, capacity = int(counted["tickets"]), int(counted["capacity"])
+    oversold = max(0, tickets - capacity, int(counted["tickets_sold"]) - capacity, sold - capacity)
+    figures = {"buyers": gate.buyers, "seats": capacity, "orders_201": sold, "tickets": tickets,
+               "tickets_sold": counted["tickets_sold"], "oversold": oversold, "server_errors": server_errors,
+               "statuses": dict(statuses), "race_ms": race_ms, "performance": made["performance"]}
+    problems = []
+    if oversold > gate.max_oversold:
+        problems.append(f"oversold: {tickets} tickets for {capacity} seats ({sold} orders answered 201) "
+                        f"with {gate.buyers} buyers (at most {gate.max_oversold} over)")
+    if server_errors > gate.max_server_errors:
+        problems.append(f"{server_errors} of {gate.buyers} orders answered 5xx or nothing (at most {gate.max_server_errors})")
+    if tickets != sold:
+        problems.append(f"{sold} orders answered 201 and {tickets} tickets exist")
+    if sold < min(gate.buyers, capacity):
+        problems.append(f"only {sold} of {capacity} seats sold to {gate.buyers} buyers ({dict(statuses)}): "
+                        "the race did not contest the last seats")
+    if problems:
+        more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
+        return GateResult(gate.check, False, problems[0] + more, figures)
+    return GateResult(gate.check, True, f"{gate.buyers} buyers for the last {capacity} seats: {sold} sold, "
+                      f"oversold 0, 5xx 0 ({dict(statuses)})", figures)

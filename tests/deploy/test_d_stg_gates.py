@@ -1,0 +1,144 @@
+"""stg's `migrations`, `integration` and `performance` gates for real, on the live stack.
+
+migrations: a copy of prd's database in a scratch database of stg's cluster, the release's
+migrations on it, the previous release stg ran reading it.
+
+A release whose migration drops a column the previous release reads (catalog_event's
+duration_minutes) is stopped twice over: the linter names the RemoveField, and with the
+linter told to let it through by name, the previous release fails to read the migrated
+schema. A release with no new migration passes, with the previous release checked. The
+releases are only installed, never deployed: stg keeps running what it ran.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from wtx import gates
+from wtx import release as releases
+from wtx.backends.local.refresh import rehearsal_name
+
+pytestmark = pytest.mark.slow
+
+DROPS_A_COLUMN = """from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "LEAF")]
+    operations = [migrations.RemoveField(model_name="event", name="duration_minutes")]
+"""
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
+                   cwd=cwd, check=True, capture_output=True, text=True)
+
+
+def _release_dropping_a_column(stack, base: releases.Release) -> releases.Release:
+    """The base release's commit plus one migration that drops a column (the model keeps it)."""
+    work = Path(tempfile.mkdtemp(prefix="wtx-drops-"))
+    _git(work, "clone", "-q", str(stack.builds.clone), "repo")
+    repo = work / "repo"
+    _git(repo, "-c", "advice.detachedHead=false", "checkout", "-q", base.commit)
+    migrations = repo / "src" / "wondertix" / "catalog" / "migrations"
+    leaf = max(p.stem for p in migrations.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    (migrations / "9998_drop_event_duration.py").write_text(DROPS_A_COLUMN.replace("LEAF", leaf))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "drops a column the previous release reads")
+    return releases.build(repo, stack.var_dir)
+
+
+def _migrations_gate(stack, rel: releases.Release, **thresholds):
+    stg = stack.spec.env("stg")
+    gate = stg.gate("migrations").model_copy(update=thresholds)
+    stack.backend.install(rel)
+    with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, f"test-{rel.id[:6]}") as work:
+        return gates.run_check(work, gate)
+
+
+def _databases(stack) -> str:
+    cluster = stack.backend.cluster(stack.spec.env("stg"))
+    return cluster.psql("SELECT datname FROM pg_database ORDER BY 1;")
+
+
+def test_a_release_whose_migration_drops_a_column_the_previous_release_reads_is_stopped(stack):
+    stg_runs = stack.backend.active_release("stg")
+    base = releases.get(stg_runs, stack.var_dir)
+    drops = _release_dropping_a_column(stack, base)
+    prd_events = stack.backend.cluster(stack.spec.env("prd")).psql(
+        "SELECT count(*) FROM catalog_event;", "wondertix_prd").strip()
+
+    linted = _migrations_gate(stack, drops)
+    print(f"\nlinter: {linted.summary} ({linted.seconds} s)")
+    assert not linted.passed
+    assert linted.summary.startswith(
+        "dangerous migration catalog.9998_drop_event_duration: RemoveField event.duration_minutes")
+    assert linted.figures["new_migrations"] == 1 and linted.figures["previous_release"] == stg_runs
+
+    allowed = _migrations_gate(stack, drops, allow=["catalog.9998_drop_event_duration"])
+    print(f"allowed by name: {allowed.summary} ({allowed.seconds} s) {allowed.figures}")
+    assert not allowed.passed
+    assert allowed.summary.startswith(f"the previous release {stg_runs} cannot read catalog.Event: ")
+    assert "duration_minutes" in allowed.summary
+    assert allowed.figures["lint_allowed"] == 1 and allowed.figures["migrate_seconds"] > 0
+
+    # stg's own database and prd's were not touched; the scratch copy is gone.
+    assert stack.backend.active_release("stg") == stg_runs
+    stg_columns = stack.backend.cluster(stack.spec.env("stg")).psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'catalog_event';", "wondertix_stg")
+    assert "duration_minutes" in stg_columns.split()
+    assert stack.backend.cluster(stack.spec.env("prd")).psql(
+        "SELECT count(*) FROM catalog_event;", "wondertix_prd").strip() == prd_events
+    assert rehearsal_name("wondertix_stg") not in _databases(stack).split()
+    stack.figures["migrations_gate_seconds"] = allowed.seconds
+
+
+def test_a_release_without_new_migrations_passes_with_the_previous_release_checked(stack):
+    stg_runs = stack.backend.active_release("stg")
+    rid = stack.builds.wait("candidate")
+    rel = releases.get(rid, stack.var_dir)
+    result = _migrations_gate(stack, rel)
+    print(f"\n{result.summary} ({result.seconds} s) {result.figures}")
+    assert result.passed, result.summary
+    assert result.figures["previous_release"] == stg_runs and result.figures["previous_model_errors"] == 0
+    assert result.figures["previous_models_read"] > 10
+    assert set(result.figures["previous_paths"].values()) == {200}
+
+
+def test_the_integration_gate_races_32_buyers_for_8_seats_on_stgs_database_and_none_is_oversold(stack):
+    stg = stack.spec.env("stg")
+    rel = releases.get(stack.backend.active_release("stg"), stack.var_dir)
+    gate = stg.gate("integration")
+    with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, "test-integration") as work:
+        result = gates.run_check(work, gate)
+    print(f"\n{result.summary} ({result.seconds} s) {result.figures}")
+    assert result.passed, result.summary
+    assert (result.figures["buyers"], result.figures["seats"]) == (gate.buyers, gate.seats)
+    assert result.figures["orders_201"] == result.figures["tickets"] == gate.seats
+    assert result.figures["oversold"] == 0 and result.figures["server_errors"] == 0
+    assert result.figures["statuses"].get("409") == gate.buyers - gate.seats  # sold out, refused
+    # The scratch event is in stg's database, labelled and off sale.
+    cluster = stack.backend.cluster(stg)
+    row = cluster.psql("SELECT title, active FROM catalog_event WHERE slug = 'wtx-gate-integration-test-integration';",
+                       stg.database.name).strip()
+    assert row == "[wtx gate integration test-integration]|f"
+    stack.figures["integration_gate_seconds"] = result.seconds
+
+
+def test_the_performance_gate_runs_locust_through_stgs_front_door_and_keeps_its_report(stack):
+    stg = stack.spec.env("stg")
+    rel = releases.get(stack.backend.active_release("stg"), stack.var_dir)
+    gate = stg.gate("performance").model_copy(update={"run_seconds": 10})  # the checked-in 20 s, halved here
+    with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, "test-performance") as work:
+        result = gates.run_check(work, gate)
+    print(f"\n{result.summary} ({result.seconds} s) {result.figures}")
+    assert result.passed, result.summary
+    assert result.figures["requests"] >= 20 and result.figures["orders"] == gate.users  # each patron bought once
+    assert result.figures["oversold"] == 0 and result.figures["error_rate"] <= gate.max_error_rate
+    report = stack.var_dir / result.figures["report"]
+    assert report.is_file() and "/api/v1/orders" in report.read_text()
+    stack.figures["performance_gate_seconds"] = result.seconds
