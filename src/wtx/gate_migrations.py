@@ -100,7 +100,10 @@ def check_migrations(work: Any, gate: MigrationsGate, log: Any) -> GateResult:
     backend, env, rel = work.backend, work.env, work.release
     problems: list[str] = []
     figures: dict[str, Any] = {"source": gate.source, "max_seconds": gate.max_seconds}
-    prev_id = previous_release(backend.var_dir, env.name, rel.id)
+    # The release this one replaces: the one the environment runs now when the candidate is
+    # not installed yet, else (the usual `wtx gate`) the one it ran before the candidate.
+    running = backend.active_release(env.name)
+    prev_id = running if running and running != rel.id else previous_release(backend.var_dir, env.name, rel.id)
     prev: Release | None = None
     if prev_id:
         try:
