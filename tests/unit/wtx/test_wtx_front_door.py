@@ -29,7 +29,6 @@ from wtx.spec import FrontDoor, SpecError, load_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-needs_haproxy = pytest.mark.skipif(not Path(HAPROXY).exists(), reason="haproxy is not installed")
 
 
 def refused(write_spec, data) -> str:  # noqa: ANN001 - fixtures
@@ -105,8 +104,6 @@ def _backend_section(cfg: str, name: str) -> str:
 
 @pytest.fixture
 def rendered(spec, var_dir) -> str:  # noqa: ANN001 - fixtures
-    if not Path(HAPROXY).exists():
-        pytest.skip("haproxy is not installed")
     backend = LocalBackend(spec, ROOT, var_dir)
     backend.render_haproxy()  # raises when haproxy -c refuses the file
     return backend.layout.haproxy_cfg.read_text()
@@ -227,8 +224,6 @@ class _SlowApp(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def front_door(tmp_path: Path) -> Iterator[tuple[int, type[_SlowApp]]]:
     """HAProxy (rendered config, maxconn 1, queue timeout 1 s) in front of one slow server."""
-    if not Path(HAPROXY).exists():
-        pytest.skip("haproxy is not installed")
     app_port, http_port, stats_port = _free_ports(3)
 
     class App(_SlowApp):
