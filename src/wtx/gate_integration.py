@@ -63,6 +63,16 @@ print({MARK!r} + json.dumps({{"tickets": valid, "tickets_sold": perf.tickets_sol
 """
 
 
+def release_shell(work: Any, script: str, what: str, *, timeout: float, log: Any) -> dict[str, Any]:
+    """Run `script` with the release's `wondertix shell -c` on the environment's database
+    (logged), and return the JSON it printed after MARK."""
+    backend, env, rel = work.backend, work.env, work.release
+    log(f"$ wondertix shell -c <{what}>  (release {rel.id}, {env.name}'s database)")
+    res: subprocess.CompletedProcess[str] = backend.manage(env, rel, "shell", "-c", script, timeout=timeout)
+    log(f"(exit {res.returncode})\n{res.stdout}\n{res.stderr}")
+    return _marked(res, what)
+
+
 def _marked(res: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
     from wtx.gates import CheckError
 
@@ -122,13 +132,10 @@ def race(door: FrontDoor, performance: int, price_type: int, buyers: int, timeou
 def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
     from wtx.gates import CheckError
 
-    backend, env, rel = work.backend, work.env, work.release
+    backend, env = work.backend, work.env
 
     def manage(script: str, what: str) -> dict[str, Any]:
-        log(f"$ wondertix shell -c <{what}>  (release {rel.id}, {env.name}'s database)")
-        res: subprocess.CompletedProcess[str] = backend.manage(env, rel, "shell", "-c", script, timeout=gate.timeout_s)
-        log(f"(exit {res.returncode})\n{res.stdout}\n{res.stderr}")
-        return _marked(res, what)
+        return release_shell(work, script, what, timeout=gate.timeout_s, log=log)
 
     try:
         door = backend.app_door(env.name)

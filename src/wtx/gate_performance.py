@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wtx.backends import DeployError
-from wtx.gate_integration import _count_script, _marked, _setup_script
+from wtx.gate_integration import _count_script, _setup_script, release_shell
 from wtx.pipeline import GateResult
 from wtx.spec import PerformanceGate
 
@@ -52,13 +52,10 @@ def read_stats(path: Path) -> dict[str, float]:
 def check_performance(work: Any, gate: PerformanceGate, log: Any) -> GateResult:
     from wtx.gates import CheckError, _clean_env
 
-    backend, env, rel = work.backend, work.env, work.release
+    backend, env = work.backend, work.env
 
     def manage(script: str, what: str) -> dict[str, Any]:
-        log(f"$ wondertix shell -c <{what}>  (release {rel.id}, {env.name}'s database)")
-        res: subprocess.CompletedProcess[str] = backend.manage(env, rel, "shell", "-c", script, timeout=gate.timeout_s)
-        log(f"(exit {res.returncode})\n{res.stdout}\n{res.stderr}")
-        return _marked(res, what)
+        return release_shell(work, script, what, timeout=gate.timeout_s, log=log)
 
     try:
         door = backend.front_door(env.name)
