@@ -165,20 +165,8 @@ def refresh(
         _say(progress, f"dumping {target_db} first (the way back)")
         dump = dump_to_file(target, target_db, dump_dir / f"{target_db}-{stamp}-before-refresh.dump")
     _say(progress, f"creating {staging}, which no application role may connect to")
-    _drop_staging(target, staging, scrubber, hba_database, target_role)
-    target.psql(f"CREATE DATABASE {_q(staging)} OWNER {_q(target_role)};\n"
-                f"REVOKE ALL ON DATABASE {_q(staging)} FROM PUBLIC;")
     try:
-        _say(progress, f"copying {source_db} (port {source.port}) into {staging} (port {target.port})")
-        copy_database(source, source_db, target, staging, target_role)
-        password = secrets.token_urlsafe(24)
-        # A member of the owner role that always acts as it (so a migration's new tables
-        # belong to the owner), allowed into the staging database only, for this run only.
-        target.psql(f"CREATE ROLE {_q(scrubber)} LOGIN PASSWORD {_lit(password)} IN ROLE {_q(target_role)};\n"
-                    f"ALTER ROLE {_q(scrubber)} SET role = {_lit(target_role)};")
-        target.write_hba(hba_database, target_role, extra=[(staging, scrubber)])
-        target.reload()
-        url = f"postgres://{scrubber}:{password}@127.0.0.1:{target.port}/{staging}"
+        url = _isolated_copy(source, source_db, target, staging, scrubber, target_role, hba_database, progress)
         _say(progress, f"migrating and scrubbing {staging}")
         prepare(url)
         _close_scrubber(target, scrubber, hba_database, target_role)
@@ -190,6 +178,25 @@ def refresh(
         raise
     return RefreshResult(dump=str(dump) if dump else None, seconds=round(time.monotonic() - started, 1),
                          tables=len(counts), rows=sum(counts.values()))
+
+
+def _isolated_copy(source: Cluster, source_db: str, target: Cluster, name: str, role: str, target_role: str,
+                   hba_database: str, progress: Progress | None) -> str:
+    """Copy `source_db` into a new database `name` of the target's cluster, owned by
+    `target_role` but out of its app's reach, and make `role`: a one-off member of the owner
+    role that always acts as it (so a migration's new tables belong to the owner), allowed
+    into `name` only. Returns that role's URL; the caller drops both (`_drop_staging`)."""
+    _drop_staging(target, name, role, hba_database, target_role)
+    target.psql(f"CREATE DATABASE {_q(name)} OWNER {_q(target_role)};\n"
+                f"REVOKE ALL ON DATABASE {_q(name)} FROM PUBLIC;")
+    _say(progress, f"copying {source_db} (port {source.port}) into {name} (port {target.port})")
+    copy_database(source, source_db, target, name, target_role)
+    password = secrets.token_urlsafe(24)
+    target.psql(f"CREATE ROLE {_q(role)} LOGIN PASSWORD {_lit(password)} IN ROLE {_q(target_role)};\n"
+                f"ALTER ROLE {_q(role)} SET role = {_lit(target_role)};")
+    target.write_hba(hba_database, target_role, extra=[(name, role)])
+    target.reload()
+    return f"postgres://{role}:{password}@127.0.0.1:{target.port}/{name}"
 
 
 def rehearsal_name(database: str) -> str:
@@ -205,18 +212,8 @@ def scratch_copy(*, source: Cluster, source_db: str, target: Cluster, target_rol
     copy (pg_hba names only its own database); on leaving, the copy and the role are dropped.
     The copy is not scrubbed: the caller scrubs it before anything serves from it."""
     scratch, visitor = rehearsal_name(hba_database), rehearsal_name(target_role)
-    _drop_staging(target, scratch, visitor, hba_database, target_role)
-    target.psql(f"CREATE DATABASE {_q(scratch)} OWNER {_q(target_role)};\n"
-                f"REVOKE ALL ON DATABASE {_q(scratch)} FROM PUBLIC;")
     try:
-        _say(progress, f"copying {source_db} (port {source.port}) into {scratch} (port {target.port})")
-        copy_database(source, source_db, target, scratch, target_role)
-        password = secrets.token_urlsafe(24)
-        target.psql(f"CREATE ROLE {_q(visitor)} LOGIN PASSWORD {_lit(password)} IN ROLE {_q(target_role)};\n"
-                    f"ALTER ROLE {_q(visitor)} SET role = {_lit(target_role)};")
-        target.write_hba(hba_database, target_role, extra=[(scratch, visitor)])
-        target.reload()
-        yield f"postgres://{visitor}:{password}@127.0.0.1:{target.port}/{scratch}"
+        yield _isolated_copy(source, source_db, target, scratch, visitor, target_role, hba_database, progress)
     finally:
         _drop_staging(target, scratch, visitor, hba_database, target_role)
 
