@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEC_RELATIVE_PATH = Path("deploy") / "environments.toml"
 
@@ -101,6 +101,10 @@ class Defaults(_Strict):
     # Seconds the slot a deploy (or rollback) takes off traffic keeps running, out of
     # traffic, so `wtx rollback` within them is a traffic switch; 0 stops it at once.
     rollback_warm_s: int = Field(0, ge=0, le=86_400)
+    # The host (see [hosts]) an environment runs on unless it names its own, and the host of
+    # the front door (HAProxy); both default to the one host a spec without [hosts] has.
+    host: str = "local"
+    front_door_host: str | None = None
 
     @field_validator("theater_time_zone")
     @classmethod
@@ -130,6 +134,38 @@ def _cidr_list(v: list[str]) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{item!r} is not a network in CIDR form ({exc})") from None
     return out
+
+
+class Host(_Strict):
+    """A machine things run on. Locally the runner decides what a "machine" is: this one
+    (`this-machine`: processes here, the address one of its loopback addresses) or a network
+    namespace wtx creates (`netns`: its own network stack, the address on wtx's bridge; killing
+    the host kills everything in it, cutting its link partitions it)."""
+
+    address: str
+    runner: Literal["this-machine", "netns"] = "this-machine"
+
+    @field_validator("address")
+    @classmethod
+    def _ipv4(cls, v: str) -> str:
+        try:
+            addr = ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an IPv4 address") from None
+        return str(addr)
+
+    @model_validator(mode="after")
+    def _address_fits_runner(self) -> Host:
+        loopback = ipaddress.IPv4Address(self.address).is_loopback
+        if self.runner == "this-machine" and not loopback:
+            raise ValueError(f"a this-machine host listens on a loopback address (127.0.0.0/8), not {self.address}")
+        if self.runner == "netns" and (loopback or not ipaddress.IPv4Address(self.address).is_private):
+            raise ValueError(f"a netns host needs a private, non-loopback address (e.g. 10.77.0.2), not {self.address}")
+        return self
+
+
+# The one machine a spec without [hosts] runs on.
+DEFAULT_HOSTS = {"local": Host(address="127.0.0.1")}
 
 
 class Access(_Strict):
@@ -406,6 +442,8 @@ class Environment(_Strict):
     front_door: FrontDoor = Field(default_factory=lambda: FrontDoor.model_validate({}))
     # This environment's own warm window (None: [defaults] rollback_warm_s).
     rollback_warm_s: int | None = Field(None, ge=0, le=86_400)
+    # The host its app servers run on (None: [defaults] host).
+    host: str | None = None
 
     @field_validator("promote_from", "backup_of", mode="before")
     @classmethod
@@ -512,6 +550,7 @@ class Spec(BaseModel):
     defaults: Defaults
     environments: dict[str, Environment]
     path: Path
+    hosts: dict[str, Host] = Field(default_factory=lambda: dict(DEFAULT_HOSTS))
 
     def env(self, name: str) -> Environment:
         try:
@@ -532,6 +571,21 @@ class Spec(BaseModel):
 
     def backup_for(self, env: Environment) -> Environment | None:
         return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
+
+    def host_name(self, env: Environment) -> str:
+        """The host `env`'s app servers run on."""
+        return env.host or self.defaults.host
+
+    def host_of(self, env: Environment) -> Host:
+        return self.hosts[self.host_name(env)]
+
+    @property
+    def front_door_host_name(self) -> str:
+        return self.defaults.front_door_host or self.defaults.host
+
+    @property
+    def front_door_host(self) -> Host:
+        return self.hosts[self.front_door_host_name]
 
     def rollback_warm_s(self, env: Environment) -> int:
         """How long the slot leaving traffic stays warm in `env` (its own value, else the default)."""
@@ -582,9 +636,24 @@ def load_spec(path: Path | None = None) -> Spec:
 
 def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
     """Validate an already-parsed spec document (tests build variants in memory)."""
-    unknown = set(raw) - {"defaults", "environments"}
+    unknown = set(raw) - {"defaults", "environments", "hosts"}
     if unknown:
-        raise SpecError(f"{path}: unknown top-level table(s) {sorted(unknown)}; expected [defaults] and [environments.*]")
+        raise SpecError(f"{path}: unknown top-level table(s) {sorted(unknown)}; expected [defaults], [hosts] and [environments.*]")
+    hosts = dict(DEFAULT_HOSTS)
+    if "hosts" in raw:
+        if not isinstance(raw["hosts"], dict) or not raw["hosts"]:
+            raise SpecError(f"{path}: [hosts] must name at least one host, e.g. local = {{ address = \"127.0.0.1\" }}")
+        hosts = {}
+        for hname, hbody in raw["hosts"].items():
+            if not _ENV_NAME.fullmatch(hname):
+                raise SpecError(f"{path}: host {hname!r}: the name must be lower-case letters, digits and '-' (at most 20)")
+            try:
+                hosts[hname] = Host.model_validate(hbody)
+            except ValidationError as exc:
+                raise SpecError(_describe(path, f"host {hname!r}", exc)) from None
+        netns = [h.address for h in hosts.values() if h.runner == "netns"]
+        if len(set(netns)) != len(netns):
+            raise SpecError(f"{path}: [hosts]: two netns hosts share an address; each needs its own")
     try:
         defaults = Defaults.model_validate(raw.get("defaults", {}))
     except ValidationError as exc:
@@ -607,7 +676,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> Spec:
         except ValidationError as exc:
             raise SpecError(_describe(path, where, exc)) from None
 
-    spec = Spec(defaults=defaults, environments=environments, path=path)
+    spec = Spec(defaults=defaults, environments=environments, path=path, hosts=hosts)
     _check_relations(spec)
     return spec
 
@@ -670,6 +739,13 @@ def _check_relations(spec: Spec) -> None:
                    "haproxy_stats_port": d.haproxy_stats_port}
     if len(set(front_ports.values())) != len(front_ports):
         _fail(spec, None, "haproxy_*_port", "the HTTP, HTTPS and stats ports must differ")
+
+    for field_name, hname in (("host", d.host), ("front_door_host", d.front_door_host)):
+        if hname is not None and hname not in spec.hosts:
+            _fail(spec, None, field_name, f"names unknown host {hname!r}{_did_you_mean(hname, spec.hosts)} (known: {', '.join(spec.hosts)})")
+    for name, env in envs.items():
+        if env.host is not None and env.host not in spec.hosts:
+            _fail(spec, name, "host", f"names unknown host {env.host!r}{_did_you_mean(env.host, spec.hosts)} (known: {', '.join(spec.hosts)})")
 
     # Every port anything listens on, with who claims it.
     claimed: dict[int, str] = {port: f"[defaults] {key}" for key, port in front_ports.items()}
