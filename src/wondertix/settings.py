@@ -70,6 +70,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "wondertix.ops.middleware.RequestIdMiddleware",
     "wondertix.ops.middleware.SourceNetworkMiddleware",
+    # Outside everything that touches the database (sessions, auth, the view), so a retry
+    # runs all of it again; a no-op unless DATABASE_RIDE_THROUGH_S > 0 (ops.ridethrough).
+    "wondertix.ops.ridethrough.DatabaseRideThroughMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -123,6 +126,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds a request may wait for an unreachable database (a failover) before it is answered
+# 503 + Retry-After; 0 = answer at once. The environment spec sets it (ops.ridethrough,
+# docs/sale-path.md). While an outage is younger than this, /readyz still says ready.
+DATABASE_RIDE_THROUGH_S = env.int("DATABASE_RIDE_THROUGH_S", default=0)
+if DATABASE_RIDE_THROUGH_S > 0 and DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # A connection attempt to an address that drops packets must fail in seconds, not
+    # hang for the kernel's TCP timeout: every attempt spends the budget.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

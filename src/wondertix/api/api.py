@@ -178,9 +178,10 @@ def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 @api.exception_handler(Exception)
 def unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
     # The same JSON 500 in every environment (django-ninja would send a traceback in DEBUG).
-    log.exception("unhandled API error", extra={"path": request.path})
     if errors.is_database_unavailable(exc):  # 503 + Retry-After, as the documented answers say
+        log.warning("database unreachable", extra={"path": request.path, "error": type(exc).__name__})
         return errors.database_unavailable(request, current_request_id() or "")
+    log.exception("unhandled API error", extra={"path": request.path})
     return api.create_response(
         request,
         {"code": "server_error", "message": "Something went wrong on our side.", "request_id": current_request_id() or ""},

@@ -53,6 +53,8 @@ def database_unavailable(request: HttpRequest, rid: str) -> HttpResponse:
         body = loader.render_to_string("errors/503.html", {"request_id": rid, "retry_after": retry})
         response = HttpResponse(body, status=503)
     response["Retry-After"] = str(retry)
+    # Tells the ride-through middleware (ops.ridethrough) this answer may be worth a retry.
+    response.wondertix_database_unavailable = True  # type: ignore[attr-defined]
     return response
 
 

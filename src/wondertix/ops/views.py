@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from wondertix.ops import metrics
+from wondertix.ops import errors, metrics, ridethrough
 
 
 @require_GET
@@ -51,16 +52,37 @@ def readyz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
         plan = _pending_migrations()
     except Exception as exc:  # noqa: BLE001 - any database failure means "not ready"
-        return JsonResponse(
-            {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
-            status=503,
-        )
+        return _database_unreachable(exc)
+    ridethrough.OUTAGE.recovered()
     if plan:
         return JsonResponse(
             {"status": "unavailable", "database": "ok", "pending_migrations": plan},
             status=503,
         )
     return JsonResponse({"status": "ok", "database": "ok", "pending_migrations": 0})
+
+
+def _database_unreachable(exc: Exception) -> JsonResponse:
+    """Not ready — unless the database is failing over and requests still ride through it.
+
+    While the outage is younger than DATABASE_RIDE_THROUGH_S this server stays in traffic:
+    its requests wait for the database and complete, which beats the proxy's "very busy"
+    page for every patron when every app server is taken out at once. Past the budget its
+    requests answer 503 anyway, so it reports not ready (docs/operations.md).
+    """
+    budget = settings.DATABASE_RIDE_THROUGH_S
+    if budget > 0 and errors.is_database_unavailable(exc):
+        # The connection may be half-open: the next probe or request opens a fresh one.
+        ridethrough.close_broken_connections()
+        age = ridethrough.OUTAGE.failed()
+        if age < budget:
+            return JsonResponse(
+                {"status": "ok", "database": "reconnecting", "outage_s": round(age, 1), "ride_through_s": budget}
+            )
+    return JsonResponse(
+        {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
+        status=503,
+    )
 
 
 @require_GET
