@@ -199,12 +199,21 @@ class Access(_Strict):
         return v
 
 
+# The longest ride-through: a request that waited this long still needs a few seconds to do
+# its work before the app server's worker timeout (gunicorn `timeout`, 30 s) kills it and
+# HAProxy's `timeout server` (30 s) gives up on it — either would turn a slow answer into an error.
+RIDE_THROUGH_MAX_S = 25
+
+
 class Database(_Strict):
     engine: Literal["sqlite", "postgresql"]
     name: str = Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     role: str = Field("", pattern=r"^([a-z_][a-z0-9_]{0,62})?$")
     port: Port | None = Field(None, ge=1024, le=65535)
     data_policy: Literal["demo", "scrubbed-copy-of-prd", "real"]
+    # Seconds a request waits for an unreachable database (a failover) before it is answered
+    # "try again shortly" (DATABASE_RIDE_THROUGH_S, wondertix.ops.ridethrough); 0 = at once.
+    ride_through_s: int = Field(0, ge=0, le=RIDE_THROUGH_MAX_S)
 
 
 class Logging(_Strict):
@@ -837,6 +846,8 @@ def _check_relations(spec: Spec) -> None:
                 _fail(spec, name, "database.port" if db.port is not None else "database.role", "not used with engine = \"sqlite\"")
             if db.data_policy == "real":
                 _fail(spec, name, "database.engine", "data_policy = \"real\" needs engine = \"postgresql\"")
+            if db.ride_through_s:
+                _fail(spec, name, "database.ride_through_s", "not used with engine = \"sqlite\" (a file never fails over)")
         if db.data_policy == "real" and env.debug:
             _fail(spec, name, "debug", "an environment with real data (data_policy = \"real\") never shows debug pages")
         key = (db.engine, db.port, db.name)

@@ -104,6 +104,7 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "EMAIL_BACKEND": EMAIL_BACKENDS[email],
         "THEATER_TIME_ZONE": spec.defaults.theater_time_zone,
         "RETRY_AFTER_SECONDS": str(primary.front_door.retry_after_s),
+        "DATABASE_RIDE_THROUGH_S": str(env.database.ride_through_s),
         "STATIC_ROOT": str((release_dir / "static") if release_dir else own / "static"),
         "SECURE_SSL_REDIRECT": "false",  # HAProxy redirects; health checks come over plain HTTP
         "SESSION_COOKIE_SECURE": _flag(tls),

@@ -60,6 +60,8 @@ def test_prd_starts_locked_down(spec, var_dir, tmp_path):
     assert values["DATABASE_URL"] == f"postgres://wondertix_prd:{secrets['DB_PASSWORD']}@127.0.0.1:5534/wondertix_prd"
     assert values["SITE_URL"] == "https://wondertix.localhost:8443"
     assert "BASIC_AUTH_PASSWORD" not in values and "DB_PASSWORD" not in values
+    # Requests wait through a database failover this long (the spec's figure, not a second one).
+    assert values["DATABASE_RIDE_THROUGH_S"] == str(spec.env("prd").database.ride_through_s) != "0"
 
 
 def test_stg_allows_only_its_networks_and_no_secure_cookies_without_tls(spec, var_dir):

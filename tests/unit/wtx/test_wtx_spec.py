@@ -229,3 +229,22 @@ def test_approval_guards_a_promotion_and_is_never_set_on_a_backup(raw_spec, writ
 def test_demo_data_is_loaded_by_a_gate_only_where_the_data_is_demo(raw_spec, write_spec):
     raw_spec["environments"]["prd"]["gates"].append({"check": "integration-minimal"})
     assert "check 'integration-minimal': seed_demo = true needs data_policy = \"demo\"" in refused(write_spec, raw_spec)
+
+
+def test_ride_through_is_validated_and_leaves_room_under_the_app_timeouts(raw_spec, write_spec, spec):
+    from wtx.backends.local.gunicorn import GunicornConfig
+    from wtx.spec import RIDE_THROUGH_MAX_S
+
+    # prd and its backup wait through the leader machine's failover (~21 s); stg a restart.
+    assert spec.env("prd").database.ride_through_s == spec.env("bak").database.ride_through_s > 21
+    assert 0 < spec.env("stg").database.ride_through_s < spec.env("prd").database.ride_through_s
+    assert spec.env("dev").database.ride_through_s == 0
+    # The longest budget still leaves a request seconds of work under gunicorn's worker timeout.
+    assert GunicornConfig.__dataclass_fields__["timeout"].default - RIDE_THROUGH_MAX_S >= 5
+    raw_spec["environments"]["prd"]["database"]["ride_through_s"] = RIDE_THROUGH_MAX_S + 1
+    assert "ride_through_s" in refused(write_spec, raw_spec)
+    raw_spec["environments"]["prd"]["database"]["ride_through_s"] = -1
+    assert "ride_through_s" in refused(write_spec, raw_spec)
+    raw_spec["environments"]["prd"]["database"]["ride_through_s"] = 25
+    raw_spec["environments"]["dev"]["database"]["ride_through_s"] = 5
+    assert "environment 'dev': field 'database.ride_through_s': not used with engine = \"sqlite\"" in refused(write_spec, raw_spec)
