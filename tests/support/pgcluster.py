@@ -179,6 +179,12 @@ class PgCluster:
         self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", "fast", "-w", "-t", "20", "stop"], timeout=30)
         self._started = False
 
+    def crash(self) -> None:
+        """Stop the server the hard way (`-m immediate`: every backend killed, no checkpoint,
+        crash recovery at the next start), as when PostgreSQL dies during a failover."""
+        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "-t", "20", "stop"], timeout=30)
+        self._started = False
+
     def resume(self) -> None:
         self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", "60", "start"], timeout=90)
         self._started = True
