@@ -275,15 +275,22 @@ def test_with_prd_and_its_database_down_bak_serves_no_500_and_patrons_get_the_bu
         stack.backend.down(["prd"])
         check = stack.spec.defaults.health_check
 
+        # bak rides through a database outage up to database.ride_through_s: its requests wait
+        # for the database and its readiness says "reconnecting" meanwhile (a failover would be
+        # over by then). This outage lasts: past the budget bak answers at once and reports not
+        # ready.
+        ride_through = stack.spec.env("bak").database.ride_through_s
+
         def busy() -> bool:
-            # Until HAProxy has no server left, bak itself answers: its own "one moment" 503
-            # (the database did not answer), never a 500.
-            reply = site.get("/")
+            # Until HAProxy has no server left, bak itself answers: after waiting out its
+            # ride-through, its own "one moment" 503 (the database did not answer), never a 500.
+            reply = site.get("/", timeout=ride_through + 15)
             seen.append(reply.status)
             return reply.status == 503 and "Very busy — you keep your place" in reply.text
 
-        # bak's readiness check fails `fall` times in a row (fall x inter), then no server is up.
-        assert poll(busy, timeout=check.fall * check.inter_ms / 1000 + 10, interval=0.2), seen[-5:]
+        # bak's readiness check fails `fall` times in a row (fall x inter) once the outage is
+        # older than the ride-through, then no server is up.
+        assert poll(busy, timeout=ride_through + check.fall * check.inter_ms / 1000 + 15, interval=0.2), seen[-5:]
         page = site.get("/")
         api = site.get("/api/v1/events")
         later = [site.get("/").status for _ in range(10)]

@@ -220,6 +220,21 @@ def test_after_the_budget_the_patron_gets_the_503(ride_through, settings, make_p
     assert len(raised) == len(ride_through.slept) + 1
 
 
+def test_a_request_during_an_outage_older_than_the_budget_is_answered_at_once(ride_through, settings, make_performance):
+    settings.DATABASE_RIDE_THROUGH_S = 25
+    perf = make_performance()
+    client = Client(raise_request_exception=False)
+    start = ride_through.now
+    with database_away(None):
+        assert client.get("/readyz").json()["database"] == "reconnecting"  # the outage begins
+        ride_through.now = start + 20
+        late = client.get(f"/api/v1/performances/{perf.pk}")
+        waited = ride_through.now - (start + 20)
+        past = client.get(f"/api/v1/performances/{perf.pk}")
+    assert late.status_code == 503 and 4 <= waited <= 5, "waited only the rest of the budget"
+    assert past.status_code == 503 and ride_through.now <= start + 25, "no wait past the budget"
+
+
 def test_the_storefront_checkout_rides_through_an_in_doubt_commit(ride_through, make_performance, charges):
     from tests.unit.test_storefront import contact, hold_tickets, hold_token
 

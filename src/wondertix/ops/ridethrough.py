@@ -143,12 +143,18 @@ class DatabaseRideThroughMiddleware:
         return self._ride_through(request, response, arrived + self.budget)
 
     def _ride_through(self, request: HttpRequest, response: HttpResponse, deadline: float) -> HttpResponse:
+        age = OUTAGE.failed()
         if not may_retry(request):
-            OUTAGE.failed()
             return response
-        waited_from = time.monotonic()
+        # An outage this process has already seen for most of the budget leaves only the rest
+        # of it: past the budget /readyz says not ready, and a request that would wait a whole
+        # budget again (a proxy's retry, a patron's reload) answers at once instead.
+        now = time.monotonic()
+        deadline = min(deadline, now - age + self.budget)
+        waited_from = now
         for attempt in range(MAX_ATTEMPTS):
-            OUTAGE.failed()
+            if attempt:
+                OUTAGE.failed()
             if _inside_a_transaction():
                 return response  # never retry inside a transaction that spans the failure
             close_broken_connections()
