@@ -70,9 +70,8 @@ def cluster(django_db_blocker) -> Iterator[Cluster]:  # noqa: ANN001
 
 
 def make_show(capacity: int, name: str) -> tuple[int, int]:
-    from django.utils import timezone
-
     from django.db import connections
+    from django.utils import timezone
 
     from wondertix.catalog.models import Event, Performance, PriceType
 
