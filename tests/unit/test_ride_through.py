@@ -41,9 +41,9 @@ class FakeClock:
 def clock(monkeypatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(ridethrough, "time", fake)
-    ridethrough.OUTAGE.recovered()
-    yield fake
-    ridethrough.OUTAGE.recovered()
+    monkeypatch.setattr(ridethrough, "OUTAGE", ridethrough.Outage())
+    ridethrough.OUTAGE.recovered()  # this process has reached its database (as after its first probe)
+    return fake
 
 
 @pytest.fixture
@@ -288,6 +288,15 @@ def test_readiness_says_reconnecting_within_the_budget_and_unready_after(ride_th
     with database_away(None):
         again = client.get("/readyz")  # a new outage starts a new clock
     assert again.status_code == 200 and again.json()["outage_s"] == 0.0
+
+
+def test_a_process_that_never_reached_its_database_is_not_ready(ride_through, monkeypatch):
+    # A wrong address or password is not a failover: a deploy waiting for /readyz must not
+    # move traffic to such a release.
+    monkeypatch.setattr(ridethrough, "OUTAGE", ridethrough.Outage())
+    with database_away(None):
+        response = Client(raise_request_exception=False).get("/readyz")
+    assert response.status_code == 503 and response.json()["database"] == "unreachable"
 
 
 def test_readiness_without_a_budget_is_unready_at_once(settings, clock):

@@ -108,6 +108,10 @@ class Outage:
         self._lock = threading.Lock()
         self.since: float | None = None
         self.last: float | None = None
+        # A readiness probe has reached the database since this process started. Until then an
+        # unreachable database is not an outage to ride out but a process that never worked
+        # (a wrong address or password): a deploy must not see it ready.
+        self.reached_once = False
 
     def failed(self, now: float | None = None) -> float:
         """Record a failure; returns how long the outage has lasted (seconds)."""
@@ -121,6 +125,7 @@ class Outage:
     def recovered(self) -> None:
         with self._lock:
             self.since = self.last = None
+            self.reached_once = True
 
 
 OUTAGE = Outage()

@@ -71,7 +71,7 @@ def _database_unreachable(exc: Exception) -> JsonResponse:
     requests answer 503 anyway, so it reports not ready (docs/operations.md).
     """
     budget = settings.DATABASE_RIDE_THROUGH_S
-    if budget > 0 and errors.is_database_unavailable(exc):
+    if budget > 0 and errors.is_database_unavailable(exc) and ridethrough.OUTAGE.reached_once:
         # The connection may be half-open: the next probe or request opens a fresh one.
         ridethrough.close_broken_connections()
         age = ridethrough.OUTAGE.failed()
