@@ -4,7 +4,8 @@ During a failover the database address refuses or drops connections for a few se
 PostgreSQL crash, a planned switchover: ~3.5 s) up to ~21 s (the leader's machine died), then
 answers again with the same data. With DATABASE_RIDE_THROUGH_S > 0, a request that failed
 because the database could not be reached is run again after a short, growing pause, until it
-succeeds or the budget (counted from the request's arrival) is spent; only then does the
+succeeds or the budget (counted from the request's arrival, or from the outage's start as this
+process saw it, whichever is earlier) is spent; only then does the
 patron get today's "try again shortly" 503 + Retry-After (ops.errors).
 
 Which requests may run again (RETRY_WRITES below, docs/sale-path.md):
