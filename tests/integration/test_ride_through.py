@@ -246,3 +246,34 @@ def test_an_in_doubt_order_without_a_key_is_not_placed_again(cluster: Cluster, c
     assert r.status_code == 503 and r.headers["Retry-After"]
     held = stored(perf_id)
     assert len(held["tokens"]) == 1 and held["tickets"] == 2  # type: ignore[arg-type]
+
+
+def test_readiness_says_reconnecting_for_the_budget_then_not_ready(cluster: Cluster) -> None:
+    """HAProxy keeps a server whose database is failing over (its requests are waiting), and
+    takes it out once the outage outlasts the ride-through."""
+    budget = 4
+    with LiveServer(cluster.url, workers=1, migrate=False, env={"DATABASE_RIDE_THROUGH_S": str(budget)}) as srv:
+        assert httpx.get(srv.url + "/readyz", timeout=10).json()["database"] == "ok"
+        cluster.pg.crash()
+        try:
+            stopped_at = time.monotonic()
+            answers: list[tuple[float, int, str]] = []
+            deadline = stopped_at + budget + 10
+            while time.monotonic() < deadline:
+                r = httpx.get(srv.url + "/readyz", timeout=10)
+                answers.append((time.monotonic() - stopped_at, r.status_code, r.json()["database"]))
+                if r.status_code == 503:
+                    break
+                time.sleep(0.25)
+        finally:
+            cluster.pg.resume()
+        recovered = False
+        for _ in range(100):
+            recovered = httpx.get(srv.url + "/readyz", timeout=10).status_code == 200
+            if recovered:
+                break
+            time.sleep(0.2)
+    assert answers[0][1:] == (200, "reconnecting"), answers
+    assert answers[-1][1:] == (503, "unreachable"), answers
+    assert all(status == 200 for _, status, _ in answers[:-1]), answers
+    assert recovered, "ready again once the database is back"
