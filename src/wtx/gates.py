@@ -603,11 +603,13 @@ def _register_later_checks() -> None:
     from wtx.gate_integration import check_integration
     from wtx.gate_migrations import check_migrations
     from wtx.gate_performance import check_performance
-    from wtx.spec import IntegrationGate, MigrationsGate, PerformanceGate
+    from wtx.gate_verify import check_verify
+    from wtx.spec import IntegrationGate, MigrationsGate, PerformanceGate, VerifyGate
 
     CHECKS[MigrationsGate] = check_migrations
     CHECKS[IntegrationGate] = check_integration
     CHECKS[PerformanceGate] = check_performance
+    CHECKS[VerifyGate] = check_verify
 
 
 _register_later_checks()
