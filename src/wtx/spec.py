@@ -332,6 +332,14 @@ class SecurityGate(_Gate):
     # audit is "not audited", never passed; that fails the gate unless this says otherwise.
     allow_unaudited: bool = False
     audit_timeout_s: int = Field(120, ge=5, le=1800)
+    # The authorization matrix on the live environment (wtx.gate_authz): every staff page and
+    # staff API operation refused to anonymous users, admin-only pages to a box-office clerk.
+    authz: bool = False
+    # schemathesis over the live public OpenAPI document: generated cases per operation
+    # (0: not run) and the operations allowed to answer 5xx.
+    schemathesis_max_examples: int = Field(0, ge=0, le=1000)
+    schemathesis_max_server_errors: int = Field(0, ge=0)
+    schemathesis_timeout_s: int = Field(300, ge=10, le=3600)
 
     @field_validator("allow")
     @classmethod
