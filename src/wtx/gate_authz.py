@@ -116,7 +116,12 @@ def matrix(work: Any, gate: Any, log: Any, figures: dict[str, Any]) -> list[str]
             log(f"{'clerk' if as_clerk else 'anonymous'} {method} {url} -> {reply.status} {reply.header('location')}")
             return reply.status, reply.header("location")
 
-        pages = [(r, n) for r, n in made["routes"] if r not in rules.PUBLIC_STAFF_PAGES]
+        # One request per URL: a route listed twice is served by the first (Django's order).
+        pages, urls = [], set()
+        for route, name in made["routes"]:
+            if route not in rules.PUBLIC_STAFF_PAGES and rules.fill_route(route, {}) not in urls:
+                urls.add(rules.fill_route(route, {}))
+                pages.append((route, name))
         if not pages:
             raise CheckError("the release lists no staff page: the authorization matrix checked nothing")
         admin_only = 0

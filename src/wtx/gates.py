@@ -291,6 +291,17 @@ def check_lint(work: Workspace, gate: LintGate, log: _Log) -> GateResult:
     return GateResult(gate.check, passed, summary, figures)
 
 
+def junit_totals(report: Path) -> dict[str, int]:
+    """passed, failed (failures and errors) and skipped of a pytest JUnit report."""
+    suites = ElementTree.parse(report).getroot()  # noqa: S314 - our own pytest's report
+    totals = {k: 0 for k in ("tests", "failures", "errors", "skipped")}
+    for suite in suites.iter("testsuite"):
+        for k in totals:
+            totals[k] += int(suite.get(k, 0))
+    failed = totals["failures"] + totals["errors"]
+    return {"passed": totals["tests"] - failed - totals["skipped"], "failed": failed, "skipped": totals["skipped"]}
+
+
 def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     report = work.dir / "unit.xml"
     args = [str(work.python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
@@ -299,14 +310,8 @@ def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     res = _run(work, gate, log, [*args, *gate.paths])
     if not report.is_file():
         raise CheckError(f"pytest wrote no report: {_tail(res)}")
-    suites = ElementTree.parse(report).getroot()  # noqa: S314 - our own pytest's report
-    totals = {k: 0 for k in ("tests", "failures", "errors", "skipped")}
-    for suite in suites.iter("testsuite"):
-        for k in totals:
-            totals[k] += int(suite.get(k, 0))
-    failed = totals["failures"] + totals["errors"]
-    figures = {"passed": totals["tests"] - failed - totals["skipped"], "failed": failed,
-               "skipped": totals["skipped"]}
+    figures = junit_totals(report)
+    failed = figures["failed"]
     passed = failed <= gate.max_failures and figures["passed"] >= gate.min_passed
     summary = f"{figures['passed']} passed, {failed} failed, {figures['skipped']} skipped"
     if figures["passed"] < gate.min_passed:

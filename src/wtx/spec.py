@@ -397,6 +397,12 @@ class IntegrationGate(_Gate):
     max_oversold: int = Field(0, ge=0)
     max_server_errors: int = Field(0, ge=0)
     request_timeout_s: int = Field(30, ge=1, le=600)
+    # The integration suites (pytest paths of the checkout at the release's commit) run with
+    # the release's installed code against an empty scratch database in this environment's
+    # own PostgreSQL cluster; at most max_failures may fail ([] runs none).
+    suites: list[str] = []
+    max_failures: int = Field(0, ge=0)
+    suites_timeout_s: int = Field(900, ge=10, le=7200)
 
 
 class PerformanceGate(_Gate):

@@ -75,6 +75,7 @@ def test_stg_refuses_every_staff_url_to_anonymous_and_admin_pages_to_a_clerk_and
     assert cluster.psql("SELECT is_active FROM auth_user WHERE username = 'wtx-gate-clerk';",
                         stack.spec.env("stg").database.name).strip() == "f"
     stack.figures["stg_security_gate_seconds"] = result.seconds
+    stack.figures["stg_authz_pages"] = f["authz_pages"]
 
 
 def test_an_admin_page_left_open_and_an_endpoint_answering_5xx_fail_stgs_security_gate(stack):
@@ -88,6 +89,8 @@ def test_an_admin_page_left_open_and_an_endpoint_answering_5xx_fail_stgs_securit
         assert result.summary.startswith(
             "authz: anonymous GET /staff/audit/ answered 200 (must be refused: login redirect, 401 or 403)")
         assert result.figures["authz_problems"] == 2  # anonymous, and the box-office clerk
+        # The same URLs as the release before, one of them served open.
+        assert result.figures["authz_pages"] == stack.figures.get("stg_authz_pages", result.figures["authz_pages"])
         assert result.figures["schemathesis_server_error_operations"] >= 1
         log = (stack.var_dir / result.log).read_text()
         assert "problem: authz: a box-office clerk GET /staff/audit/ answered 200" in log
