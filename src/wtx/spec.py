@@ -915,6 +915,9 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, PerformanceGate) and gate.users > env.front_door.orders_per_window:
             _fail(spec, name, "gates", f"check 'performance': users = {gate.users} each buy once from one address, "
                   f"more than front_door.orders_per_window ({env.front_door.orders_per_window}): they would meet 429s")
+        if isinstance(gate, IntegrationGate) and gate.suites and env.database.engine != "postgresql":
+            _fail(spec, name, "gates", "check 'integration': suites run on a scratch database of this environment's "
+                  "PostgreSQL cluster: they need engine = \"postgresql\"")
         if isinstance(gate, VerifyGate) and not (env.logging.metrics and env.logging.monitoring_networks):
             _fail(spec, name, "gates", "check 'verify' reads /metrics through the front door: it needs "
                   "logging.metrics = true and a logging.monitoring_networks entry")

@@ -19,7 +19,7 @@ from wtx_testing import ROOT
 from wtx import gate_verify, gates
 from wtx import release as releases
 from wtx.backends import FrontDoor
-from wtx.spec import VerifyGate
+from wtx.spec import SpecError, VerifyGate, load_spec
 
 R1 = "cccc11112222"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -193,3 +193,21 @@ def test_a_metrics_endpoint_that_refuses_the_gate_fails_it(spec, var_dir, app, m
     monkeypatch.setattr(gate_verify, "monitoring_source", lambda networks: None)
     result = _verify(spec, var_dir, app)
     assert not result.passed and "monitoring_networks" in result.summary
+
+
+def test_verify_needs_metrics_read_from_a_monitoring_network(raw_spec, write_spec):
+    raw_spec["environments"]["prd"]["logging"]["monitoring_networks"] = []
+    with pytest.raises(SpecError, match="check 'verify' reads /metrics"):
+        load_spec(write_spec(raw_spec))
+
+
+def test_the_checked_in_window_keeps_the_pipeline_fast(spec):
+    verify = spec.env("prd").gate("verify")
+    assert verify.window_s <= 30 and verify.p95_ms and verify.max_error_rate < 1
+
+
+def test_integration_suites_need_a_postgresql_environment(raw_spec, write_spec):
+    dev = raw_spec["environments"]["dev"]
+    dev["gates"].append({"check": "integration", "suites": ["tests/integration/test_concurrency.py"]})
+    with pytest.raises(SpecError, match="suites run on a scratch database"):
+        load_spec(write_spec(raw_spec))
