@@ -13,6 +13,14 @@ the release as installed there.
 It fails when more tickets exist than seats (oversold), when any request answered 5xx or
 not at all, or when fewer orders than min(buyers, seats) were sold (a race that did not
 contest the last seats proves nothing).
+
+4. With `suites` (pytest paths), the integration suites run next (run_suites): the checkout's
+   tests at the release's commit — a release ships no tests; the checkout is first proven
+   byte-identical to the release's wheel — with an interpreter whose path is the release as
+   installed, against an empty scratch database in the environment's own PostgreSQL cluster
+   (`WONDERTIX_TEST_DATABASE_URL`; reached only by a one-off role; dropped afterwards, pass or
+   fail). The tests start their own app servers (gunicorn from the release's dependencies) on
+   free loopback ports. More than `max_failures` failures, or no test passing, fail the gate.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import re
 import subprocess
 import threading
 import time
@@ -129,6 +138,47 @@ def race(door: FrontDoor, performance: int, price_type: int, buyers: int, timeou
     return answers
 
 
+def run_pytest(args: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, **options)  # noqa: PLW1510 - the caller reads the report and the exit code
+
+
+def run_suites(work: Any, gate: IntegrationGate, log: Any) -> tuple[dict[str, Any], list[str]]:
+    """The integration suites: the checkout's tests at the release's commit (a release ships
+    no tests; the checkout is proven byte-identical to its wheel first), run by an interpreter
+    whose path is the release as installed, against an empty scratch database in the
+    environment's own cluster (dropped afterwards). Returns (figures, problems)."""
+    from wtx.gates import CheckError, _clean_env, junit_totals
+
+    python, checkout = work.python(), work.checkout()
+    report = work.dir / "integration-suites.xml"
+    report.unlink(missing_ok=True)
+    args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *gate.suites]
+    started = time.monotonic()
+    try:
+        with work.backend.scratch_database(work.env.name, progress=log) as url:
+            env = {**_clean_env(work.dir), "WONDERTIX_TEST_DATABASE_URL": url}
+            log(f"$ {' '.join(args)}  (WONDERTIX_TEST_DATABASE_URL = a scratch database of {work.env.name}'s cluster)")
+            res = run_pytest(args, cwd=checkout, capture_output=True, text=True, timeout=gate.suites_timeout_s, env=env)
+    except DeployError as exc:
+        raise CheckError(str(exc)) from None
+    log(res.stdout[-30000:])
+    log(res.stderr[-5000:])
+    if not report.is_file():
+        raise CheckError(f"the integration suites wrote no report (exit {res.returncode})")
+    totals = junit_totals(report)
+    figures = {"suites_passed": totals["passed"], "suites_failed": totals["failed"],
+               "suites_skipped": totals["skipped"], "suites_seconds": round(time.monotonic() - started, 1),
+               "suites": gate.suites, "suites_from": f"checkout at {work.release.commit[:12]}"}
+    problems = []
+    if totals["failed"] > gate.max_failures:
+        first = re.search(r"^(?:FAILED|ERROR) (\S+)", res.stdout, re.M)
+        problems.append(f"integration suites: {totals['passed']} passed, {totals['failed']} failed (at most "
+                        f"{gate.max_failures})" + (f"; first: {first.group(1)}" if first else ""))
+    elif totals["passed"] == 0:
+        problems.append(f"integration suites: no test passed ({totals['skipped']} skipped): nothing was checked")
+    return figures, problems
+
+
 def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
     from wtx.gates import CheckError
 
@@ -171,8 +221,15 @@ def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
     if sold < min(gate.buyers, capacity):
         problems.append(f"only {sold} of {capacity} seats sold to {gate.buyers} buyers ({dict(statuses)}): "
                         "the race did not contest the last seats")
+    suites = ""
+    if gate.suites and not problems:
+        suite_figures, suite_problems = run_suites(work, gate, log)
+        figures.update(suite_figures)
+        problems += suite_problems
+        suites = (f"; suites {suite_figures['suites_passed']} passed, {suite_figures['suites_failed']} failed, "
+                  f"{suite_figures['suites_skipped']} skipped in {suite_figures['suites_seconds']} s")
     if problems:
         more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
         return GateResult(gate.check, False, problems[0] + more, figures)
     return GateResult(gate.check, True, f"{gate.buyers} buyers for the last {capacity} seats: {sold} sold, "
-                      f"oversold 0, 5xx 0 ({dict(statuses)})", figures)
+                      f"oversold 0, 5xx 0 ({dict(statuses)}){suites}", figures)

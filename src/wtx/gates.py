@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from wtx import gate_authz
 from wtx.backends import Backend, FrontDoor
 from wtx.pipeline import GateResult
 from wtx.release import Release
@@ -190,9 +191,10 @@ class Reply:
 
 
 def fetch(door: FrontDoor, path: str, *, source: str | None = None, auth: bool = True,
-          timeout: float = 10.0) -> Reply:
-    """GET `path` from the environment's front door, with its Host (and SNI), optionally
-    from a chosen loopback source address."""
+          timeout: float = 10.0, method: str = "GET", body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> Reply:
+    """GET (or `method`) `path` from the environment's front door, with its Host (and SNI),
+    optionally from a chosen loopback source address and with extra `headers`."""
     if not ipaddress.ip_address(door.address).is_loopback:
         raise CheckError(f"{door.address} is not a loopback address; checks reach only this machine")
     src = (source, 0) if source else None
@@ -208,17 +210,17 @@ def fetch(door: FrontDoor, path: str, *, source: str | None = None, auth: bool =
         conn = _Tls(door.address, door.port, timeout=timeout, context=ctx)
     else:
         conn = http.client.HTTPConnection(door.address, door.port, timeout=timeout, source_address=src)
-    headers = {"Host": f"{door.host}:{door.port}", "Connection": "close", "User-Agent": "wtx-gate"}
+    sent = {"Host": f"{door.host}:{door.port}", "Connection": "close", "User-Agent": "wtx-gate", **(headers or {})}
     if door.basic_auth and auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(":".join(door.basic_auth).encode()).decode()
+        sent["Authorization"] = "Basic " + base64.b64encode(":".join(door.basic_auth).encode()).decode()
     started = time.monotonic()
     try:
-        conn.request("GET", path, headers=headers)
+        conn.request(method, path, body=body, headers=sent)
         resp = conn.getresponse()
         body = resp.read()
         return Reply(resp.status, resp.getheaders(), body, round((time.monotonic() - started) * 1000, 1))
     except (OSError, http.client.HTTPException) as exc:
-        raise CheckError(f"GET {path}: no answer from {door.host} ({type(exc).__name__}: {exc})") from None
+        raise CheckError(f"{method} {path}: no answer from {door.host} ({type(exc).__name__}: {exc})") from None
     finally:
         conn.close()
 
@@ -289,6 +291,17 @@ def check_lint(work: Workspace, gate: LintGate, log: _Log) -> GateResult:
     return GateResult(gate.check, passed, summary, figures)
 
 
+def junit_totals(report: Path) -> dict[str, int]:
+    """passed, failed (failures and errors) and skipped of a pytest JUnit report."""
+    suites = ElementTree.parse(report).getroot()  # noqa: S314 - our own pytest's report
+    totals = {k: 0 for k in ("tests", "failures", "errors", "skipped")}
+    for suite in suites.iter("testsuite"):
+        for k in totals:
+            totals[k] += int(suite.get(k, 0))
+    failed = totals["failures"] + totals["errors"]
+    return {"passed": totals["tests"] - failed - totals["skipped"], "failed": failed, "skipped": totals["skipped"]}
+
+
 def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     report = work.dir / "unit.xml"
     args = [str(work.python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
@@ -297,14 +310,8 @@ def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     res = _run(work, gate, log, [*args, *gate.paths])
     if not report.is_file():
         raise CheckError(f"pytest wrote no report: {_tail(res)}")
-    suites = ElementTree.parse(report).getroot()  # noqa: S314 - our own pytest's report
-    totals = {k: 0 for k in ("tests", "failures", "errors", "skipped")}
-    for suite in suites.iter("testsuite"):
-        for k in totals:
-            totals[k] += int(suite.get(k, 0))
-    failed = totals["failures"] + totals["errors"]
-    figures = {"passed": totals["tests"] - failed - totals["skipped"], "failed": failed,
-               "skipped": totals["skipped"]}
+    figures = junit_totals(report)
+    failed = figures["failed"]
     passed = failed <= gate.max_failures and figures["passed"] >= gate.min_passed
     summary = f"{figures['passed']} passed, {failed} failed, {figures['skipped']} skipped"
     if figures["passed"] < gate.min_passed:
@@ -440,7 +447,15 @@ def check_security(work: Workspace, gate: SecurityGate, log: _Log) -> GateResult
         if anonymous.status != 401:
             problems.append(f"basic auth: a request without credentials answered {anonymous.status}, not 401")
 
-    # 4. bandit over the release's own code; 5. the audit of its locked dependencies.
+    # 4. who may open what, and schemathesis, on the live environment (wtx.gate_authz).
+    if gate.authz:
+        problems += gate_authz.matrix(work, gate, log, figures)
+    if gate.schemathesis_max_examples:
+        fuzz_problem = gate_authz.fuzz(work, gate, log, figures)
+        if fuzz_problem:
+            problems.append(fuzz_problem)
+
+    # 5. bandit over the release's own code; 6. the audit of its locked dependencies.
     bandit_problem, counted = _bandit(work, gate, log, figures)
     if bandit_problem:
         problems.append(bandit_problem)
@@ -449,13 +464,21 @@ def check_security(work: Workspace, gate: SecurityGate, log: _Log) -> GateResult
         problems.append(audit_problem)
 
     if problems:
+        for problem in problems:
+            log(f"problem: {problem}")
         more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
         return GateResult(gate.check, False, problems[0] + more, figures)
     audit = (f"{figures['vulnerabilities']} known vulnerabilities" if figures["audit"] == "audited"
              else "dependencies NOT AUDITED (allowed by allow_unaudited)")
+    live = ""
+    if gate.authz:
+        live += (f"authz: {figures['authz_pages']} staff pages and {figures['authz_api_operations']} staff API "
+                 f"operations refused to anonymous, {figures['authz_admin_only_pages']} admin-only pages to a clerk; ")
+    if gate.schemathesis_max_examples:
+        live += f"schemathesis: {figures['schemathesis_operations']} operations, {figures['schemathesis_server_error_operations']} with 5xx; "
     return GateResult(gate.check, True, f"check --deploy {issues} issues (+{len(ids) - issues} allowed); CSP, nosniff; {len(cookies)} cookie(s) "
                       f"SameSite{'/Secure' if env.access.tls else ''}; outsider {figures.get('firewall_status_from_outside')}; "
-                      f"bandit {counted} at {gate.bandit_severity}+; {audit}",
+                      f"{live}bandit {counted} at {gate.bandit_severity}+; {audit}",
                       figures)
 
 
@@ -603,11 +626,13 @@ def _register_later_checks() -> None:
     from wtx.gate_integration import check_integration
     from wtx.gate_migrations import check_migrations
     from wtx.gate_performance import check_performance
-    from wtx.spec import IntegrationGate, MigrationsGate, PerformanceGate
+    from wtx.gate_verify import check_verify
+    from wtx.spec import IntegrationGate, MigrationsGate, PerformanceGate, VerifyGate
 
     CHECKS[MigrationsGate] = check_migrations
     CHECKS[IntegrationGate] = check_integration
     CHECKS[PerformanceGate] = check_performance
+    CHECKS[VerifyGate] = check_verify
 
 
 _register_later_checks()

@@ -341,6 +341,14 @@ class SecurityGate(_Gate):
     # audit is "not audited", never passed; that fails the gate unless this says otherwise.
     allow_unaudited: bool = False
     audit_timeout_s: int = Field(120, ge=5, le=1800)
+    # The authorization matrix on the live environment (wtx.gate_authz): every staff page and
+    # staff API operation refused to anonymous users, admin-only pages to a box-office clerk.
+    authz: bool = False
+    # schemathesis over the live public OpenAPI document: generated cases per operation
+    # (0: not run) and the operations allowed to answer 5xx.
+    schemathesis_max_examples: int = Field(0, ge=0, le=1000)
+    schemathesis_max_server_errors: int = Field(0, ge=0)
+    schemathesis_timeout_s: int = Field(300, ge=10, le=3600)
 
     @field_validator("allow")
     @classmethod
@@ -398,6 +406,12 @@ class IntegrationGate(_Gate):
     max_oversold: int = Field(0, ge=0)
     max_server_errors: int = Field(0, ge=0)
     request_timeout_s: int = Field(30, ge=1, le=600)
+    # The integration suites (pytest paths of the checkout at the release's commit) run with
+    # the release's installed code against an empty scratch database in this environment's
+    # own PostgreSQL cluster; at most max_failures may fail ([] runs none).
+    suites: list[str] = []
+    max_failures: int = Field(0, ge=0)
+    suites_timeout_s: int = Field(900, ge=10, le=7200)
 
 
 class PerformanceGate(_Gate):
@@ -413,6 +427,25 @@ class PerformanceGate(_Gate):
     max_oversold: int = Field(0, ge=0)
 
 
+class VerifyGate(_Gate):
+    """Post-deploy verification from the app's own Prometheus /metrics: two scrapes through
+    the front door (from a monitoring network) `window_s` apart while light smoke traffic
+    runs; the window's 5xx share and p95 latency come from the counter and histogram deltas."""
+
+    check: Literal["verify"]
+    window_s: int = Field(20, ge=1, le=600)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    p95_ms: int = Field(1500, ge=1, le=120_000)
+    paths: list[str] = Field(["/", "/api/v1/events"], min_length=1)
+    interval_ms: int = Field(250, ge=10, le=10_000)  # pause between two rounds of the paths
+    min_requests: int = Field(1, ge=1)  # fewer counted in the window: nothing was verified
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return [_safe_url_path(p) for p in v]
+
+
 GATE_MODELS: dict[str, type[_Gate]] = {
     "lint": LintGate,
     "unit": UnitGate,
@@ -422,10 +455,11 @@ GATE_MODELS: dict[str, type[_Gate]] = {
     "integration": IntegrationGate,
     "migrations": MigrationsGate,
     "performance": PerformanceGate,
+    "verify": VerifyGate,
 }
 Gate = Annotated[
     LintGate | UnitGate | IntegrationMinimalGate | SecurityGate | SmokeGate | MigrationsGate | IntegrationGate
-    | PerformanceGate,
+    | PerformanceGate | VerifyGate,
     Field(discriminator="check"),
 ]
 
@@ -892,6 +926,12 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, PerformanceGate) and gate.users > env.front_door.orders_per_window:
             _fail(spec, name, "gates", f"check 'performance': users = {gate.users} each buy once from one address, "
                   f"more than front_door.orders_per_window ({env.front_door.orders_per_window}): they would meet 429s")
+        if isinstance(gate, IntegrationGate) and gate.suites and env.database.engine != "postgresql":
+            _fail(spec, name, "gates", "check 'integration': suites run on a scratch database of this environment's "
+                  "PostgreSQL cluster: they need engine = \"postgresql\"")
+        if isinstance(gate, VerifyGate) and not (env.logging.metrics and env.logging.monitoring_networks):
+            _fail(spec, name, "gates", "check 'verify' reads /metrics through the front door: it needs "
+                  "logging.metrics = true and a logging.monitoring_networks entry")
         if isinstance(gate, MigrationsGate):
             source = spec.environments.get(gate.source)
             if source is None or gate.source == name:

@@ -20,6 +20,7 @@ from wtx.backends.local import LocalBackend
 from wtx.spec import Spec, parse_spec
 
 pytestmark = pytest.mark.slow
+VERIFY_WINDOW_S = 3
 
 
 def _quick_spec(stack) -> Spec:
@@ -31,6 +32,9 @@ def _quick_spec(stack) -> Spec:
         if gate["check"] == "unit":
             gate.update(paths=["tests/unit/wtx/test_wtx_spec.py"], workers=1)
     envs["stg"]["gates"] = [g for g in envs["stg"]["gates"] if g["check"] in ("security", "smoke")]
+    for gate in envs["prd"]["gates"]:
+        if gate["check"] == "verify":
+            gate["window_s"] = VERIFY_WINDOW_S  # the checked-in window, shortened
     return parse_spec(raw, stack.spec.path)
 
 
@@ -85,7 +89,13 @@ def test_pipeline_carries_one_release_through_dev_and_stg_waits_for_approval_the
     assert second.code == pipeline.DONE, second
     running = {s.env: s.release for s in stack.backend.status()}
     assert running["prd"] == running["bak"] == rid
-    assert _gates(stack, "prd", rid)["smoke"]["passed"] is True
+    prd = _gates(stack, "prd", rid)
+    assert prd["smoke"]["passed"] is True and prd["verify"]["passed"] is True, prd
+    # prd's own /metrics counted the window's requests (the smoke traffic at least), no 5xx.
+    verify = prd["verify"]["figures"]
+    assert verify["requests"] >= sum(verify["smoke_requests"].values()) > 0 and verify["server_errors"] == 0
+    assert verify["window_s"] >= VERIFY_WINDOW_S and verify["p95_ms"] is not None
+    stack.figures["prd_verify_seconds"] = prd["verify"]["seconds"]
     promoted = [r for r in ledger.read(stack.var_dir, "prd") if r["event"] == pipeline.PROMOTE][-1]
     assert promoted["release"] == rid and promoted["approved_by"] == "the deploy tests"
     assert ledger.verify(stack.var_dir).ok

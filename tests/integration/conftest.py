@@ -7,6 +7,7 @@ app over HTTP only; they read and arrange rows through the ORM on a second conne
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,15 +26,23 @@ from tests.support.pgcluster import PgCluster  # noqa: E402
 LIVE = "live"
 
 
+# Set by stg's integration gate (wtx.gate_integration): an empty scratch database in the
+# environment's own PostgreSQL cluster, made and dropped by the gate, instead of a throwaway
+# cluster. Tests that need a cluster of their own (to create databases) are skipped then.
+EXTERNAL_DATABASE = os.environ.get("WONDERTIX_TEST_DATABASE_URL", "")
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
+    if EXTERNAL_DATABASE:
+        pytest.skip("needs a throwaway PostgreSQL cluster of its own (the run uses a given scratch database)")
     with PgCluster() as pg:
         yield pg
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_cluster: PgCluster) -> str:
-    url = pg_cluster.create_database("wondertix")
+def database_url(request: pytest.FixtureRequest) -> str:
+    url = EXTERNAL_DATABASE or request.getfixturevalue("pg_cluster").create_database("wondertix")
     manage(url, "migrate", "--noinput")
     return url
 

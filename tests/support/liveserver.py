@@ -26,7 +26,6 @@ import httpx
 from tests.support.pgcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 
 
 def app_env(database_url: str, **overrides: str) -> dict[str, str]:
@@ -123,7 +122,7 @@ class LiveServer:
                 # collectstatic writes (as a release build does); without it they answer 500.
                 manage(self.database_url, "collectstatic", "--noinput", "-v", "0", env=self.env)
             cmd = [
-                str(VENV_BIN / "gunicorn"), "wondertix.wsgi:application",
+                sys.executable, "-m", "gunicorn", "wondertix.wsgi:application",
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),
                 "--worker-class", self.worker_class,

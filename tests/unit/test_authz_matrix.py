@@ -1,6 +1,7 @@
 """Acceptance 1: who may open what. Every URL under /staff/ and /api/v1/staff/ is found by
 walking the URL resolver, so a page added later is covered (or fails here until its allowed
-roles are declared), then requested as anonymous, a patron, an usher, box office and admin."""
+roles are declared in src/wtx/authz_rules.py, which stg's security gate reads too), then
+requested as anonymous, a patron, an usher, box office and admin."""
 
 from __future__ import annotations
 
@@ -20,35 +21,20 @@ from wondertix.ops import tokens
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales.models import DiscountCode, Hold
 from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, create_hold, sell
+from wtx.authz_rules import (
+    ADMIN,
+    ANON,
+    BOX,
+    EVERYONE,
+    PATRON,
+    PUBLIC_STAFF_PAGES,
+    USHER,
+    allowed_api_roles,
+    allowed_page_roles,
+    fill_route,
+)
 
 pytestmark = pytest.mark.django_db
-
-ANON, PATRON, USHER, BOX, ADMIN = "anonymous", "patron", "usher", "box_office", "admin"
-EVERYONE = (ANON, PATRON, USHER, BOX, ADMIN)
-DOOR = {USHER, BOX, ADMIN}
-SELLERS = {BOX, ADMIN}
-ADMINS = {ADMIN}
-
-# Who may use each box-office page (by URL name). Back-office areas follow the issue's roles:
-# box office and admins handle refunds, exchanges, contacts and reports.
-PAGE_RULES: dict[str, set[str]] = {
-    "dashboard": DOOR,
-    "door": DOOR, "door-list": DOOR, "door-print": DOOR, "door-csv": DOOR, "door-checkin": DOOR,
-    "door-undo": DOOR, "door-admit": DOOR,
-    "pos": SELLERS, "pos-sell": SELLERS, "pos-hold": SELLERS, "pos-release": SELLERS, "pos-order": SELLERS,
-    "audit": ADMINS,
-}
-CATALOG_PREFIXES = ("staff/events/", "staff/performances/", "staff/price-types/", "staff/seasons/", "staff/season-prices/", "staff/discounts/")
-BACK_OFFICE_PREFIXES = ("staff/sales/", "staff/contacts/", "staff/reports/")
-PUBLIC_STAFF_PAGES = {"staff/login/", "staff/logout/"}
-
-API_RULES: dict[str, set[str]] = {
-    "/api/v1/staff/whoami": DOOR,
-    "/api/v1/staff/door/{performance_id}": DOOR,
-    "/api/v1/staff/checkin": DOOR,
-    "/api/v1/staff/checkin/undo": DOOR,
-}
-API_BACK_OFFICE_PREFIXES = ("/api/v1/staff/sales/", "/api/v1/staff/reports/")
 
 
 def _walk(patterns: list, prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
@@ -61,26 +47,6 @@ def _walk(patterns: list, prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
 
 def staff_pages() -> list[tuple[str, URLPattern]]:
     return [(route, p) for route, p in _walk(get_resolver().url_patterns) if route.startswith("staff/")]
-
-
-def allowed_page_roles(route: str, name: str | None) -> set[str]:
-    if name in PAGE_RULES and route.startswith(("staff/door", "staff/pos", "staff/audit")) or route == "staff/":
-        return PAGE_RULES[name or ""]
-    if route.startswith(CATALOG_PREFIXES):
-        return ADMINS
-    if route.startswith(BACK_OFFICE_PREFIXES):
-        return SELLERS
-    if route.startswith("staff/audit"):
-        return ADMINS
-    raise AssertionError(f"No authorization rule declared for the staff page /{route}: add it to this test.")
-
-
-def allowed_api_roles(path: str) -> set[str]:
-    if path in API_RULES:
-        return API_RULES[path]
-    if path.startswith(API_BACK_OFFICE_PREFIXES):
-        return SELLERS
-    raise AssertionError(f"No authorization rule declared for the staff API {path}: add it to this test.")
 
 
 @pytest.fixture
@@ -110,18 +76,6 @@ def world(make_performance):
     return {"ids": ids, "users": users, "order": order}
 
 
-def _fill(route: str, ids: dict[str, int]) -> str:
-    def sub(match: re.Match) -> str:
-        converter, name = match.group(1), match.group(2)
-        if converter in (None, "int") and name in ids:
-            return str(ids[name])
-        if converter == "int" or name.endswith("_id"):
-            return str(ids.get(name, 999999))
-        return "x"
-
-    return "/" + re.sub(r"<(?:(\w+):)?(\w+)>", sub, route)
-
-
 def _client(world, who: str) -> Client:
     client = Client()
     if who != ANON:
@@ -147,7 +101,7 @@ def test_every_staff_page_admits_exactly_its_roles(world):
     checked = 0
     for route, pattern in pages:
         allowed = allowed_page_roles(route, pattern.name)
-        url = _fill(route, world["ids"])
+        url = fill_route(route, world["ids"])
         for who in EVERYONE:
             response = _request(clients[who], url)
             where = f"{who} → {url} answered {response.status_code}"
@@ -170,7 +124,7 @@ def test_every_staff_form_carries_a_csrf_token_and_posts_without_one_are_refused
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(admin)
     for route, _ in staff_pages():
-        url = _fill(route, world["ids"])
+        url = fill_route(route, world["ids"])
         response = strict.post(url, {"active": "1", "code": "X", "reason": "r"})
         assert response.status_code == 403, f"POST {url} without a CSRF token answered {response.status_code}"
         page = strict.get(url)

@@ -106,6 +106,11 @@ class Backend(Protocol):
         `env`'s database itself), dropped when the block ends; yields its DATABASE_URL."""
         ...
 
+    def scratch_database(self, env: str, progress: Progress | None = None) -> AbstractContextManager[str]:
+        """An empty scratch database beside `env`'s own (never `env`'s database itself),
+        dropped when the block ends; yields its DATABASE_URL."""
+        ...
+
     def front_door(self, env: str) -> FrontDoor: ...
 
     def app_door(self, env: str) -> FrontDoor:

@@ -6,6 +6,7 @@ in tests/deploy/test_d_stg_gates.py.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import subprocess
@@ -120,7 +121,7 @@ def _gate(spec, var_dir, books, **thresholds):
     fake_release(var_dir, R1)
     backend = Stg(spec, var_dir, books)
     backend.running["stg"] = R1
-    gate = spec.env("stg").gate("integration").model_copy(update=thresholds)
+    gate = spec.env("stg").gate("integration").model_copy(update={"suites": [], **thresholds})
     with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
         return gates.run_check(work, gate), backend
 
@@ -164,3 +165,77 @@ def test_no_app_server_answering_fails_the_gate(spec, var_dir, box):
     box.port = 9  # nothing listens on loopback's discard port
     result, _ = _gate(spec, var_dir, box, buyers=4)
     assert not result.passed and result.figures["statuses"] == {"0": 4}
+
+
+# --------------------------------------------------------------------------------------------
+# The integration suites after the race
+
+
+class StgWithScratch(Stg):
+    def __init__(self, spec: Any, var_dir: Path, books: Box) -> None:
+        super().__init__(spec, var_dir, books)
+        self.scratch: list[str] = []
+
+    @contextlib.contextmanager
+    def scratch_database(self, env: str, progress: Any = None):
+        self.scratch.append("made")
+        try:
+            yield "postgres://one-off:not-a-secret@127.0.0.1:5533/wondertix_stg_integration"
+        finally:
+            self.scratch.append("dropped")
+
+
+@pytest.fixture
+def fake_suites(monkeypatch):
+    """pytest of the suites, faked: its JUnit report says what `outcome` holds."""
+    outcome = {"tests": 12, "failures": 0, "skipped": 1, "stdout": "", "calls": []}
+
+    def run(args: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        outcome["calls"].append((args, options))
+        report = next(a.split("=", 1)[1] for a in args if a.startswith("--junitxml="))
+        Path(report).write_text(f'<testsuites><testsuite tests="{outcome["tests"]}" failures="{outcome["failures"]}" '
+                                f'errors="0" skipped="{outcome["skipped"]}"/></testsuites>')
+        return subprocess.CompletedProcess(args, 1 if outcome["failures"] else 0, outcome["stdout"], "")
+
+    monkeypatch.setattr(gate_integration, "run_pytest", run)
+    monkeypatch.setattr(gates.Workspace, "checkout", lambda self: ROOT)
+    monkeypatch.setattr(gates.Workspace, "python", lambda self: Path("/usr/bin/python3"))
+    return outcome
+
+
+def _gate_with_suites(spec, var_dir, books, **thresholds):
+    fake_release(var_dir, R1)
+    backend = StgWithScratch(spec, var_dir, books)
+    backend.running["stg"] = R1
+    gate = spec.env("stg").gate("integration").model_copy(update=thresholds)
+    with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
+        return gates.run_check(work, gate), backend
+
+
+def test_the_suites_run_on_a_scratch_database_of_stgs_cluster_that_is_dropped_afterwards(spec, var_dir, box, fake_suites):
+    result, backend = _gate_with_suites(spec, var_dir, box)
+    print(f"\n{result.summary} {result.figures}")
+    assert result.passed, result.summary
+    assert backend.scratch == ["made", "dropped"]
+    args, options = fake_suites["calls"][0]
+    assert args[-len(spec.env("stg").gate("integration").suites):] == spec.env("stg").gate("integration").suites
+    assert options["env"]["WONDERTIX_TEST_DATABASE_URL"].endswith("/wondertix_stg_integration")
+    assert "DATABASE_URL" not in options["env"]  # nothing of the operator's shell
+    assert result.figures | {"suites_passed": 11, "suites_failed": 0, "suites_skipped": 1} == result.figures
+    assert result.figures["suites_from"].startswith("checkout at ")
+    assert "suites 11 passed, 0 failed, 1 skipped" in result.summary
+
+
+def test_a_failing_suite_fails_the_gate_naming_the_first_failure_and_still_drops_the_scratch_database(
+        spec, var_dir, box, fake_suites):
+    fake_suites.update(failures=1, stdout="FAILED tests/integration/test_concurrency.py::test_64_buyers - boom\n")
+    result, backend = _gate_with_suites(spec, var_dir, box)
+    assert not result.passed and backend.scratch == ["made", "dropped"]
+    assert result.summary == ("integration suites: 10 passed, 1 failed (at most 0); "
+                              "first: tests/integration/test_concurrency.py::test_64_buyers")
+
+
+def test_suites_that_pass_nothing_fail_the_gate(spec, var_dir, box, fake_suites):
+    fake_suites.update(tests=3, skipped=3)
+    result, _ = _gate_with_suites(spec, var_dir, box)
+    assert not result.passed and "nothing was checked" in result.summary

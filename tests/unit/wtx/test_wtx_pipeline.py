@@ -381,7 +381,10 @@ def _security(spec, var_dir, port, deploy_output):
     backend.front_door = lambda env: FrontDoor(host="stg.wondertix.localhost", port=port,
                                                basic_auth=("rehearsal", "not-a-real-password"))
     with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
-        return gates.run_check(work, spec.env("stg").gate("security"))
+        # The live authorization matrix and schemathesis have a stand-in of their own
+        # (test_wtx_authz_gate.py); this one serves the headers and the firewall.
+        gate = spec.env("stg").gate("security").model_copy(update={"authz": False, "schemathesis_max_examples": 0})
+        return gates.run_check(work, gate)
 
 
 def test_the_security_gate_passes_stg_as_declared_and_names_debug_left_on(spec, var_dir, stg_site):

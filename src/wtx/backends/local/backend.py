@@ -1011,6 +1011,28 @@ class LocalBackend:
             return {"env": env, **record}
 
     @contextmanager
+    def scratch_database(self, env: str, progress: Progress | None = None) -> Iterator[str]:
+        """An empty scratch database in `env`'s own cluster (never `env`'s database), for the
+        block; yields its URL (see refresh.scratch_database)."""
+        from wtx.backends.local.refresh import scratch_database
+
+        with self.locked():
+            target = self.env(env)
+            if target.is_backup or not self.owns_cluster(target) or target.database.engine != "postgresql":
+                raise DeployError(f"{env}: has no PostgreSQL cluster of its own to hold a scratch database")
+            cluster = self.cluster(target)
+            try:
+                cluster.wait_ready(5)
+            except PostgresError:
+                raise DeployError(f"{env}: its PostgreSQL cluster is not running (run `wtx up {env}`)") from None
+            try:
+                with scratch_database(target=cluster, target_role=target.database.role,
+                                      hba_database=target.database.name, progress=progress) as url:
+                    yield url
+            except PostgresError as exc:
+                raise DeployError(f"{env}: scratch database: {exc}") from None
+
+    @contextmanager
     def scratch_copy(self, env: str, source: str, progress: Progress | None = None) -> Iterator[str]:
         """A fresh copy of `source`'s database in a scratch database of `env`'s cluster (never
         `env`'s own database), for the block; yields its URL (see refresh.scratch_copy)."""

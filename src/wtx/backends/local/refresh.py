@@ -180,7 +180,7 @@ def refresh(
                          tables=len(counts), rows=sum(counts.values()))
 
 
-def _isolated_copy(source: Cluster, source_db: str, target: Cluster, name: str, role: str, target_role: str,
+def _isolated_copy(source: Cluster | None, source_db: str, target: Cluster, name: str, role: str, target_role: str,
                    hba_database: str, progress: Progress | None) -> str:
     """Copy `source_db` into a new database `name` of the target's cluster, owned by
     `target_role` but out of its app's reach, and make `role`: a one-off member of the owner
@@ -189,8 +189,9 @@ def _isolated_copy(source: Cluster, source_db: str, target: Cluster, name: str, 
     _drop_staging(target, name, role, hba_database, target_role)
     target.psql(f"CREATE DATABASE {_q(name)} OWNER {_q(target_role)};\n"
                 f"REVOKE ALL ON DATABASE {_q(name)} FROM PUBLIC;")
-    _say(progress, f"copying {source_db} (port {source.port}) into {name} (port {target.port})")
-    copy_database(source, source_db, target, name, target_role)
+    if source is not None:  # else an empty database
+        _say(progress, f"copying {source_db} (port {source.port}) into {name} (port {target.port})")
+        copy_database(source, source_db, target, name, target_role)
     password = secrets.token_urlsafe(24)
     target.psql(f"CREATE ROLE {_q(role)} LOGIN PASSWORD {_lit(password)} IN ROLE {_q(target_role)};\n"
                 f"ALTER ROLE {_q(role)} SET role = {_lit(target_role)};")
@@ -214,6 +215,23 @@ def scratch_copy(*, source: Cluster, source_db: str, target: Cluster, target_rol
     scratch, visitor = rehearsal_name(hba_database), rehearsal_name(target_role)
     try:
         yield _isolated_copy(source, source_db, target, scratch, visitor, target_role, hba_database, progress)
+    finally:
+        _drop_staging(target, scratch, visitor, hba_database, target_role)
+
+
+def integration_name(database: str) -> str:
+    return f"{database}_integration"[:63]
+
+
+@contextmanager
+def scratch_database(*, target: Cluster, target_role: str, hba_database: str,
+                     progress: Progress | None = None) -> Iterator[str]:
+    """An empty scratch database in the target's cluster for the block, reached only by a
+    one-off role (as scratch_copy's): the integration gate's suites run in it; dropped on
+    leaving, pass or fail."""
+    scratch, visitor = integration_name(hba_database), integration_name(target_role)
+    try:
+        yield _isolated_copy(None, "", target, scratch, visitor, target_role, hba_database, progress)
     finally:
         _drop_staging(target, scratch, visitor, hba_database, target_role)
 
