@@ -294,11 +294,17 @@ def check_lint(work: Workspace, gate: LintGate, log: _Log) -> GateResult:
 
 def _unit_env(work: Workspace, short_tmp: Path) -> dict[str, str]:
     """The clean environment, plus what the unit tests need from this machine to run as they
-    do in `make unit`: pip's own settings (the release tests build releases, which collect
-    wheels the way `wtx build` does, through this machine's package index configuration),
-    and a short temporary directory (a unix socket path, HAProxy's admin socket in the front
+    do in `make unit`: wtx's wheel cache and pip's own settings (the release tests build
+    releases, which collect wheels the way `wtx build` does, through this machine's package
+    index configuration), and a short temporary directory (a unix socket path, HAProxy's admin socket in the front
     door tests, holds at most 97 characters: under var/gates/… it would not fit)."""
-    values = {**_clean_env(work.dir), "TMPDIR": str(short_tmp)}
+    from wtx.release import wheel_cache_dir
+
+    values = {**_clean_env(work.dir), "TMPDIR": str(short_tmp),
+              # the dependency wheelhouses wtx already resolved, keyed by lock (a release
+              # still records every wheel's sha256): the release tests build from them as
+              # `make unit` does, instead of resolving every dependency again
+              "WTX_CACHE_DIR": str(wheel_cache_dir().parent)}
     values.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
     user_config = Path.home() / ".config" / "pip" / "pip.conf"
     if "PIP_CONFIG_FILE" not in values and user_config.is_file():
