@@ -22,8 +22,3 @@ def test_the_unit_gate_keeps_pips_settings_and_wtxs_wheel_cache_and_nothing_else
     assert "DATABASE_URL" not in env and "WTX_VAR_DIR" not in env
     assert env["HOME"].startswith(str(work.dir))  # still a scratch HOME
 
-
-def test_the_temp_dir_is_short_enough_for_a_unix_socket_in_a_tests_tmp_path(tmp_path):
-    # pytest's basetemp under it: <tmp>/t/popen-gw0/<test name, up to 30 chars>0/var/haproxy/admin.sock
-    longest = f"{gates.tempfile.gettempdir()}/wtx-unit-abcdefgh/t/popen-gw0/{'x' * 30}0/var/haproxy/admin.sock"
-    assert len(longest) <= 97
