@@ -6,9 +6,9 @@ the release as installed there.
 2. `buyers` buyers, released together by a barrier, each POST one order of one ticket to
    the active app server (its own port on loopback: the front door limits orders per
    client address, and every buyer here is 127.0.0.1). Exactly `buyers` requests: bounded.
-3. The release counts the performance's valid tickets and its `tickets_sold`, then takes the
-   scratch event off sale (inactive: no patron sees it) — it stays, clearly labelled, since
-   its orders are records like any other.
+3. The release counts the performance's valid tickets and its `tickets_sold` and takes the
+   scratch event off sale (inactive: no patron sees it); then it removes the event and what
+   was sold on it (wtx.gate_scratch), so stg's data does not grow with every gate run.
 
 It fails when more tickets exist than seats (oversold), when any request answered 5xx or
 not at all, or when fewer orders than min(buyers, seats) were sold (a race that did not
@@ -36,6 +36,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from wtx import gate_scratch
 from wtx.backends import DeployError, FrontDoor
 from wtx.pipeline import GateResult
 from wtx.spec import IntegrationGate
@@ -199,6 +200,7 @@ def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
                    work.run)
     race_ms = round((time.monotonic() - started) * 1000)
     counted = manage(_count_script(int(made["event"]), int(made["performance"])), "counting the tickets")
+    scratch = gate_scratch.remove(work, made, f"wtx-gate-integration-{work.run}", timeout=gate.timeout_s, log=log)
     statuses = Counter(str(status) for status, _ in answers)
     for status, body in answers:
         if status == 0 or status >= 500:
@@ -209,7 +211,7 @@ def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
     oversold = max(0, tickets - capacity, int(counted["tickets_sold"]) - capacity, sold - capacity)
     figures = {"buyers": gate.buyers, "seats": capacity, "orders_201": sold, "tickets": tickets,
                "tickets_sold": counted["tickets_sold"], "oversold": oversold, "server_errors": server_errors,
-               "statuses": dict(statuses), "race_ms": race_ms, "performance": made["performance"]}
+               "statuses": dict(statuses), "race_ms": race_ms, "performance": made["performance"], "scratch": scratch}
     problems = []
     if oversold > gate.max_oversold:
         problems.append(f"oversold: {tickets} tickets for {capacity} seats ({sold} orders answered 201) "
@@ -232,4 +234,4 @@ def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
         more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
         return GateResult(gate.check, False, problems[0] + more, figures)
     return GateResult(gate.check, True, f"{gate.buyers} buyers for the last {capacity} seats: {sold} sold, "
-                      f"oversold 0, 5xx 0 ({dict(statuses)}){suites}", figures)
+                      f"oversold 0, 5xx 0 ({dict(statuses)}); {gate_scratch.summary(scratch)}{suites}", figures)

@@ -20,6 +20,7 @@ import base64
 import http.client
 import ipaddress
 import json
+import os
 import re
 import shutil
 import socket
@@ -27,6 +28,7 @@ import ssl
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -261,10 +263,11 @@ def run_check(work: Workspace, gate: Any) -> GateResult:
     return result
 
 
-def _run(work: Workspace, gate: Any, log: _Log, args: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(work: Workspace, gate: Any, log: _Log, args: list[str],
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     log(f"$ {' '.join(args)}")
     res = subprocess.run(args, cwd=work.checkout(), capture_output=True, text=True, timeout=gate.timeout_s,
-                         env=_clean_env(work.dir))
+                         env=env or _clean_env(work.dir))
     log(res.stdout)
     log(res.stderr)
     return res
@@ -302,12 +305,37 @@ def junit_totals(report: Path) -> dict[str, int]:
     return {"passed": totals["tests"] - failed - totals["skipped"], "failed": failed, "skipped": totals["skipped"]}
 
 
+def _unit_env(work: Workspace, short_tmp: Path) -> dict[str, str]:
+    """The clean environment, plus what the unit tests need from this machine to run as they
+    do in `make unit`: wtx's wheel cache and pip's own settings (the release tests build
+    releases, which collect wheels the way `wtx build` does, through this machine's package
+    index configuration), and a short temporary directory (a unix socket path, HAProxy's admin socket in the front
+    door tests, holds at most 97 characters: under var/gates/… it would not fit)."""
+    from wtx.release import wheel_cache_dir
+
+    values = {**_clean_env(work.dir), "TMPDIR": str(short_tmp),
+              # the dependency wheelhouses wtx already resolved, keyed by lock (a release
+              # still records every wheel's sha256): the release tests build from them as
+              # `make unit` does, instead of resolving every dependency again
+              "WTX_CACHE_DIR": str(wheel_cache_dir().parent)}
+    values.update({k: v for k, v in os.environ.items() if k.startswith("PIP_")})
+    user_config = Path.home() / ".config" / "pip" / "pip.conf"
+    if "PIP_CONFIG_FILE" not in values and user_config.is_file():
+        values["PIP_CONFIG_FILE"] = str(user_config)  # the scratch HOME hides the operator's
+    return values
+
+
 def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     report = work.dir / "unit.xml"
-    args = [str(work.python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}"]
+    short_tmp = Path(tempfile.mkdtemp(prefix="wtx-unit-"))
+    args = [str(work.python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+            f"--basetemp={short_tmp / 't'}"]
     if gate.workers > 1:
         args += ["-n", str(gate.workers)]
-    res = _run(work, gate, log, [*args, *gate.paths])
+    try:
+        res = _run(work, gate, log, [*args, *gate.paths], env=_unit_env(work, short_tmp))
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
     if not report.is_file():
         raise CheckError(f"pytest wrote no report: {_tail(res)}")
     figures = junit_totals(report)
@@ -317,7 +345,7 @@ def check_unit(work: Workspace, gate: UnitGate, log: _Log) -> GateResult:
     if figures["passed"] < gate.min_passed:
         summary += f" (at least {gate.min_passed} must pass)"
     elif failed > gate.max_failures:
-        first = re.search(r"^FAILED (\S+)", res.stdout, re.M)
+        first = re.search(r"^(?:FAILED|ERROR) (\S+)", res.stdout, re.M)
         summary += f" (at most {gate.max_failures})" + (f"; first: {first.group(1)}" if first else "")
     return GateResult(gate.check, passed, summary, figures)
 

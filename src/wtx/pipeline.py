@@ -376,7 +376,10 @@ def run_pipeline(spec: Spec, backend: Backend, root: Path, *, release_id: str | 
         try:
             if previous is None:
                 if backend.active_release(name) is None:
-                    backend.up([name], progress=progress)
+                    # First run: `wtx up` — every environment's database (stg's migrations
+                    # gate rehearses on a copy of prd's), and the apps of those that may start
+                    # (dev; stg and prd only on a release promoted there).
+                    backend.up(progress=progress)
                 result = backend.deploy(name, rel.id, progress=progress)
                 emit("stage", {"stage": f"deploy {name}", "detail": getattr(result, "action", "deploy")})
             elif backend.active_release(name) == rel.id and was_promoted(var_dir, name, rel.id):

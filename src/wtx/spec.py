@@ -425,6 +425,10 @@ class PerformanceGate(_Gate):
     p95_ms: int = Field(1000, ge=1, le=120_000)
     max_error_rate: float = Field(0.01, ge=0, le=1)
     max_oversold: int = Field(0, ge=0)
+    # Against the newest passing run of another release in the same environment: an endpoint
+    # whose median is over max_slowdown times that run's, by at least slowdown_min_ms, fails.
+    max_slowdown: float = Field(3.0, ge=1, le=1000)
+    slowdown_min_ms: int = Field(50, ge=0, le=120_000)
 
 
 class VerifyGate(_Gate):

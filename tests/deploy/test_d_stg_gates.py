@@ -129,11 +129,14 @@ def test_the_integration_gate_races_32_buyers_for_8_seats_on_stgs_database_and_n
     assert result.figures["orders_201"] == result.figures["tickets"] == gate.seats
     assert result.figures["oversold"] == 0 and result.figures["server_errors"] == 0
     assert result.figures["statuses"].get("409") == gate.buyers - gate.seats  # sold out, refused
-    # The scratch event is in stg's database, labelled and off sale.
+    # The scratch event, its orders and its buyers are gone from stg's database again.
+    assert result.figures["scratch"]["removed"] is True, result.figures["scratch"]
+    assert result.figures["scratch"]["rows"]["sales.Order"] == gate.seats
     cluster = stack.backend.cluster(stg)
-    row = cluster.psql("SELECT title, active FROM catalog_event WHERE slug = 'wtx-gate-integration-test-integration';",
-                       stg.database.name).strip()
-    assert row == "[wtx gate integration test-integration]|f"
+    left = cluster.psql("SELECT (SELECT count(*) FROM catalog_event WHERE slug = 'wtx-gate-integration-test-integration'), "
+                        "(SELECT count(*) FROM patrons_patron WHERE email LIKE 'gate-test-integration-%');",
+                        stg.database.name).strip()
+    assert left == "0|0"
     # The suite ran with the release's code on a scratch database of stg's cluster, now gone.
     assert result.figures["suites_passed"] >= 5 and result.figures["suites_failed"] == 0, result.figures
     assert result.figures["suites_from"] == f"checkout at {rel.commit[:12]}"

@@ -19,7 +19,7 @@ import pytest
 from test_wtx_pipeline import FakeBackend, fake_release
 from wtx_testing import ROOT
 
-from wtx import gate_integration, gates
+from wtx import gate_integration, gate_scratch, gates
 from wtx import release as releases
 from wtx.backends import FrontDoor
 
@@ -97,6 +97,7 @@ class Stg(FakeBackend):
         super().__init__(spec, var_dir)
         self.books = books
         self.scripts: list[str] = []
+        self.removal: dict[str, Any] = {"removed": True, "rows": {"sales.Order": 8, "sales.Ticket": 8}}
 
     def app_door(self, env: str) -> FrontDoor:
         return FrontDoor(host="stg.wondertix.localhost", port=self.books.port)
@@ -108,6 +109,8 @@ class Stg(FakeBackend):
         assert args[:2] == ("shell", "-c") and overrides is None  # stg's own database
         script = args[2]
         self.scripts.append(script)
+        if gate_scratch.AUDIT_ACTION in script:
+            return subprocess.CompletedProcess(args, 0, gate_integration.MARK + json.dumps(self.removal) + "\n", "")
         if "Performance.objects.create" in script:
             self.books.capacity = int(script.split("capacity=")[1].split(")")[0])
             out = {"event": 7, "performance": 11, "price_type": 13}
@@ -136,6 +139,23 @@ def test_the_last_seats_sold_exactly_once_to_32_buyers_pass(spec, var_dir, box):
     # The scratch event is labelled with the gate run and taken off sale afterwards.
     assert "[wtx gate integration run1]" in backend.scripts[0]
     assert "update(active=False)" in backend.scripts[1]
+    # ...and then removed with what was sold on it, by its pk and slug, in one transaction.
+    assert "get(pk=7, slug='wtx-gate-integration-run1')" in backend.scripts[2]
+    assert "transaction.atomic()" in backend.scripts[2] and len(backend.scripts) == 3
+    assert result.figures["scratch"] == backend.removal
+    assert result.summary.endswith("; scratch event removed (8 orders)")
+
+
+def test_scratch_data_the_release_refuses_to_remove_stays_and_the_gate_says_so(spec, var_dir, box):
+    fake_release(var_dir, R1)
+    backend = Stg(spec, var_dir, box)
+    backend.removal = {"removed": False, "reason": "ProtectedError: a refund refers to an order"}
+    backend.running["stg"] = R1
+    with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run2") as work:
+        result = gates.run_check(work, spec.env("stg").gate("integration"))
+    assert result.passed, result.summary  # the verdict is the count; tidying never fails a gate
+    assert result.summary.endswith("; scratch event NOT removed, left off sale: ProtectedError: a refund refers to an order")
+    assert result.figures["scratch"]["removed"] is False
 
 
 def test_a_sale_without_its_lock_oversells_and_fails_the_gate(spec, var_dir, box):

@@ -255,3 +255,16 @@ def test_the_spec_names_the_source_and_checks_it(raw_spec):
     gate.update(source="prd", allow=["drop everything"])
     with pytest.raises(SpecError, match="is not a migration name"):
         parse_spec(raw_spec, Path("environments.toml"))
+
+
+def test_on_a_source_with_no_schema_yet_the_linter_has_no_release_to_protect(rehearsal):
+    # The first pipeline run: prd never ran a release, every migration is new, old ones included.
+    _stg_ran(rehearsal, NEW)
+    rehearsal.plan = "[ ]  catalog.0003_drop_description\n"
+    result = _gate(rehearsal)
+    assert result.passed, result.summary
+    assert result.figures["lint_not_needed"] == "prd has no schema yet"
+    assert result.figures["lint_findings"] == 0 and result.figures["lint_allowed"] == 1
+    # with one migration applied there, the same finding fails as before
+    rehearsal.plan = "[X]  catalog.0002_season_default_prices\n[ ]  catalog.0003_drop_description\n"
+    assert not _gate(rehearsal).passed

@@ -43,7 +43,10 @@ def test_a_real_locust_run_against_a_quick_box_office_passes_and_keeps_its_repor
     assert result.figures["orders"] == 4 == box.tickets  # each patron bought one ticket
     assert box.gets > 0  # patrons browsed, with the front door's credentials
     assert (var_dir / result.figures["report"]).is_file() and (var_dir / result.figures["report_csv"]).is_file()
-    assert "update(active=False)" in backend.scripts[-1]  # the scratch event is taken off sale
+    assert "update(active=False)" in backend.scripts[-2]  # the scratch event is taken off sale
+    assert "slug='wtx-gate-integration-perf-run1'" in backend.scripts[-1]  # and removed
+    assert result.figures["scratch"]["removed"] is True and "scratch event removed" in result.summary
+    assert result.figures["baseline_release"] == "none" and "no earlier run here" in result.summary
 
 
 @pytest.fixture
@@ -98,3 +101,38 @@ def test_the_spec_keeps_the_patrons_under_the_front_doors_order_limit(raw_spec):
     gate["users"] = 11
     with pytest.raises(SpecError, match=r"users = 11 each buy once from one address, more than front_door.orders_per_window \(10\)"):
         parse_spec(raw_spec, Path("environments.toml"))
+
+
+def _timed(name: str, median: int, kind: str = "GET", requests: int = 20) -> str:
+    return (f"{kind},{name},{requests},0,{median},{median},1,900,10,5.0,0.0,{median},{median},{median},{median},"
+            f"{median},{median},{median},{median},{median},{median},{median}\n")
+
+
+def _baseline(var_dir: Path, release: str, endpoints: dict[str, Any], passed: bool = True) -> None:
+    from wtx import pipeline
+
+    pipeline.record_gate(var_dir, "stg", release, pipeline.GateResult(
+        "performance", passed, "earlier run", {"endpoints": endpoints}), run=f"run-{release}")
+
+
+def test_an_endpoint_ten_times_slower_than_the_release_before_fails_naming_both_figures(spec, var_dir, box, fake_locust):  # noqa: F811
+    before = {"GET /performances/[id]/": {"median_ms": 25.0}, "GET /": {"median_ms": 20.0}}
+    _baseline(var_dir, "bbbb00001111", before)
+    _baseline(var_dir, "cccc00001111", {"GET /": {"median_ms": 1.0}}, passed=False)  # a failed run is no baseline
+    fake_locust += [_timed("/performances/[id]/", 250), _timed("/", 24), _timed("/api/v1/orders", 40, "POST"),
+                    _timed("Aggregated", 60, "")]
+    result, _ = _gate(spec, var_dir, box)
+    assert not result.passed
+    assert result.summary == ("GET /performances/[id]/ median 250 ms, 10× the 25 ms of release bbbb00001111 "
+                              "(at most 3×)")
+    assert result.figures["slowdowns"] == {"GET /performances/[id]/": 10.0, "GET /": 1.2}
+    assert result.figures["baseline_release"] == "bbbb00001111"
+
+
+def test_a_few_milliseconds_more_on_a_fast_page_is_not_a_slowdown(spec, var_dir, box, fake_locust):  # noqa: F811
+    _baseline(var_dir, "bbbb00001111", {"GET /": {"median_ms": 4.0}, "GET /api/v1/events": {"median_ms": 30.0}})
+    fake_locust += [_timed("/", 16), _timed("/api/v1/events", 60), _timed("/api/v1/orders", 40, "POST"),
+                    _timed("Aggregated", 30, "")]
+    result, _ = _gate(spec, var_dir, box)
+    assert result.passed, result.summary  # 4× but 12 ms more; 2× the events list
+    assert "slowest against release bbbb00001111: GET / 4×" in result.summary
