@@ -8,7 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from wtx.cli import CommandError, _backend, _ctx, _print_json, _progress, command, db_app, out
+from wtx import cli
+from wtx.cli import CommandError, _ctx, _print_json, _progress, command, db_app, out
 
 
 def _gib(n: Any) -> str:
@@ -31,7 +32,7 @@ def db_backup(
     ctx.env(env)
     kind = "full" if full else "incr" if incr else None
     with _progress(f"backing up {env}") as progress:
-        result = _backend(ctx).db_backup(env, kind, progress=progress)
+        result = cli._backend(ctx).db_backup(env, kind, progress=progress)
     if as_json:
         _print_json(result)
         return
@@ -49,7 +50,7 @@ def db_backups(
     """The backups of an environment, oldest first, with their ages and the WAL archive's range."""
     ctx = _ctx()
     ctx.env(env)
-    data = _backend(ctx).db_backups(env)
+    data = cli._backend(ctx).db_backups(env)
     if as_json:
         _print_json(data)
         return
@@ -81,7 +82,7 @@ def db_restore(
         raise CommandError(f"refusing to restore over {env}'s live database: it loses every row written after "
                            f"{to}. Pass --replace-live-database as well (the app is stopped and a dump taken first)")
     with _progress(f"restoring {env} to {to} into {into}") as progress:
-        result = _backend(ctx).db_restore(env, to, into, replace_live=replace_live, progress=progress)
+        result = cli._backend(ctx).db_restore(env, to, into, replace_live=replace_live, progress=progress)
     if as_json:
         _print_json(result)
         return
@@ -92,7 +93,8 @@ def db_restore(
         out.print(f"  when done: {result['drop']}")
     else:
         out.print(f"{env} restored to {to} in {result['seconds']:.1f} s; its data before: {result.get('dump') or '—'}")
-        out.print(f"  {result['next']}")
+        if result.get("next"):
+            out.print(f"  {result['next']}")
 
 
 @db_app.command("drop-scratch")
@@ -104,5 +106,5 @@ def db_drop_scratch(
     """Stop and remove scratch copies made by `wtx db restore --into scratch`."""
     ctx = _ctx()
     ctx.env(env)
-    dropped = _backend(ctx).db_drop_scratch(env, name)
+    dropped = cli._backend(ctx).db_drop_scratch(env, name)
     out.print(f"{env}: dropped {', '.join(dropped) if dropped else 'nothing (no scratch copies)'}")
