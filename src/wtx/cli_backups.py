@@ -3,6 +3,7 @@ point-in-time restores (docs/operations.md#backups). Registered on `wtx db` by c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -39,6 +40,18 @@ def db_backup(
     out.print(f"{result['env']}: {result['type']} backup {result['label']} in {result['wall_seconds']:.1f} s — "
               f"database {_gib(result['database_bytes'])}, added {_gib(result['repository_bytes'])} "
               f"to {result['repository']}")
+
+
+@db_app.command("backup-timer", hidden=True)
+@command
+def db_backup_timer(env: str = typer.Argument(..., help="Environment.")) -> None:
+    """The `<env>-backups` program: a backup whenever one is due (backups.every_h)."""
+    ctx = _ctx()
+    ctx.env(env)
+
+    def say(msg: str) -> None:
+        out.print(f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} {msg}", markup=False)
+    cli._backend(ctx).db_backup_timer(env, progress=say)
 
 
 @db_app.command("backups")

@@ -216,6 +216,7 @@ class Backups(_Strict):
     (another machine than the environment's: losing the database's host keeps the backups)."""
 
     host: str
+    every_h: int = Field(24, ge=1, le=24 * 7)          # `<env>-backups` backs up when the last is this old
     full_every_days: int = Field(7, ge=1, le=365)     # `wtx db backup` takes a full one when the last is older
     max_age_h: int = Field(26, ge=1, le=24 * 90)      # `wtx status` fails when the last backup is older
     retention_full: int = Field(2, ge=1, le=100)      # full backups kept (with their incrementals and WAL)
@@ -888,8 +889,8 @@ def _check_backups(spec: Spec, name: str, env: Environment) -> None:
         _fail(spec, name, "backups.host", f"names unknown host {b.host!r}{_did_you_mean(b.host, spec.hosts)} (known: {', '.join(spec.hosts)})")
     if b.host == spec.host_name(env):
         _fail(spec, name, "backups.host", f"{b.host!r} is the host the environment runs on; the repository must live on another")
-    if b.max_age_h < 1:
-        _fail(spec, name, "backups.max_age_h", "at least 1")
+    if b.every_h >= b.max_age_h:
+        _fail(spec, name, "backups.every_h", f"must be less than max_age_h ({b.max_age_h}): a backup is due before it is stale")
 
 
 def _check_gates(spec: Spec, name: str, env: Environment) -> None:

@@ -244,3 +244,25 @@ def test_status_fails_when_the_last_backup_is_older_than_the_spec_allows(run):
     stale = run("status", "--json")
     assert stale.exit_code == 1 and "prd: last backup older than 26 h" in stale.stderr
     assert json.loads(stale.stdout)[0]["backups"]["stale"] is True
+
+
+def test_the_backup_timer_backs_up_only_when_one_is_due_and_survives_a_failure(var_dir, monkeypatch):
+    backend = LocalBackend(load_spec(ROOT / "deploy" / "environments.toml"), ROOT, var_dir)
+    infos = iter([pgbr.Info(sets=[], archive_min=None, archive_max=None, status="ok"),       # none yet: due
+                  pgbr.parse_info(json.dumps(INFO), "prd"),                                  # old: due, fails
+                  pgbr.Info(sets=[pgbr.BackupSet("L", "incr", datetime.now(UTC), datetime.now(UTC), 1, 1, "", "")],
+                            archive_min=None, archive_max=None, status="ok")])              # fresh: not due
+    monkeypatch.setattr(pgbr, "info", lambda repo: next(infos))
+    made: list[str | None] = []
+
+    def fake_backup(b, name, kind, progress=None):
+        made.append(kind)
+        if len(made) == 2:
+            raise pgbr.BackupError("repository unreachable")
+        return {"type": "full", "label": "L", "wall_seconds": 1.0}
+
+    monkeypatch.setattr(backups, "backup", fake_backup)
+    said: list[str] = []
+    backups.run_timer(backend, "prd", said.append, poll_s=0, rounds=3)
+    assert made == [None, None]
+    assert "backup failed: repository unreachable" in said[1] and len(said) == 2

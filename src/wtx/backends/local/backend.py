@@ -357,6 +357,18 @@ class LocalBackend:
                 stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
                 log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
+        if env.backups is not None and self.owns_cluster(env):
+            # Backs up every backups.every_h (`wtx db backup-timer ENV`); pgBackRest's own lock
+            # keeps it from overlapping a `wtx db backup` run by hand.
+            timer = [sys.executable, "-m", "wtx", "--root", str(self.root), "--var-dir", str(self.var_dir),
+                     "db", "backup-timer", env.name]
+            programs.append(Program(
+                name=backups.timer_program(env.name), command=shlex.join(timer),
+                directory=self.layout.env_dir(env.name), stdout_log=logs / "backups.log",
+                autostart=True, startsecs=0, startretries=3, stopwaitsecs=10,
+                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"},
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+            ))
         if slots.next_expiry() is not None:
             # Stops the slot kept warm for rollback when its window ends (`wtx expire-warm
             # ENV --wait`: reads the deadline from the slots file, so a later deploy or a
@@ -720,6 +732,11 @@ class LocalBackend:
                 backups.prepare_cluster(self, env, progress)
             except PostgresError as exc:
                 raise DeployError(f"{env.name}: {exc}") from None
+            if env.backups is not None:
+                timer = backups.timer_program(env.name)
+                self.apply_programs(env, only={timer})
+                if self.supervisor.state(timer) not in ("RUNNING", "STARTING"):
+                    self.supervisor.start_program(timer)
 
         # 2. The release each environment runs: what it ran before, else the newest build
         #    (a backup always runs its primary's release). An environment that accepts
@@ -838,6 +855,7 @@ class LocalBackend:
                     slots.forget_warm(slots.idle())
                     self.save_slots(env.name, slots)
                 if self.owns_cluster(env):
+                    self.supervisor.stop_program(backups.timer_program(env.name))
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
 
@@ -1058,8 +1076,12 @@ class LocalBackend:
 
     # Backups and restores (backups.py)
     def db_backup(self, env: str, kind: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
-        with self.locked():
-            return backups.backup(self, env, kind, progress)
+        # Not under the backend's lock: a long backup must not hold up a deploy, and pgBackRest
+        # locks the stanza itself (two backups never overlap).
+        return backups.backup(self, env, kind, progress)
+
+    def db_backup_timer(self, env: str, progress: Progress | None = None) -> None:
+        backups.run_timer(self, env, progress)
 
     def db_backups(self, env: str) -> dict[str, Any]:
         return backups.backups(self, env)

@@ -75,6 +75,36 @@ def prepare_cluster(b: LocalBackend, env: Environment, progress: Progress | None
         raise DeployError(f"{env.name}: {exc}") from None
 
 
+def timer_program(env: str) -> str:
+    return f"{env}-backups"
+
+
+def due(b: LocalBackend, env: Environment) -> bool:
+    """A backup is due: none yet, or the last one is backups.every_h old."""
+    assert env.backups is not None
+    last = pgbr.info(_need_repo(b, env)).last
+    return last is None or last.age_s() >= env.backups.every_h * 3600
+
+
+def run_timer(b: LocalBackend, name: str, progress: Progress | None = None, *, poll_s: float = 60.0,
+              rounds: int | None = None) -> None:
+    """The `<env>-backups` program: every poll_s, a backup when one is due (full or incremental
+    by full_every_days). A failure is logged and tried again at the next poll; `wtx status`
+    turns red once the last backup is older than max_age_h. rounds bounds it (tests)."""
+    env = b.env(name)
+    done = 0
+    while rounds is None or done < rounds:
+        done += 1
+        try:
+            if due(b, env):
+                made = backup(b, name, None, progress)
+                _say(progress, f"{name}: {made['type']} backup {made['label']} in {made['wall_seconds']} s")
+        except (DeployError, pgbr.BackupError, PostgresError) as exc:
+            _say(progress, f"{name}: backup failed: {exc}")
+        if rounds is None or done < rounds:
+            time.sleep(poll_s)
+
+
 # ------------------------------------------------------------------------------ guards
 def read_marker(b: LocalBackend, env: Environment) -> str | None:
     """The data policy written inside `env`'s database (None: none, or no database yet)."""
