@@ -11,98 +11,40 @@ placed before that second.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
 from tests.support.buyers import order_payload
 from tests.support.liveserver import LiveServer, manage
-from tests.support.pgcluster import free_port
+from tests.support.wtxclusters import wtx_clusters
 
 from wtx import ledger
 from wtx.backends import DeployError
-from wtx.backends.local import LocalBackend, backups, guards
+from wtx.backends.local import backups, guards
 from wtx.backends.local import pgbackrest as pgbr
 from wtx.backends.local.postgres import PG_BIN, Cluster, as_postgres_cmd
-from wtx.spec import Environment, load_spec
 
-ROOT = Path(__file__).resolve().parents[2]
 ORDERS_EACH_SIDE = 4
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgbackrest is installed by .ci/install-deps")
 
 
-def _spec_variant(tmp: Path) -> Path:
-    """The checked-in spec with prd's (and bak's) and stg's database ports moved to free ones."""
-    spec = load_spec(ROOT / "deploy" / "environments.toml")
-    text = (ROOT / "deploy" / "environments.toml").read_text()
-    for name in ("prd", "stg"):
-        port = spec.env(name).database.port
-        text = text.replace(f"port = {port}\n", f"port = {free_port()}\n")
-    path = tmp / "deploy" / "environments.toml"
-    path.parent.mkdir(parents=True)
-    path.write_text(text)
-    return path
-
-
-def _start(backend: LocalBackend, env: Environment, procs: list[subprocess.Popen[bytes]]) -> Cluster:
-    """`wtx up`'s database steps for one environment, the server run here instead of by supervisord."""
-    cl = backend.cluster(env)
-    backend.secrets(env)
-    cl.init(env.database.name, env.database.role, backups.cluster_settings(backend, env))
-    log = open(backend.var_dir / f"{env.name}-postgres.log", "ab")  # noqa: SIM115 - closed with the process
-    procs.append(subprocess.Popen(as_postgres_cmd([str(PG_BIN / "postgres"), "-D", str(cl.pgdata)]),
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-    cl.wait_ready(60)
-    cl.ensure_database(env.database.name, env.database.role, backend.secrets(env)["DB_PASSWORD"])
-    backups.prepare_cluster(backend, env)
-    return cl
-
-
-def _url(backend: LocalBackend, env: Environment) -> str:
-    pw = quote(backend.secrets(env)["DB_PASSWORD"], safe="")
-    return f"postgres://{env.database.role}:{pw}@127.0.0.1:{env.database.port}/{env.database.name}"
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[dict]:
-    var_dir = Path(tempfile.mkdtemp(prefix="wtx-drill-", dir="/tmp"))
-    var_dir.chmod(0o755)
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        spec = load_spec(_spec_variant(var_dir))
-        backend = LocalBackend(spec, ROOT, var_dir / "var")
-        prd, stg = spec.env("prd"), spec.env("stg")
-        prd_cluster = _start(backend, prd, procs)
-        stg_cluster = _start(backend, stg, procs)
-        url = _url(backend, prd)
+    with wtx_clusters(prefix="wtx-drill-") as clusters:
+        prd_cluster, stg_cluster = clusters.start("prd"), clusters.start("stg")
+        url = clusters.url("prd")
         manage(url, "migrate", "--noinput")
         manage(url, "seed_demo")
         with LiveServer(url, workers=2, migrate=False) as server:
-            yield {"backend": backend, "prd": prd, "stg": stg, "prd_cluster": prd_cluster,
-                   "stg_cluster": stg_cluster, "server": server}
-    finally:
-        try:
-            if (var_dir / "var").exists():
-                backups.drop_scratch(LocalBackend(load_spec(var_dir / "deploy" / "environments.toml"), ROOT,
-                                                  var_dir / "var"), "prd", None)
-        finally:
-            for proc in procs:
-                proc.terminate()  # SIGTERM: PostgreSQL's smart shutdown; then bounded
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
-                    proc.wait(10)
-            shutil.rmtree(var_dir, ignore_errors=True)
+            yield {"backend": clusters.backend, "prd": clusters.backend.env("prd"), "stg": clusters.backend.env("stg"),
+                   "prd_cluster": prd_cluster, "stg_cluster": stg_cluster, "server": server}
 
 
 def _on_sale(cluster: Cluster, database: str) -> tuple[int, int]:
