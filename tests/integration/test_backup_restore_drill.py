@@ -158,3 +158,14 @@ def test_pgbackrest_files_belong_to_postgres_and_are_not_readable_by_others(site
     assert repo.repo_path.is_relative_to(backend.layout.host_dir(prd.backups.host))
     assert pgbr.archive_settings(repo)["archive_mode"] == "on"
     assert site["prd_cluster"].setting("archive_mode") == "on"
+
+
+def test_a_restore_to_latest_holds_every_order_committed_before_it(site):
+    backend, prd = site["backend"], site["prd"]
+    _buy(site, 1, "last")
+    live = _order_ids(str(site["prd_cluster"].sockdir), prd.database.port, prd.database.name)
+    result = backend.db_restore("prd", "latest", "scratch")
+    try:
+        assert _order_ids(result["socket"], result["port"], prd.database.name) == live
+    finally:
+        backend.db_drop_scratch("prd", result["scratch"])

@@ -247,9 +247,9 @@ def restore(repo: Repository, pgdata: Path, *, to: datetime | None, delta: bool 
     """Restore the latest usable backup set into `pgdata` and have recovery replay the archived
     WAL up to `to` (None: to the end of the archive), then promote. With archive False the
     restored cluster never pushes WAL into the repository (a scratch copy must not)."""
-    args = [f"--pg1-path={pgdata}", "--target-action=promote"]
-    if to is not None:
-        args += ["--type=time", f"--target={target_text(to)}"]
+    args = [f"--pg1-path={pgdata}"]
+    if to is not None:  # without a target, recovery replays to the end of the archive and promotes
+        args += ["--type=time", f"--target={target_text(to)}", "--target-action=promote"]
     if not archive:
         args.append("--archive-mode=off")
     if delta:
