@@ -225,22 +225,39 @@ def down(envs: list[str] | None = typer.Argument(None, help="Environments (defau
 @app.command()
 @command
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Per environment: URL, release, health, database, last deploy."""
+    """Per environment: URL, release, health, database, backups, last deploy.
+
+    Exits 1 when an environment's last backup is older than its backups.max_age_h (or it has none)."""
     ctx = _ctx()
     rows = [_as_dict(s) for s in _backend(ctx).status()]
+    stale = [f"{r['env']}: {r['backups']['problem']}" for r in rows if (r.get("backups") or {}).get("stale")]
     if as_json:
         _print_json(rows)
-        return
-    table = Table(title="WonderTix environments")
-    for col in ("env", "url", "release", "health", "database", "last deploy"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        health = _fmt(row.get("health"))
-        colour = "green" if health == "healthy" else "red"
-        release = _fmt(row.get("release")) + (f"\n[dim]{row['warm']}[/]" if row.get("warm") else "")
-        table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), release,
-                      f"[{colour}]{health}[/]", _fmt(row.get("database")), _fmt(row.get("last_deploy")))
-    out.print(table)
+    else:
+        table = Table(title="WonderTix environments")
+        for col in ("env", "url", "release", "health", "database", "backups", "last deploy"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            health = _fmt(row.get("health"))
+            colour = "green" if health == "healthy" else "red"
+            release = _fmt(row.get("release")) + (f"\n[dim]{row['warm']}[/]" if row.get("warm") else "")
+            table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), release,
+                          f"[{colour}]{health}[/]", _fmt(row.get("database")), _backups_cell(row.get("backups")),
+                          _fmt(row.get("last_deploy")))
+        out.print(table)
+    if stale:
+        _die("; ".join(stale))
+
+
+def _backups_cell(b: dict[str, Any] | None) -> str:
+    if not b:
+        return "—"
+    colour = "red" if b.get("stale") else "green"
+    last = (f"{b['last_backup']}, {b['last_backup_age_h']:.1f} h ago" if b.get("last_backup")
+            else b.get("problem") or "none")
+    wal = b.get("wal_archive_age_s")
+    wal_txt = f"WAL archived {wal:.0f} s ago" if isinstance(wal, int | float) else "WAL: none archived yet"
+    return f"[{colour}]{last}[/] (max {b['max_age_h']} h)\n[dim]{wal_txt}[/]"
 
 
 @app.command()
@@ -661,7 +678,7 @@ def db_reset(
     env: str = typer.Argument(..., help="Environment."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a terminal)."),
 ) -> None:
-    """Drop and re-create an environment's database (never prd)."""
+    """Drop and re-create an environment's database (never one marked real; dumps it first)."""
     ctx = _ctx()
     target = ctx.env(env)
     _refuse_real(target, "reset")
@@ -712,6 +729,9 @@ def run(
     code = _backend(ctx).run(env, list(args))
     if code:
         raise typer.Exit(code if isinstance(code, int) else 1)
+
+
+from wtx import cli_backups  # noqa: E402,F401  (registers `wtx db backup|backups|restore|drop-scratch`)
 
 
 def main() -> None:

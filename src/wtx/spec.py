@@ -105,6 +105,9 @@ class Defaults(_Strict):
     # the front door (HAProxy); both default to the one host a spec without [hosts] has.
     host: str = "local"
     front_door_host: str | None = None
+    # Dumps wtx takes before a destructive step (reset, refresh, restore into live) kept per
+    # environment in var/envs/<env>/dumps/; older ones are removed as a new one is written.
+    dumps_keep: int = Field(5, ge=1, le=100)
 
     @field_validator("theater_time_zone")
     @classmethod
@@ -214,6 +217,18 @@ class Database(_Strict):
     # Seconds a request waits for an unreachable database (a failover) before it is answered
     # "try again shortly" (DATABASE_RIDE_THROUGH_S, wondertix.ops.ridethrough); 0 = at once.
     ride_through_s: int = Field(0, ge=0, le=RIDE_THROUGH_MAX_S)
+
+
+class Backups(_Strict):
+    """pgBackRest for the environment's PostgreSQL cluster (docs/environments.md#backups):
+    continuous WAL archiving and full + incremental backups into a repository on `host`
+    (another machine than the environment's: losing the database's host keeps the backups)."""
+
+    host: str
+    every_h: int = Field(24, ge=1, le=24 * 7)          # `<env>-backups` backs up when the last is this old
+    full_every_days: int = Field(7, ge=1, le=365)     # `wtx db backup` takes a full one when the last is older
+    max_age_h: int = Field(26, ge=1, le=24 * 90)      # `wtx status` fails when the last backup is older
+    retention_full: int = Field(2, ge=1, le=100)      # full backups kept (with their incrementals and WAL)
 
 
 class Logging(_Strict):
@@ -491,6 +506,7 @@ class Environment(_Strict):
     rollback_warm_s: int | None = Field(None, ge=0, le=86_400)
     # The host its app servers run on (None: [defaults] host).
     host: str | None = None
+    backups: Backups | None = None
 
     @field_validator("promote_from", "backup_of", mode="before")
     @classmethod
@@ -886,6 +902,8 @@ def _check_relations(spec: Spec) -> None:
                 _fail(spec, name, "database.engine", "data_policy = \"real\" needs engine = \"postgresql\"")
             if db.ride_through_s:
                 _fail(spec, name, "database.ride_through_s", "not used with engine = \"sqlite\" (a file never fails over)")
+        if env.backups is not None:
+            _check_backups(spec, name, env)
         if db.data_policy == "real" and env.debug:
             _fail(spec, name, "debug", "an environment with real data (data_policy = \"real\") never shows debug pages")
         key = (db.engine, db.port, db.name)
@@ -907,6 +925,21 @@ def _check_relations(spec: Spec) -> None:
             claimed[port] = owner
 
     _check_promotion_cycles(spec)
+
+
+def _check_backups(spec: Spec, name: str, env: Environment) -> None:
+    b = env.backups
+    assert b is not None
+    if env.database.engine != "postgresql":
+        _fail(spec, name, "backups", "pgBackRest backs up PostgreSQL: needs database.engine = \"postgresql\"")
+    if env.is_backup:
+        _fail(spec, name, "backups", f"a backup environment uses {env.backup_of!r}'s database: declare backups there")
+    if b.host not in spec.hosts:
+        _fail(spec, name, "backups.host", f"names unknown host {b.host!r}{_did_you_mean(b.host, spec.hosts)} (known: {', '.join(spec.hosts)})")
+    if b.host == spec.host_name(env):
+        _fail(spec, name, "backups.host", f"{b.host!r} is the host the environment runs on; the repository must live on another")
+    if b.every_h >= b.max_age_h:
+        _fail(spec, name, "backups.every_h", f"must be less than max_age_h ({b.max_age_h}): a backup is due before it is stale")
 
 
 def _check_gates(spec: Spec, name: str, env: Environment) -> None:

@@ -39,6 +39,8 @@ class EnvStatus:
     last_deploy: str
     # The previous release kept running out of traffic for an instant rollback, and until when.
     warm: str = ""
+    # With backups declared: last backup, its age, the WAL archive's age, stale (see backups.status).
+    backups: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,7 +47,8 @@ def test_every_program_log_is_rotated_at_the_size_the_spec_gives(raw_spec, write
     programs = _sections(backend.layout.program_file("prd").read_text())
     logs = backend.layout.logs_dir("prd")
 
-    assert set(programs) == {"program:prd-postgres", "program:prd-blue", "program:prd-green", "program:prd-jobs"}
+    assert set(programs) == {"program:prd-postgres", "program:prd-blue", "program:prd-green", "program:prd-jobs",
+                             "program:prd-backups"}
     for name, section in programs.items():
         assert section["stdout_logfile_maxbytes"] == "7MB", name
         assert section["stdout_logfile_backups"] == "3", name

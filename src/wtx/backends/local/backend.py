@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, FrontDoor, Progress
+from wtx.backends.local import backups, guards
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
@@ -354,6 +355,18 @@ class LocalBackend:
                 directory=self.layout.env_dir(env.name), stdout_log=logs / "jobs.log",
                 autostart=bool(slots.running.get(slots.active or "")), startsecs=1, startretries=5,
                 stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+            ))
+        if env.backups is not None and self.owns_cluster(env):
+            # Backs up every backups.every_h (`wtx db backup-timer ENV`); pgBackRest's own lock
+            # keeps it from overlapping a `wtx db backup` run by hand.
+            timer = [sys.executable, "-m", "wtx", "--root", str(self.root), "--var-dir", str(self.var_dir),
+                     "db", "backup-timer", env.name]
+            programs.append(Program(
+                name=backups.timer_program(env.name), command=shlex.join(timer),
+                directory=self.layout.env_dir(env.name), stdout_log=logs / "backups.log",
+                autostart=True, startsecs=0, startretries=3, stopwaitsecs=10,
+                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"},
                 log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
             ))
         if slots.next_expiry() is not None:
@@ -706,7 +719,7 @@ class LocalBackend:
             _say(progress, f"{env.name}: PostgreSQL cluster on 127.0.0.1:{env.database.port}")
             self.secrets(env)  # generated first (and its directory made traversable)
             try:
-                self.cluster(env).init(env.database.name, env.database.role)
+                self.cluster(env).init(env.database.name, env.database.role, backups.cluster_settings(self, env))
             except PostgresError as exc:
                 raise DeployError(f"{env.name}: {exc}") from None
             self.apply_programs(env, only={self.db_program(env.name)})
@@ -716,8 +729,14 @@ class LocalBackend:
             try:
                 cl.wait_ready(30)
                 cl.ensure_database(env.database.name, env.database.role, self.secrets(env)["DB_PASSWORD"])
+                backups.prepare_cluster(self, env, progress)
             except PostgresError as exc:
                 raise DeployError(f"{env.name}: {exc}") from None
+            if env.backups is not None:
+                timer = backups.timer_program(env.name)
+                self.apply_programs(env, only={timer})
+                if self.supervisor.state(timer) not in ("RUNNING", "STARTING"):
+                    self.supervisor.start_program(timer)
 
         # 2. The release each environment runs: what it ran before, else the newest build
         #    (a backup always runs its primary's release). An environment that accepts
@@ -764,6 +783,8 @@ class LocalBackend:
         _say(progress, f"migrating {', '.join(jobs)}")
         run_parallel(jobs)
         for env in targets:
+            if env.database.engine == "sqlite":
+                backups.mark_sqlite(self, env)  # the file exists once migrated
             if self.seed_demo_once(env, chosen[env.name]):
                 _say(progress, f"{env.name}: demo data loaded (data_policy = \"demo\", first start)")
 
@@ -834,6 +855,7 @@ class LocalBackend:
                     slots.forget_warm(slots.idle())
                     self.save_slots(env.name, slots)
                 if self.owns_cluster(env):
+                    self.supervisor.stop_program(backups.timer_program(env.name))
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
 
@@ -869,7 +891,8 @@ class LocalBackend:
                 url = f"{url} (backup of {env.backup_of})"
             out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
                                  database=self.database_label(env), last_deploy=last_txt,
-                                 warm=self.warm_status(env, slots) if sup_up else ""))
+                                 warm=self.warm_status(env, slots) if sup_up else "",
+                                 backups=backups.status(self, env)))
         return out
 
     def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
@@ -912,6 +935,7 @@ class LocalBackend:
             e = self.env(env)
             if e.database.data_policy != "demo":
                 raise DeployError(f"{env}: data_policy is {e.database.data_policy!r}; only demo data is seeded")
+            backups.refuse_marked_real(self, e, "seed")
             rel = self.current_release(e)
             _say(progress, f"{env}: migrations of release {rel.id}")
             self.migrate(e, rel)
@@ -926,6 +950,8 @@ class LocalBackend:
         start and after each `db reset` (the ledger says which); True when it seeded."""
         if env.database.data_policy != "demo" or env.is_backup:
             return False
+        if backups.read_marker(self, env) == "real":
+            return False  # the database says it holds real data, whatever the spec says
         for record in reversed(ledger.read(self.var_dir, env.name)):
             if record.get("event") == "db-seed":
                 return False
@@ -945,7 +971,12 @@ class LocalBackend:
                 raise DeployError(f"{env}: refusing to reset a database with real data (data_policy = \"real\")")
             if e.is_backup:
                 raise DeployError(f"{env}: a backup's database belongs to {e.backup_of}")
+            backups.refuse_marked_real(self, e, "reset")
             rel = self.current_release(e)
+            try:
+                dump = backups.dump_before(self, e, "reset", progress)
+            except PostgresError as exc:
+                raise DeployError(f"{env}: {exc}") from None
             _say(progress, f"{env}: dropping and re-creating the database")
             if e.database.engine == "sqlite":
                 url = self.database_url(e, self.secrets(e))
@@ -955,11 +986,14 @@ class LocalBackend:
             else:
                 try:
                     self.cluster(e).drop_and_create(e.database.name, e.database.role)
+                    guards.write_pg_marker(self.cluster(e), e.database.name, e.database.data_policy)
                 except PostgresError as exc:
                     raise DeployError(f"{env}: {exc}") from None
             _say(progress, f"{env}: migrations of release {rel.id}")
             self.migrate(e, rel)
-            ledger.append(self.var_dir, "db-reset", env=env, release=rel.id)
+            if e.database.engine == "sqlite":
+                backups.mark_sqlite(self, e)
+            ledger.append(self.var_dir, "db-reset", env=env, release=rel.id, dump=dump)
 
     def db_refresh(self, env: str, source: str, progress: Progress | None = None) -> dict[str, Any]:
         """Replace `env`'s database with a scrubbed copy of `source`'s (see refresh.py)."""
@@ -974,6 +1008,7 @@ class LocalBackend:
                 raise DeployError(f"{env}: its database belongs to {self.primary(target).name}")
             if env == source or target.database.engine != "postgresql" or src.database.engine != "postgresql":
                 raise DeployError(f"{env} --from {source}: both must be distinct PostgreSQL environments")
+            backups.refuse_marked_real(self, target, "refresh")
             src_owner = self.cluster_env(src)
             assert src_owner is not None
             source_cluster, target_cluster = self.cluster(src_owner), self.cluster(target)
@@ -996,9 +1031,11 @@ class LocalBackend:
                 result = refresh(
                     source=source_cluster, source_db=src.database.name, target=target_cluster,
                     target_db=target.database.name, target_role=target.database.role,
-                    hba_database=target.database.name, dump_dir=self.layout.env_dir(env) / "dumps",
+                    hba_database=target.database.name, dump_dir=self.layout.dumps_dir(env),
                     prepare=prepare, progress=progress,
                 )
+                guards.write_pg_marker(target_cluster, target.database.name, target.database.data_policy)
+                guards.prune_dumps(self.layout.dumps_dir(env), self.spec.defaults.dumps_keep)
             except PostgresError as exc:
                 ledger.append(self.var_dir, "db-refresh-failed", env=env, source=source, reason=str(exc))
                 raise DeployError(f"{env}: {exc}") from None
@@ -1058,6 +1095,27 @@ class LocalBackend:
                     yield url
             except PostgresError as exc:
                 raise DeployError(f"{env}: scratch copy of {source}: {exc}") from None
+
+    # Backups and restores (backups.py)
+    def db_backup(self, env: str, kind: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        # Not under the backend's lock: a long backup must not hold up a deploy, and pgBackRest
+        # locks the stanza itself (two backups never overlap).
+        return backups.backup(self, env, kind, progress)
+
+    def db_backup_timer(self, env: str, progress: Progress | None = None) -> None:
+        backups.run_timer(self, env, progress)
+
+    def db_backups(self, env: str) -> dict[str, Any]:
+        return backups.backups(self, env)
+
+    def db_restore(self, env: str, to: str, into: str, *, replace_live: bool = False,
+                   progress: Progress | None = None) -> dict[str, Any]:
+        with self.locked():
+            return backups.restore(self, env, to, into, replace_live=replace_live, progress=progress)
+
+    def db_drop_scratch(self, env: str, scratch: str | None = None) -> list[str]:
+        with self.locked():
+            return backups.drop_scratch(self, env, scratch)
 
     def run(self, env: str, args: list[str]) -> int:
         """`wondertix <args>` of `env`'s active release with `env`'s variables, attached to

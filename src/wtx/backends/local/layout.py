@@ -104,6 +104,22 @@ class Layout:
     def pgsock(self, env: str) -> Path:
         return self.env_dir(env) / "pgsock"
 
+    def host_dir(self, host: str) -> Path:
+        """What lives on another host of the spec (locally a directory standing for it)."""
+        return self.var_dir / "hosts" / host
+
+    def backup_repo(self, host: str) -> Path:
+        return self.host_dir(host) / "pgbackrest"
+
+    def pgbackrest_dir(self, env: str) -> Path:
+        return self.env_dir(env) / "pgbackrest"
+
+    def dumps_dir(self, env: str) -> Path:
+        return self.env_dir(env) / "dumps"
+
+    def scratch_dir(self, env: str) -> Path:
+        return self.env_dir(env) / "scratch"
+
     def tls_dir(self, env: str) -> Path:
         return self.env_dir(env) / "tls"
 

@@ -97,8 +97,9 @@ class Cluster:
         """The foreground server command supervisord runs."""
         return f"{PG_BIN / 'postgres'} -D {self.pgdata}"
 
-    def init(self, database: str, role: str) -> None:
-        """initdb (once) and write the cluster's own config and pg_hba."""
+    def init(self, database: str, role: str, settings: dict[str, str] | None = None) -> None:
+        """initdb (once) and write the cluster's own config and pg_hba; `settings` are more
+        parameters for wtx.conf (continuous archiving: pgbackrest.archive_settings)."""
         ensure_reachable(self.pgdata, self.var_dir)
         self.sockdir.mkdir(exist_ok=True)
         _chown_to_postgres(self.sockdir)
@@ -127,6 +128,7 @@ class Cluster:
                 "log_connections = off",
                 "log_timezone = 'UTC'",  # `wtx logs` shows every file's times in UTC
                 "log_line_prefix = '%m [%p] '",
+                *(f"{k} = '" + v.replace("'", "''") + "'" for k, v in (settings or {}).items()),
                 "",
             ]
         )
@@ -153,6 +155,10 @@ class Cluster:
         """Re-read pg_hba.conf (and settings) without a restart."""
         self.psql("SELECT pg_reload_conf();")
         time.sleep(0.3)  # the postmaster re-reads on SIGHUP, between connections
+
+    def setting(self, name: str) -> str:
+        """A parameter's value as the running server has it."""
+        return self.psql(f"SELECT current_setting('{name}');").strip()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from wtx.backends.local.guards import dump_path
 from wtx.backends.local.postgres import PG_BIN, Cluster, PostgresError, as_postgres_cmd
 
 Progress = Callable[[str], None]
@@ -161,9 +161,8 @@ def refresh(
     staging, scrubber = staging_name(target_db), refresh_role_name(target_role)
     dump: Path | None = None
     if database_exists(target, target_db):
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         _say(progress, f"dumping {target_db} first (the way back)")
-        dump = dump_to_file(target, target_db, dump_dir / f"{target_db}-{stamp}-before-refresh.dump")
+        dump = dump_to_file(target, target_db, dump_path(dump_dir, target_db, "refresh"))
     _say(progress, f"creating {staging}, which no application role may connect to")
     try:
         url = _isolated_copy(source, source_db, target, staging, scrubber, target_role, hba_database, progress)
