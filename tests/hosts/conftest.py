@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import tomli_w
-
 from tests.support.netns_spec import netns_variant
+
 from wtx import release as releases
 from wtx.backends.local import LocalBackend
 from wtx.spec import Spec, load_spec

@@ -8,12 +8,14 @@ bak's app, on bak's host, while prd's host is dead or cut off.
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 import time
 import uuid
 
 import pytest
-
 from tests.hosts.conftest import HostsStack
+
 from wtx import ledger
 from wtx.backends.local.hosts import NetnsHost
 
@@ -21,13 +23,19 @@ WAIT_S = 60.0  # every wait below is bounded by this
 
 
 def _get(stack: HostsStack, path: str) -> tuple[int, str]:
-    """GET `path` of prd through the front door on the edge host; (status, request id)."""
-    spec = stack.spec
-    prd = spec.env("prd")
+    """GET `path` of prd as a patron: through the front door on the edge host (the address,
+    port, TLS and certificate wtx says it has); (status, request id)."""
+    door = stack.backend.front_door("prd")
+    assert door.address == stack.spec.front_door_host.address
     rid = uuid.uuid4().hex
-    conn = http.client.HTTPConnection(spec.front_door_host.address, spec.defaults.haproxy_http_port, timeout=10)
+    conn: http.client.HTTPConnection
+    if door.tls:
+        ctx = ssl.create_default_context(cafile=str(door.cafile) if door.cafile else None)
+        conn = _Https(door.address, door.port, door.host, ctx)
+    else:
+        conn = http.client.HTTPConnection(door.address, door.port, timeout=10)
     try:
-        conn.request("GET", path, headers={"Host": prd.hostnames[0], "X-Request-Id": rid, "Connection": "close"})
+        conn.request("GET", path, headers={"Host": door.host, "X-Request-Id": rid, "Connection": "close"})
         resp = conn.getresponse()
         resp.read()
         return resp.status, rid
@@ -35,6 +43,18 @@ def _get(stack: HostsStack, path: str) -> tuple[int, str]:
         return 0, rid
     finally:
         conn.close()
+
+
+class _Https(http.client.HTTPSConnection):
+    """TLS to an address, with SNI and the certificate checked for the environment's name."""
+
+    def __init__(self, address: str, port: int, server_name: str, ctx: ssl.SSLContext) -> None:
+        super().__init__(address, port, timeout=10, context=ctx)
+        self._server_name, self._ctx = server_name, ctx
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_name)
 
 
 def _served_by(stack: HostsStack, rid: str) -> str | None:
@@ -50,14 +70,16 @@ def _served_by(stack: HostsStack, rid: str) -> str | None:
 def _wait_served_by(stack: HostsStack, env: str, path: str = "/healthz") -> float:
     """Seconds until a patron's request through the front door is answered 200 by `env`."""
     started = time.monotonic()
+    seen: list[int] = []
     while time.monotonic() - started < WAIT_S:
         status, rid = _get(stack, path)
+        seen = [*seen[-4:], status]
         if status == 200:
             time.sleep(0.2)  # the access line is written as the answer leaves
             if _served_by(stack, rid) == env:
                 return round(time.monotonic() - started, 1)
         time.sleep(0.2)
-    pytest.fail(f"no request through the front door was answered by {env} within {WAIT_S:.0f}s")
+    pytest.fail(f"no request through the front door was answered by {env} within {WAIT_S:.0f}s (last statuses {seen})")
 
 
 def _netns(stack: HostsStack, host: str) -> NetnsHost:

@@ -171,3 +171,16 @@ def test_the_bridge_takes_a_free_address_of_the_hosts_subnet_and_refuses_two_sub
     assert bridge.address == "10.9.8.253"
     with pytest.raises(HostError, match="one /24"):
         Bridge("abc123", ["10.9.8.2", "10.9.9.2"])
+
+
+def test_wtx_host_kill_of_this_machine_is_one_line_and_exit_1(tmp_path):
+    from typer.testing import CliRunner
+
+    from wtx import cli
+
+    root = Path(__file__).resolve().parents[3]
+    result = CliRunner().invoke(cli.app, ["--root", str(root), "--var-dir", str(tmp_path / "var"),
+                                          "host", "kill", "local", "--yes"])
+    assert result.exit_code == 1
+    assert "this machine" in result.output and "Traceback" not in result.output
+    assert not ledger.read(tmp_path / "var")

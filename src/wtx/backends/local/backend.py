@@ -121,7 +121,10 @@ class LocalBackend:
                 f"the var dir {str(self.var_dir)!r} may hold only letters, digits and '._/+-' "
                 "(it is written into supervisord.conf and haproxy.cfg); set WTX_VAR_DIR to such a path")
         self.layout = Layout(self.var_dir)
-        self.hosts = LocalHosts(spec, self.var_dir)
+        try:
+            self.hosts = LocalHosts(spec, self.var_dir)
+        except HostError as exc:
+            raise DeployError(str(exc)) from None
         self.supervisor = Supervisors(self.layout, self.hosts)
         self.runtime = hap.RuntimeApi(self.layout.haproxy_sock)
 
