@@ -910,7 +910,11 @@ class LocalBackend:
             rid = slots.active_release() or "-"
             health = "down"
             proc_state = self.supervisor.state(self.program(env.name, slots.active)) if slots.active and sup_up else ""
-            if slots.active and api_up and proc_state not in ("RUNNING", "STARTING", "BACKOFF"):
+            if not sup_up:
+                host = self.spec.host_name(env)
+                health = (f"down (host {host} is down: its supervisord does not answer)"
+                          if self.hosts[host].separate else "down (supervisord not running)")
+            elif slots.active and api_up and proc_state not in ("RUNNING", "STARTING", "BACKOFF"):
                 health = f"down ({self.program(env.name, slots.active)} {proc_state.lower()})"
             elif slots.active and api_up:
                 be = hap.backend_name(self.traffic_env(env).name)
@@ -920,10 +924,6 @@ class LocalBackend:
                     health = "healthy"
                 else:
                     health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'})"
-            elif not sup_up:
-                host = self.spec.host_name(env)
-                health = (f"down (host {host} is down: its supervisord does not answer)"
-                          if self.hosts[host].separate else "down (supervisord not running)")
             elif slots.active and not api_up:
                 health = "down (HAProxy not running: its runtime API does not answer)"
             elif not slots.active:
