@@ -78,8 +78,9 @@ class Program:
     log_keep: int = 5
     # "true" (a server: always restarted) or "false" (a one-shot that ends on its own).
     autorestart: str = "true"
-    # The spec host ([hosts]) it runs on: its supervisord is that host's.
-    host: str = "local"
+    # The spec host ([hosts]) it runs on: its supervisord is that host's (None: this machine's
+    # shared supervisord).
+    host: str | None = None
 
     def render(self) -> str:
         # Supervisor expands %(...)s in values, so a literal % is doubled.

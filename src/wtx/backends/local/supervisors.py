@@ -31,8 +31,10 @@ class Supervisors:
     def all(self) -> list[Supervisor]:
         return [self.shared, *self.separate.values()]
 
-    def of_host(self, host: str) -> Supervisor:
-        """The supervisord that runs `host`'s programs."""
+    def of_host(self, host: str | None) -> Supervisor:
+        """The supervisord that runs `host`'s programs (None: this machine's shared one)."""
+        if host is None:
+            return self.shared
         self.hosts[host]  # an unknown host is an error, not the shared supervisord
         return self.separate.get(host, self.shared)
 
