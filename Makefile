@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install run migrate seed test lint unit integration deploy-tests e2e bench clean
+.PHONY: install run migrate seed test lint unit integration deploy-tests hosts-tests e2e bench clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,11 +37,15 @@ integration: install
 deploy-tests: install
 	$(BIN)/pytest -q tests/deploy
 
+# prd, bak and the front door as network namespaces (root: ip netns).
+hosts-tests: install
+	$(BIN)/pytest -q tests/hosts
+
 e2e: install
 	$(BIN)/pytest -q tests/e2e
 
 # Every layer, from specific to general. CI runs exactly this.
-test: lint unit integration deploy-tests e2e
+test: lint unit integration deploy-tests hosts-tests e2e
 
 bench: install
 	$(BIN)/python bench/onsale.py

@@ -45,6 +45,9 @@ pipeline_app = typer.Typer(help="The promotion pipeline: build → dev → stg �
 app.add_typer(spec_app, name="spec")
 app.add_typer(db_app, name="db")
 app.add_typer(pipeline_app, name="pipeline")
+host_app = typer.Typer(help="Failure rehearsals on a host of the spec (netns hosts; this machine refuses).",
+                       no_args_is_help=True)
+app.add_typer(host_app, name="host")
 
 # Piped output (logs, CI) gets room for full URLs and ids instead of 80 columns of ellipses.
 _PIPED_WIDTH = None if sys.stdout.isatty() else 160
@@ -711,6 +714,44 @@ def db_refresh(
         rows = f": {data['rows']} rows in {data['tables']} tables" if data.get("tables") else ""
         before = f"; its previous data: {data['dump']}" if data.get("dump") else ""
         out.print(f"{env} now holds a scrubbed copy of {source}{rows}{took}{before}")
+
+
+def _host_verb(name: str, verb: str, done: str) -> None:
+    ctx = _ctx()
+    getattr(_backend(ctx), verb)(name)
+    out.print(f"host {name}: {done}")
+
+
+@host_app.command("kill")
+@command
+def host_kill(
+    name: str = typer.Argument(..., help="Host (spec [hosts])."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask (required without a terminal)."),
+) -> None:
+    """SIGKILL every process on a host at once, as if it lost power (until `host power-on`)."""
+    _confirm(yes, f"killing host {name} stops everything on it", f"Kill every process on host {name}?")
+    _host_verb(name, "kill_host", "every process killed; nothing restarts them until `wtx host power-on`")
+
+
+@host_app.command("power-on")
+@command
+def host_power_on(name: str = typer.Argument(..., help="Host (spec [hosts]).")) -> None:
+    """Start a killed host's supervisord again (and so everything set to run there)."""
+    _host_verb(name, "power_on_host", "powered on")
+
+
+@host_app.command("partition")
+@command
+def host_partition(name: str = typer.Argument(..., help="Host (spec [hosts]).")) -> None:
+    """Cut a host off from every other host (until `host heal`)."""
+    _host_verb(name, "partition_host", "cut off (its processes keep running)")
+
+
+@host_app.command("heal")
+@command
+def host_heal(name: str = typer.Argument(..., help="Host (spec [hosts]).")) -> None:
+    """Give a partitioned host its link back."""
+    _host_verb(name, "heal_host", "link back up")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -91,7 +91,9 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "CSRF_TRUSTED_ORIGINS": ",".join(_origins(primary.url, primary.hostnames)),
         "SITE_URL": primary.url,
         "ALLOWED_SOURCE_NETWORKS": ",".join(env.access.allowed_networks),
-        "TRUSTED_PROXY_NETWORKS": ",".join(TRUSTED_PROXY_NETWORKS),
+        # The front door's host forwards every client's address (X-Forwarded-For).
+        "TRUSTED_PROXY_NETWORKS": ",".join(dict.fromkeys(
+            [*TRUSTED_PROXY_NETWORKS, f"{spec.front_door_host.address}/32"])),
         "LOG_FORMAT": env.logging.format,
         "LOG_LEVEL": env.logging.level,
         # No LOG_FILE: the app logs to stderr, which supervisord writes to logs/app-<slot>.log

@@ -40,10 +40,13 @@ from wtx.backends.local import backups, guards
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
+from wtx.backends.local.hosts import LocalHosts
 from wtx.backends.local.install import InstallError, install
 from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
-from wtx.backends.local.supervisor import Program, Supervisor, SupervisorError
+from wtx.backends.local.supervisor import Program, SupervisorError
+from wtx.backends.local.supervisors import Supervisors
+from wtx.hosts import HostError, HostRunner
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
 from wtx.secrets import ensure_env_dir, ensure_secrets, read_secrets_file, secrets_path
 from wtx.spec import Environment, Spec
@@ -119,7 +122,11 @@ class LocalBackend:
                 f"the var dir {str(self.var_dir)!r} may hold only letters, digits and '._/+-' "
                 "(it is written into supervisord.conf and haproxy.cfg); set WTX_VAR_DIR to such a path")
         self.layout = Layout(self.var_dir)
-        self.supervisor = Supervisor(self.layout)
+        try:
+            self.hosts = LocalHosts(spec, self.var_dir)
+        except HostError as exc:
+            raise DeployError(str(exc)) from None
+        self.supervisor = Supervisors(self.layout, self.hosts)
         self.runtime = hap.RuntimeApi(self.layout.haproxy_sock)
 
     # ========================================================================================
@@ -178,10 +185,26 @@ class LocalBackend:
             port=env.database.port,
             log_dir=self.layout.logs_dir(env.name),
             var_dir=self.var_dir,
+            address=self.address(env),
+            clients=self.client_addresses(),
         )
 
+    def address(self, env: Environment) -> str:
+        """The address `env`'s app servers (and its own database) listen on: its host's."""
+        return self.spec.host_of(env).address
+
+    def client_addresses(self) -> tuple[str, ...]:
+        """Where connections to a database come from: every host, and wtx itself (on this
+        machine, or on the netns hosts' bridge)."""
+        addrs = [h.address for h in self.spec.hosts.values()]
+        if self.hosts.bridge is not None:
+            addrs.append(self.hosts.bridge.address)
+        return tuple(dict.fromkeys(addrs))
+
     def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
-        url = default_database_url(env, self.spec, secrets, self.var_dir)
+        owner = self.cluster_env(env)
+        url = default_database_url(env, self.spec, secrets, self.var_dir,
+                                   host=self.address(owner) if owner is not None else "")
         if url.startswith("sqlite:///"):
             private_dir(Path(url.removeprefix("sqlite:///")).parent,
                         base=self.layout.env_dir(env.secrets_owner))
@@ -195,7 +218,7 @@ class LocalBackend:
         owner = self.cluster_env(env)
         assert owner is not None
         shared = "" if owner.name == env.name else f" ({owner.name}'s cluster)"
-        return f"postgresql {db.role}@127.0.0.1:{db.port}/{db.name}{shared}"
+        return f"postgresql {db.role}@{self.address(owner)}:{db.port}/{db.name}{shared}"
 
     def slots(self, env: str) -> Slots:
         path = self.layout.slots_file(env)
@@ -249,12 +272,14 @@ class LocalBackend:
         d = self.spec.defaults
         if e.access.tls:
             cafile = None if e.access.tls_certificate else self.layout.tls_dir(e.name) / "haproxy.pem"
-            return FrontDoor(host=e.hostnames[0], port=d.haproxy_https_port, tls=True, cafile=cafile)
+            return FrontDoor(host=e.hostnames[0], port=d.haproxy_https_port, tls=True, cafile=cafile,
+                             address=self.spec.front_door_host.address)
         auth = None
         if e.access.basic_auth:
             password = read_secrets_file(secrets_path(e.name, self.var_dir)).get("BASIC_AUTH_PASSWORD", "")
             auth = (e.access.basic_auth_user, password)
-        return FrontDoor(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth)
+        return FrontDoor(host=e.hostnames[0], port=d.haproxy_http_port, basic_auth=auth,
+                         address=self.spec.front_door_host.address)
 
     def app_door(self, env: str) -> FrontDoor:
         """The active slot's gunicorn on loopback, as HAProxy reaches it."""
@@ -262,7 +287,8 @@ class LocalBackend:
         slot = self.slots(e.name).active
         if slot is None:
             raise DeployError(f"{env}: no app server is on traffic (run `wtx up {env}`)")
-        return FrontDoor(host=(self.primary(e).hostnames or ["localhost"])[0], port=self.port(e, slot))
+        return FrontDoor(host=(self.primary(e).hostnames or ["localhost"])[0], port=self.port(e, slot),
+                         address=self.address(e))
 
     # ========================================================================================
     # Processes
@@ -295,7 +321,7 @@ class LocalBackend:
         d = self.spec.defaults
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
-            quiet_paths=(d.health_check.path, d.readiness_path),
+            quiet_paths=(d.health_check.path, d.readiness_path), address=self.address(env),
         ))
         gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
@@ -324,13 +350,14 @@ class LocalBackend:
     def env_programs(self, env: Environment) -> list[Program]:
         logs = self.layout.logs_dir(env.name)
         programs: list[Program] = []
+        host = self.spec.host_name(env)  # slots, jobs, timer and its own database: one host
         if self.owns_cluster(env):
             cl = self.cluster(env)
             programs.append(Program(
                 name=self.db_program(env.name), command=cl.command(), directory=cl.pgdata,
                 stdout_log=logs / "postgres.log", user="postgres", stopsignal="INT",
                 stopwaitsecs=60, startsecs=2, stopasgroup=False,
-                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files, host=host,
             ))
         slots = self.slots(env.name)
         for slot in SLOTS:
@@ -346,7 +373,7 @@ class LocalBackend:
                 stdout_log=logs / f"access-{slot}.log", stderr_log=logs / f"app-{slot}.log",
                 log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
                 autostart=bool(slots.running.get(slot)), startsecs=1, startretries=5,
-                stopwaitsecs=30,
+                stopwaitsecs=30, host=host,
             ))
         active = slots.active_release()
         if active:
@@ -355,7 +382,7 @@ class LocalBackend:
                 directory=self.layout.env_dir(env.name), stdout_log=logs / "jobs.log",
                 autostart=bool(slots.running.get(slots.active or "")), startsecs=1, startretries=5,
                 stopwaitsecs=self.spec.defaults.jobs.outbox_every_s + 60,
-                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files, host=host,
             ))
         if env.backups is not None and self.owns_cluster(env):
             # Backs up every backups.every_h (`wtx db backup-timer ENV`); pgBackRest's own lock
@@ -380,7 +407,7 @@ class LocalBackend:
                 directory=self.layout.env_dir(env.name), stdout_log=logs / "warm-timer.log",
                 autostart=True, autorestart="false", startsecs=0, startretries=0, stopwaitsecs=10,
                 environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8"},
-                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files,
+                log_max_mb=env.logging.max_file_mb, log_keep=env.logging.keep_files, host=host,
             ))
         return programs
 
@@ -430,11 +457,11 @@ class LocalBackend:
                 pw_hash = self.basic_auth_hash(env, self.secrets(env)["BASIC_AUTH_PASSWORD"])
             if env.access.tls:
                 certs[env.name] = self.certificate(env)
-            backups: tuple[tuple[str, int, str | None], ...] = ()
+            backups: tuple[tuple[str, int, str | None, str], ...] = ()
             backup_maxconn = 0
             bak = self.backup(env)
             if bak is not None:
-                backups = ((bak.name, bak.app.base_port, self.slots(bak.name).active),)
+                backups = ((bak.name, bak.app.base_port, self.slots(bak.name).active, self.address(bak)),)
                 backup_maxconn = bak.server_maxconn
             routes.append(hap.Route(
                 env=env.name, hostnames=tuple(env.hostnames), url=env.url,
@@ -445,6 +472,7 @@ class LocalBackend:
                 maxconn=env.server_maxconn, backup_maxconn=backup_maxconn,
                 front_door=env.front_door,
                 monitoring_networks=tuple(env.logging.monitoring_networks),
+                address=self.address(env),
             ))
         d = self.spec.defaults
         text = hap.render_config(
@@ -452,6 +480,7 @@ class LocalBackend:
             https_port=d.haproxy_https_port, stats_port=d.haproxy_stats_port,
             health_path=d.health_check.path, inter_ms=d.health_check.inter_ms,
             fall=d.health_check.fall, rise=d.health_check.rise, certificates=certs,
+            bind_address=self.spec.front_door_host.address,
         )
         cfg = self.layout.haproxy_cfg
         private_dir(cfg.parent, base=self.var_dir)
@@ -476,6 +505,7 @@ class LocalBackend:
             environment={"TZ": "UTC"},  # its log's times (%tr) in UTC, like every other log
             log_max_mb=max(e.logging.max_file_mb for e in envs),
             log_keep=max(e.logging.keep_files for e in envs),
+            host=self.spec.front_door_host_name,
         )
 
     def ensure_haproxy(self) -> None:
@@ -575,7 +605,7 @@ class LocalBackend:
     def probe(self, env: Environment, slot: str, path: str, timeout: float = 2.0) -> int:
         """Status of GET `path` straight at a slot (as HAProxy's check sends it); 0 if no answer."""
         host = (self.primary(env).hostnames or ["localhost"])[0]
-        conn = http.client.HTTPConnection("127.0.0.1", self.port(env, slot), timeout=timeout)
+        conn = http.client.HTTPConnection(self.address(env), self.port(env, slot), timeout=timeout)
         try:
             conn.request("GET", path, headers={
                 "Host": host, "X-Forwarded-Proto": "https" if env.access.tls else "http",
@@ -716,7 +746,7 @@ class LocalBackend:
         # 1. Databases: each PostgreSQL cluster initialized, started, its role and database made.
         clusters = [e for e in self.ordered(list(needed)) if self.owns_cluster(e)]
         for env in clusters:
-            _say(progress, f"{env.name}: PostgreSQL cluster on 127.0.0.1:{env.database.port}")
+            _say(progress, f"{env.name}: PostgreSQL cluster on {self.address(env)}:{env.database.port}")
             self.secrets(env)  # generated first (and its directory made traversable)
             try:
                 self.cluster(env).init(env.database.name, env.database.role, backups.cluster_settings(self, env))
@@ -859,16 +889,54 @@ class LocalBackend:
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
 
+    # ----------------------------------------------------------------------------------------
+    # Hosts: what a failure rehearsal does to a machine (netns hosts; this machine refuses)
+    # ----------------------------------------------------------------------------------------
+    def kill_host(self, name: str) -> None:
+        """Every process on host `name` dies at once, its supervisord with them: nothing
+        restarts them until `power_on_host`."""
+        self._host_verb(name, "host-killed", lambda r: r.kill())
+
+    def power_on_host(self, name: str) -> None:
+        """The host back: its supervisord starts and starts what is set to run there."""
+        self._host_verb(name, "host-powered-on", lambda r: self.supervisor.power_on(name))
+
+    def partition_host(self, name: str) -> None:
+        """Host `name` cut off from every other host (and from wtx); its processes run on."""
+        self._host_verb(name, "host-partitioned", lambda r: r.partition())
+
+    def heal_host(self, name: str) -> None:
+        self._host_verb(name, "host-healed", lambda r: r.heal())
+
+    def _host_verb(self, name: str, event: str, verb: Callable[[HostRunner], None]) -> None:
+        try:
+            verb(self.hosts[name])
+        except HostError as exc:
+            raise DeployError(str(exc)) from None
+        ledger.append(self.var_dir, event, host=name)
+
+    def teardown_hosts(self) -> None:
+        """Every netns host's namespace, veth and wtx's bridge removed (what runs there dies)."""
+        try:
+            self.hosts.teardown()
+        except HostError as exc:
+            raise DeployError(str(exc)) from None
+
     def status(self) -> list[EnvStatus]:
-        sup_up = self.supervisor.running()
-        api_up = sup_up and self.runtime.available()
+        front_up = self.supervisor.of_host(self.spec.front_door_host_name).running()
+        api_up = front_up and self.runtime.available()
         out = []
         for env in self.spec.environments.values():
+            sup_up = self.supervisor.of_host(self.spec.host_name(env)).running()
             slots = self.slots(env.name)
             rid = slots.active_release() or "-"
             health = "down"
             proc_state = self.supervisor.state(self.program(env.name, slots.active)) if slots.active and sup_up else ""
-            if slots.active and api_up and proc_state not in ("RUNNING", "STARTING", "BACKOFF"):
+            if not sup_up:
+                host = self.spec.host_name(env)
+                health = (f"down (host {host} is down: its supervisord does not answer)"
+                          if self.hosts[host].separate else "down (supervisord not running)")
+            elif slots.active and api_up and proc_state not in ("RUNNING", "STARTING", "BACKOFF"):
                 health = f"down ({self.program(env.name, slots.active)} {proc_state.lower()})"
             elif slots.active and api_up:
                 be = hap.backend_name(self.traffic_env(env).name)
@@ -878,8 +946,6 @@ class LocalBackend:
                     health = "healthy"
                 else:
                     health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'})"
-            elif not sup_up:
-                health = "down (supervisord not running)"
             elif slots.active and not api_up:
                 health = "down (HAProxy not running: its runtime API does not answer)"
             elif not slots.active:

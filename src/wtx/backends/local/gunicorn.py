@@ -86,6 +86,7 @@ class GunicornConfig:
     threads: int = 4
     graceful_timeout: int = 20
     timeout: int = 30
+    address: str = "127.0.0.1"  # the address of the host the slot runs on (spec [hosts])
 
     def access_log_format(self) -> str:
         return (
@@ -95,7 +96,7 @@ class GunicornConfig:
 
     def render(self) -> str:
         return TEMPLATE.format(
-            env=self.env, slot=self.slot, app=APP, bind=f"127.0.0.1:{self.port}",
+            env=self.env, slot=self.slot, app=APP, bind=f"{self.address}:{self.port}",
             workers=self.workers, threads=self.threads, graceful_timeout=self.graceful_timeout,
             timeout=self.timeout, proc_name=f"wondertix-{self.env}-{self.slot}",
             quiet_paths=tuple(sorted({p.split("?", 1)[0] for p in self.quiet_paths})),

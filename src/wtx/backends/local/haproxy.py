@@ -51,11 +51,13 @@ class Route:
     base_port: int
     replicas: int
     active_slot: str | None
-    backups: tuple[tuple[str, int, str | None], ...] = ()  # (env, base_port, active_slot)
+    # (env, base_port, active_slot, address): the backup environment's servers, on its host.
+    backups: tuple[tuple[str, int, str | None, str], ...] = ()
     maxconn: int = 0  # requests in flight per app server; 0: no limit
     backup_maxconn: int = 0  # the same for the backup environment's servers
     front_door: FrontDoor = field(default_factory=lambda: FrontDoor.model_validate({}))
     monitoring_networks: tuple[str, ...] = ()
+    address: str = "127.0.0.1"  # the address of the host the environment's app servers run on
 
 
 # The storefront and API requests that hold seats or attempt an order: what the per-client
@@ -139,8 +141,10 @@ def render_config(
     fall: int,
     rise: int,
     certificates: Mapping[str, Path],
+    bind_address: str = "127.0.0.1",
 ) -> str:
-    """haproxy.cfg for every route. `certificates` maps env → PEM (cert + key) for TLS envs."""
+    """haproxy.cfg for every route. `certificates` maps env → PEM (cert + key) for TLS envs;
+    `bind_address` is the front door host's address (its listeners bind there)."""
     out: list[str] = []
     w = out.append
     w("# Rendered by wtx from deploy/environments.toml; edits are overwritten.")
@@ -181,18 +185,18 @@ def render_config(
     w("    retry-on conn-failure empty-response junk-response response-timeout 502 503 504")
     w("")
     w("frontend stats")
-    w(f"    bind 127.0.0.1:{stats_port}")
+    w(f"    bind {bind_address}:{stats_port}")
     w("    stats enable")
     w("    stats uri /")
     w("    stats refresh 5s")
     w("    stats show-legends")
     w("")
     w("frontend fe_main")
-    w(f"    bind 127.0.0.1:{http_port}")
+    w(f"    bind {bind_address}:{http_port}")
     pems = sorted({str(p) for p in certificates.values()})
     if pems:
         crt = " ".join(f"crt {p}" for p in pems)
-        w(f"    bind 127.0.0.1:{https_port} ssl {crt}")
+        w(f"    bind {bind_address}:{https_port} ssl {crt}")
     w("    unique-id-format %[uuid()]")
     w("    http-request set-header X-Request-Id %[unique-id] unless { req.hdr(x-request-id) -m reg ^[A-Za-z0-9._-]{8,64}$ }")
     w("    http-request set-header X-Forwarded-For %[src]")
@@ -245,13 +249,13 @@ def render_config(
         for slot in SLOTS:
             state = "" if slot == r.active_slot else " disabled"
             port = _slot_port(r.base_port, slot)
-            w(f"    server {server_name(r.env, slot)} 127.0.0.1:{port}{limit}{state}")
+            w(f"    server {server_name(r.env, slot)} {r.address}:{port}{limit}{state}")
         blimit = f" maxconn {r.backup_maxconn}" if r.backup_maxconn else ""
-        for benv, bport, bactive in r.backups:
+        for benv, bport, bactive, baddress in r.backups:
             for slot in SLOTS:
                 state = "" if slot == bactive else " disabled"
                 port = _slot_port(bport, slot)
-                w(f"    server {server_name(benv, slot)} 127.0.0.1:{port}{blimit} backup{state}")
+                w(f"    server {server_name(benv, slot)} {baddress}:{port}{blimit} backup{state}")
         w("")
         w(f"backend {rate_table(r.env)}")
         window = r.front_door.rate_limit_window_s

@@ -1,8 +1,9 @@
 """PostgreSQL: one cluster per environment, run by supervisord as the `postgres` user.
 
-Each cluster listens on 127.0.0.1 only, on the port from the spec, with its own role and
-password (from the environment's secrets). pg_hba lets exactly that role reach exactly that
-database over TCP with scram-sha-256; the superuser is reachable only through the cluster's
+Each cluster listens only on its host's address (127.0.0.1 by default; see [hosts]), on the
+port from the spec, with its own role and password (from the environment's secrets). pg_hba
+lets exactly that role reach exactly that database over TCP with scram-sha-256, from the
+spec's hosts only; the superuser is reachable only through the cluster's
 own unix socket (peer auth), which is how wtx administers it.
 """
 
@@ -82,8 +83,13 @@ def ensure_reachable(pgdata: Path, var_dir: Path) -> None:
 
 
 class Cluster:
-    def __init__(self, *, pgdata: Path, sockdir: Path, port: int, log_dir: Path, var_dir: Path) -> None:
+    def __init__(self, *, pgdata: Path, sockdir: Path, port: int, log_dir: Path, var_dir: Path,
+                 address: str = "127.0.0.1", clients: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.var_dir = var_dir
+        # The address it listens on (its host's) and the addresses its clients connect from
+        # (every host of the spec, and wtx's own side of the hosts' bridge).
+        self.address = address
+        self.clients = tuple(dict.fromkeys(clients))
         self.pgdata = pgdata
         self.sockdir = sockdir
         self.port = port
@@ -117,7 +123,7 @@ class Cluster:
         conf = "\n".join(
             [
                 "# Written by wtx; included from postgresql.conf.",
-                "listen_addresses = '127.0.0.1'",
+                f"listen_addresses = '{self.address}'",
                 f"port = {self.port}",
                 f"unix_socket_directories = '{self.sockdir}'",
                 "password_encryption = 'scram-sha-256'",
@@ -145,8 +151,8 @@ class Cluster:
         lines = [
             "# Written by wtx: only this environment's role, only to its database.",
             "local all postgres peer",
-            f"host {database} {role} 127.0.0.1/32 scram-sha-256",
-            *(f"host {db} {who} 127.0.0.1/32 scram-sha-256" for db, who in extra),
+            *(f"host {database} {role} {addr}/32 scram-sha-256" for addr in self.clients),
+            *(f"host {db} {who} {addr}/32 scram-sha-256" for db, who in extra for addr in self.clients),
             "",
         ]
         _write_as_postgres(self.pgdata / "pg_hba.conf", "\n".join(lines))

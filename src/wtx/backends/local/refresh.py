@@ -196,7 +196,7 @@ def _isolated_copy(source: Cluster | None, source_db: str, target: Cluster, name
                 f"ALTER ROLE {_q(role)} SET role = {_lit(target_role)};")
     target.write_hba(hba_database, target_role, extra=[(name, role)])
     target.reload()
-    return f"postgres://{role}:{password}@127.0.0.1:{target.port}/{name}"
+    return f"postgres://{role}:{password}@{target.address}:{target.port}/{name}"
 
 
 def rehearsal_name(database: str) -> str:

@@ -1,4 +1,9 @@
-"""supervisord: one per var dir; it runs and restarts every process of every environment.
+"""supervisord: one per host; it runs and restarts every process placed on that host.
+
+Every this-machine host shares one supervisord (var/supervisor/); a netns host has its own
+(var/supervisor/hosts/<host>/), started inside the namespace, so killing the host kills it
+and everything it runs, and nothing restarts them until the host is powered on again. A
+Program declares its host; supervisors.py sends it to that host's supervisord.
 
 The main config is rendered once; each environment's programs live in their own file under
 conf.d/ (an `[include]`), so a deploy can add or change one slot's program and apply it with
@@ -14,6 +19,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client  # nosec B411 # only supervisord's own socket (0700, this user's) answers it
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +78,9 @@ class Program:
     log_keep: int = 5
     # "true" (a server: always restarted) or "false" (a one-shot that ends on its own).
     autorestart: str = "true"
+    # The spec host ([hosts]) it runs on: its supervisord is that host's (None: this machine's
+    # shared supervisord).
+    host: str | None = None
 
     def render(self) -> str:
         # Supervisor expands %(...)s in values, so a literal % is doubled.
@@ -120,27 +129,41 @@ class SupervisorError(RuntimeError):
 
 
 class Supervisor:
-    def __init__(self, layout: Layout) -> None:
+    """One supervisord: the shared one (`host` None) or a separate host's, whose command is
+    wrapped by `argv` to start it on that host."""
+
+    def __init__(self, layout: Layout, host: str | None = None,
+                 argv: Callable[[list[str]], list[str]] | None = None) -> None:
         self.layout = layout
+        self.host = host
+        self.argv = argv or list
+        self.home = layout.supervisor_dir if host is None else layout.supervisor_dir / "hosts" / host
+        self.conf = self.home / "supervisord.conf"
+        self.sock = self.home / "supervisor.sock"
+        self.pid_file = self.home / "supervisord.pid"
+        self.include_dir = self.home / "conf.d"
+
+    def program_file(self, key: str) -> Path:
+        return self.include_dir / f"{key}.conf"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def write_main_conf(self) -> None:
         lay = self.layout
-        private_dir(lay.supervisor_include_dir, base=lay.var_dir)
-        private_dir(lay.supervisor_dir / "child", base=lay.var_dir)
+        private_dir(self.include_dir, base=lay.var_dir)
+        private_dir(self.home / "child", base=lay.var_dir)
         text = MAIN_CONF.format(
-            log=lay.supervisor_dir / "supervisord.log",
-            pid=lay.supervisor_pid,
-            childlogdir=lay.supervisor_dir / "child",
+            log=self.home / "supervisord.log",
+            pid=self.pid_file,
+            childlogdir=self.home / "child",
             var_dir=lay.var_dir,
-            sock=lay.supervisor_sock,
-            include=lay.supervisor_include_dir,
+            sock=self.sock,
+            include=self.include_dir,
         )
-        _write_if_changed(lay.supervisor_conf, text, mode=0o600)
+        _write_if_changed(self.conf, text, mode=0o600)
 
     def pid(self) -> int | None:
         try:
-            pid = int(self.layout.supervisor_pid.read_text().strip())
+            pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
         try:
@@ -165,7 +188,7 @@ class Supervisor:
         self.write_main_conf()
         if self.running():
             return
-        self.layout.supervisor_sock.unlink(missing_ok=True)
+        self.sock.unlink(missing_ok=True)
         # A clean environment: nothing of the caller's (PYTHONPATH, a virtualenv, DJANGO_*)
         # may leak into the programs; each gets exactly what its own config gives it.
         clean = {
@@ -174,7 +197,7 @@ class Supervisor:
             "HOME": str(self.layout.var_dir),
         }
         subprocess.run(
-            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.layout.supervisor_conf)],
+            self.argv([sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)]),
             check=True,
             cwd=self.layout.var_dir,
             stdin=subprocess.DEVNULL,
@@ -186,7 +209,8 @@ class Supervisor:
             if self.running():
                 return
             time.sleep(0.1)
-        raise SupervisorError(f"supervisord did not start within {timeout:.0f}s")
+        where = f" on host {self.host}" if self.host else ""
+        raise SupervisorError(f"supervisord{where} did not start within {timeout:.0f}s")
 
     def shutdown(self, timeout: float = 60.0) -> None:
         """Stop every program, then supervisord itself; waits until its process is gone."""
@@ -206,14 +230,14 @@ class Supervisor:
 
     # -- XML-RPC -----------------------------------------------------------------------------
     def rpc(self) -> Any:
-        url = f"unix://{self.layout.supervisor_sock}"
+        url = f"unix://{self.sock}"
         proxy = xmlrpc.client.ServerProxy(
             "http://127.0.0.1", transport=SupervisorTransport(None, None, url)
         )
         return proxy.supervisor
 
     def write_programs(self, env: str, programs: list[Program]) -> None:
-        path = self.layout.program_file(env)
+        path = self.program_file(env)
         if programs:
             _write_if_changed(path, render_programs(programs), mode=0o600)
         else:

@@ -1,0 +1,97 @@
+"""A stack whose prd, bak and front door are three machines: network namespaces wtx creates.
+
+Run as root (ip netns), under `flock /tmp/wtx-ha.lock` and the deploy lock (it starts wtx
+environments on the spec's ports, on the namespaces' addresses). Everything it creates — the
+namespaces, their veths, wtx's bridge, every process — is removed at the end, on failure too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli_w
+from tests.support.netns_spec import netns_variant
+
+from wtx import release as releases
+from wtx.backends.local import LocalBackend
+from wtx.spec import Spec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES: dict[str, Any] = {}
+
+
+@dataclass
+class HostsStack:
+    spec: Spec
+    backend: LocalBackend
+    var_dir: Path
+    figures: dict[str, Any] = field(default_factory=lambda: FIGURES)
+
+
+def _leftover_pids(var_dir: Path) -> list[int]:
+    needle = str(var_dir).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.fixture(scope="module")
+def hosts_stack() -> Iterator[HostsStack]:
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("network namespaces need root and iproute2")
+    var_dir = Path(tempfile.mkdtemp(prefix="wtx-hosts-", dir="/tmp"))
+    var_dir.chmod(0o755)
+    spec_file = var_dir.parent / f"{var_dir.name}-spec" / "deploy" / "environments.toml"
+    spec_file.parent.mkdir(parents=True)
+    raw = tomllib.loads((ROOT / "deploy" / "environments.toml").read_text())
+    spec_file.write_text(tomli_w.dumps(netns_variant(raw)))
+    spec = load_spec(spec_file)
+    clone = Path(tempfile.mkdtemp(prefix="wtx-hosts-clone-"))
+    backend = LocalBackend(spec, ROOT, var_dir)
+    try:
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(clone / "repo")], check=True)
+        started = time.monotonic()
+        releases.build(clone / "repo", var_dir)
+        FIGURES["build_seconds"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        not_started = backend.up()
+        assert not_started == [], not_started
+        FIGURES["up_seconds"] = round(time.monotonic() - started, 1)
+        yield HostsStack(spec=spec, backend=backend, var_dir=var_dir)
+    finally:
+        try:
+            backend.down()
+        finally:
+            backend.teardown_hosts()
+            for pid in _leftover_pids(var_dir):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(var_dir, ignore_errors=True)
+            shutil.rmtree(spec_file.parents[1], ignore_errors=True)
+            shutil.rmtree(clone, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("wtx hosts figures")
+        terminalreporter.write_line(json.dumps(FIGURES, indent=2))
