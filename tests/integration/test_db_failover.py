@@ -7,7 +7,7 @@ it is acknowledged, as the app does across a failover. After each event: every a
 order is there, exactly one member leads, and the old leader is back as a synchronous standby.
 
 The stack binds the spec's front door and database ports: run it alone on the machine, e.g.
-    flock /tmp/wtx-deploy-tests.lock flock /tmp/wtx-ha.lock .venv/bin/pytest -q -s tests/integration/test_db_failover.py
+    flock /tmp/wtx-ha.lock flock /tmp/wtx-deploy-tests.lock .venv/bin/pytest -q -s tests/integration/test_db_failover.py
 Figures (seconds without write service) are printed; docs/operations.md records them.
 """
 
