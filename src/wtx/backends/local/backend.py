@@ -220,7 +220,7 @@ class LocalBackend:
         shared = "" if owner.name == env.name else f" ({owner.name}'s cluster)"
         ha = self.ha_cluster(env)
         if ha is not None:
-            shared = f" (HA: {len(ha.ha.members)} members, leader {dbha.leader(ha) or 'none'})" + shared
+            shared = f" (HA: {dbha.summary(ha)})" + shared
         return f"postgresql {db.role}@{self.database_host(env)}:{db.port}/{db.name}{shared}"
 
     def slots(self, env: str) -> Slots:

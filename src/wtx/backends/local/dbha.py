@@ -89,6 +89,18 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, describe: Call
     raise PatroniError(f"{what}: not within {timeout:.0f}s ({describe()})")
 
 
+def summary(cl: HACluster) -> str:
+    """`wtx status`'s words: the leader, then each other member's role, state and lag."""
+    found = members(cl)
+    if not found:
+        return f"{len(cl.ha.members)} members, none answers"
+    lead = [m["name"] for m in found if m.get("role") == "leader"]
+    others = [f"{m.get('name')} {m.get('role')} {m.get('state')} lag {m.get('lag', '?')}"
+              for m in found if m.get("role") != "leader"]
+    missing = sorted({m.host for m in cl.ha.members} - {m.get("name") for m in found})
+    return "; ".join([f"leader {lead[0] if lead else 'none'}", *others, *(f"{h} absent" for h in missing)])
+
+
 def describe(cl: HACluster) -> str:
     found = members(cl)
     if not found:
