@@ -51,6 +51,8 @@ class Stack:
 def stack() -> Iterator[Stack]:
     if not shutil.which("etcd") or not Path("/usr/sbin/haproxy").exists():
         pytest.fail("etcd-server and haproxy are required (.ci/install-deps installs them)")
+    # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
+    os.environ.setdefault("WTX_TOOLS_DIR", str(Path(tempfile.gettempdir()) / "wtx-tools"))
     spec = load_spec(ROOT / "deploy" / "environments.toml")
     var = Path(tempfile.mkdtemp(prefix="wtx-ha-test-"))
     var.chmod(0o711)

@@ -84,6 +84,9 @@ def cluster_parameters() -> dict[str, Any]:
         "max_wal_senders": 10,
         "max_replication_slots": 10,
         "wal_keep_size": "256MB",
+        # A standby whose leader restarted (or changed) reconnects within half a second, not
+        # PostgreSQL's 5 s: synchronous commits wait for it, so this is write downtime.
+        "wal_retrieve_retry_interval": "500ms",
     }
 
 
@@ -131,7 +134,9 @@ def patroni_program_name(env: str, host: str) -> str:
 def venv_dir(layout: Layout, root: Path) -> Path:
     lock = root / PATRONI_LOCK
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:12] if lock.is_file() else "unlocked"
-    return layout.var_dir / "tools" / f"patroni-{digest}"
+    # WTX_TOOLS_DIR: one installation shared by several var dirs (tests, drills).
+    tools = Path(os.environ["WTX_TOOLS_DIR"]) if os.environ.get("WTX_TOOLS_DIR") else layout.var_dir / "tools"
+    return tools / f"patroni-{digest}"
 
 
 def ensure_venv(layout: Layout, root: Path) -> Path:
@@ -144,7 +149,8 @@ def ensure_venv(layout: Layout, root: Path) -> Path:
         return venv
     tools = venv.parent
     tools.mkdir(parents=True, exist_ok=True)
-    tools.chmod(TRAVERSABLE_DIR_MODE)
+    if (tools.stat().st_mode & 0o7777) != TRAVERSABLE_DIR_MODE:
+        tools.chmod(TRAVERSABLE_DIR_MODE)
     shutil.rmtree(venv, ignore_errors=True)
     run = dict(capture_output=True, text=True, umask=0o022, timeout=600)
     res = subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], **run)  # type: ignore[call-overload]
