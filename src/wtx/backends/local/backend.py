@@ -911,8 +911,10 @@ class LocalBackend:
             old_cluster.init(e.database.name, e.database.role)  # its socket directory, as before
             pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(old), "-w", "-t", "60"]
             _say(progress, f"{env}: dumping the old cluster ({old}), reachable on its socket only")
-            started = subprocess.run(as_postgres_cmd([*pg_ctl, "-o", "-c listen_addresses=''", "start"]),
-                                     capture_output=True, text=True)
+            # -l: the server's output to a file of its own (an inherited pipe would never close).
+            started = subprocess.run(as_postgres_cmd([*pg_ctl, "-l", str(old / "adopt.log"), "-o",
+                                                      "-c listen_addresses=''", "start"]),
+                                     capture_output=True, text=True, timeout=120)
             if started.returncode != 0:
                 raise DeployError(f"{env}: the old cluster did not start: {_last_line(started)}")
             try:
@@ -920,7 +922,7 @@ class LocalBackend:
             except PostgresError as exc:
                 raise DeployError(f"{env}: {exc}") from None
             finally:
-                subprocess.run(as_postgres_cmd([*pg_ctl, "-m", "fast", "stop"]), capture_output=True)
+                subprocess.run(as_postgres_cmd([*pg_ctl, "-m", "fast", "stop"]), capture_output=True, timeout=120)
             moved = old.with_name(f"pgdata.adopted-{stamp}")
             old.rename(moved)
             self.apply_programs(e, only={self.db_program(env)})  # the old program is gone
@@ -931,7 +933,7 @@ class LocalBackend:
                 restore = subprocess.run(as_postgres_cmd(
                     [str(PG_BIN / "pg_restore"), "--no-owner", "--no-privileges", f"--role={e.database.role}",
                      "--exit-on-error", "-h", str(leader_cluster.sockdir), "-p", str(leader_cluster.port),
-                     "-d", e.database.name]), stdin=fh, capture_output=True)
+                     "-d", e.database.name]), stdin=fh, capture_output=True, timeout=3600)
             if restore.returncode != 0:
                 err = restore.stderr.decode(errors="replace").strip().splitlines()
                 raise DeployError(f"{env}: restoring {dump} failed: {err[-1] if err else restore.returncode} "
