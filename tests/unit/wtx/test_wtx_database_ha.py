@@ -12,6 +12,7 @@ import pytest
 from wtx.backends.local import LocalBackend
 from wtx.backends.local.haproxy import render_config
 from wtx.backends.local.patroni import cluster_secrets
+from wtx.render.envfile import default_database_url
 from wtx.spec import SpecError, load_spec
 
 
@@ -125,6 +126,9 @@ def test_haproxy_routes_the_database_port_to_the_member_whose_patroni_says_prima
     for i, m in enumerate(ha.ha.members):
         assert f"server {m.host} 127.0.0.{21 + i}:{m.port} check port {m.rest_port}" in section
     assert backend.database_host(prd) == "127.0.0.24"
+    for env in (prd, backend.spec.env("bak")):  # what prd's and bak's apps are started with
+        url = default_database_url(env, backend.spec, {"DB_PASSWORD": "x"}, backend.var_dir)
+        assert url == f"postgres://{prd.database.role}:x@127.0.0.24:{prd.database.port}/{prd.database.name}"
 
 
 def test_the_cluster_passwords_stay_in_one_private_file_and_out_of_the_programs(moved):
