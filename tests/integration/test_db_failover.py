@@ -74,6 +74,10 @@ def stack() -> Iterator[Stack]:
         yield Stack(backend=backend, ha=ha, dsn=dsn)
     finally:
         backend.supervisor.shutdown(timeout=90)
+        # Patroni's, PostgreSQL's and etcd's logs outlive the var dir, for the reader of a failure.
+        kept = Path(tempfile.mkdtemp(prefix="wtx-ha-test-logs-"))
+        shutil.copytree(backend.layout.logs_dir("prd"), kept / "logs", dirs_exist_ok=True)
+        print(f"\nHA logs: {kept / 'logs'}")
         shutil.rmtree(var, ignore_errors=True)
         if FIGURES:
             print("\nHA figures:", ", ".join(f"{k} {v:.2f}" for k, v in FIGURES.items()))

@@ -886,61 +886,11 @@ class LocalBackend:
                 f"`wtx db adopt {env.name}` dumps it, starts the HA cluster and restores the dump there)")
 
     def db_adopt(self, env: str, progress: Progress | None = None) -> dict[str, Any]:
-        """Move `env`'s data from its old single cluster (var/envs/<env>/pgdata, from before
-        database.ha) into its HA database: dump it (the old cluster started on its unix socket
-        only), start the HA cluster, restore into the leader. The old directory is renamed,
-        never deleted; the dump is kept."""
-        from wtx.backends.local.postgres import PG_BIN, as_postgres_cmd
-        from wtx.backends.local.refresh import dump_to_file, row_counts
+        """Move `env`'s data from its old single cluster into its HA database (adopt.py)."""
+        from wtx.backends.local.adopt import adopt
 
         with self.locked():
-            e = self.env(env)
-            ha = self.ha_cluster(e)
-            if ha is None or e.is_backup:
-                raise DeployError(f"{env}: has no HA database of its own (database.ha) to adopt data into")
-            old = self.layout.pgdata(env)
-            if not (old / "PG_VERSION").exists():
-                raise DeployError(f"{env}: no single cluster at {old}: nothing to adopt")
-            if any((ha.paths.pgdata(m.host) / "PG_VERSION").exists() for m in ha.ha.members):
-                raise DeployError(f"{env}: its HA database exists already; restore the dump into it by hand if meant")
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            self.supervisor.start()
-            self.supervisor.stop_program(self.db_program(env))
-            old_cluster = Cluster(pgdata=old, sockdir=self.layout.pgsock(env), port=e.database.port or 0,
-                                  log_dir=self.layout.logs_dir(env), var_dir=self.var_dir)
-            old_cluster.init(e.database.name, e.database.role)  # its socket directory, as before
-            pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(old), "-w", "-t", "60"]
-            _say(progress, f"{env}: dumping the old cluster ({old}), reachable on its socket only")
-            # -l: the server's output to a file of its own (an inherited pipe would never close).
-            started = subprocess.run(as_postgres_cmd([*pg_ctl, "-l", str(old / "adopt.log"), "-o",
-                                                      "-c listen_addresses=''", "start"]),
-                                     capture_output=True, text=True, timeout=120)
-            if started.returncode != 0:
-                raise DeployError(f"{env}: the old cluster did not start: {_last_line(started)}")
-            try:
-                dump = dump_to_file(old_cluster, e.database.name, self.layout.env_dir(env) / "dumps" / f"adopt-{stamp}.dump")
-            except PostgresError as exc:
-                raise DeployError(f"{env}: {exc}") from None
-            finally:
-                subprocess.run(as_postgres_cmd([*pg_ctl, "-m", "fast", "stop"]), capture_output=True, timeout=120)
-            moved = old.with_name(f"pgdata.adopted-{stamp}")
-            old.rename(moved)
-            self.apply_programs(e, only={self.db_program(env)})  # the old program is gone
-            lead = self.ha_up(e, progress)
-            leader_cluster = ha.member_cluster(lead)
-            _say(progress, f"{env}: restoring into the leader ({lead})")
-            with open(dump, "rb") as fh:  # read by wtx (the dump is 0600, never postgres's)
-                restore = subprocess.run(as_postgres_cmd(
-                    [str(PG_BIN / "pg_restore"), "--no-owner", "--no-privileges", f"--role={e.database.role}",
-                     "--exit-on-error", "-h", str(leader_cluster.sockdir), "-p", str(leader_cluster.port),
-                     "-d", e.database.name]), stdin=fh, capture_output=True, timeout=3600)
-            if restore.returncode != 0:
-                err = restore.stderr.decode(errors="replace").strip().splitlines()
-                raise DeployError(f"{env}: restoring {dump} failed: {err[-1] if err else restore.returncode} "
-                                  f"(the old cluster is in {moved})")
-            tables = len(row_counts(leader_cluster, e.database.name))
-            ledger.append(self.var_dir, "db-adopt", env=env, dump=str(dump), old=str(moved), leader=lead, tables=tables)
-            return {"env": env, "dump": str(dump), "old": str(moved), "leader": lead, "tables": tables}
+            return adopt(self, env, progress)
 
     def db_switchover(self, env: str, candidate: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """A planned change of leader of `env`'s HA database (Patroni's switchover)."""
