@@ -238,6 +238,12 @@ def postmaster_pid(cl: HACluster, host: str) -> int | None:
     return pid
 
 
+def postgres_pids(cl: HACluster, host: str) -> list[int]:
+    """The member's PostgreSQL server: its postmaster and every process it started."""
+    pm = postmaster_pid(cl, host)
+    return [] if pm is None else [pm, *_descendants(pm)]
+
+
 def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
