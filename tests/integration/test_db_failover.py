@@ -48,7 +48,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    failed_before = request.session.testsfailed
     if not shutil.which("etcd") or not Path("/usr/sbin/haproxy").exists():
         pytest.fail("etcd-server and haproxy are required (.ci/install-deps installs them)")
     # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
@@ -74,10 +75,11 @@ def stack() -> Iterator[Stack]:
         yield Stack(backend=backend, ha=ha, dsn=dsn)
     finally:
         backend.supervisor.shutdown(timeout=90)
-        # Patroni's, PostgreSQL's and etcd's logs outlive the var dir, for the reader of a failure.
-        kept = Path(tempfile.mkdtemp(prefix="wtx-ha-test-logs-"))
-        shutil.copytree(backend.layout.logs_dir("prd"), kept / "logs", dirs_exist_ok=True)
-        print(f"\nHA logs: {kept / 'logs'}")
+        if request.session.testsfailed > failed_before:
+            # Patroni's, PostgreSQL's and etcd's logs outlive the var dir, for the reader of the failure.
+            kept = Path(tempfile.mkdtemp(prefix="wtx-ha-test-logs-"))
+            shutil.copytree(backend.layout.logs_dir("prd"), kept / "logs", dirs_exist_ok=True)
+            print(f"\nHA logs: {kept / 'logs'}")
         shutil.rmtree(var, ignore_errors=True)
         if FIGURES:
             print("\nHA figures:", ", ".join(f"{k} {v:.2f}" for k, v in FIGURES.items()))
