@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.support.processes import kill_processes_naming
 
 from wtx.backends import DeployError
 from wtx.backends.local import LocalBackend, dbha
@@ -76,4 +77,5 @@ def test_an_old_single_cluster_is_refused_then_adopted_into_the_ha_database_with
         assert dbha.sync_standbys(ha), "the adopted data is on the synchronous standby too"
     finally:
         backend.supervisor.shutdown(timeout=90)
+        kill_processes_naming(var)
         shutil.rmtree(var, ignore_errors=True)

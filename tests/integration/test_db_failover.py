@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.support.processes import kill_processes_naming
 
 from wtx.backends.local import LocalBackend, dbha
 from wtx.backends.local.patroni import HACluster
@@ -75,6 +76,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         yield Stack(backend=backend, ha=ha, dsn=dsn)
     finally:
         backend.supervisor.shutdown(timeout=90)
+        kill_processes_naming(var)
         if request.session.testsfailed > failed_before:
             # Patroni's, PostgreSQL's and etcd's logs outlive the var dir, for the reader of the failure.
             kept = Path(tempfile.mkdtemp(prefix="wtx-ha-test-logs-"))
