@@ -754,6 +754,37 @@ def host_heal(name: str = typer.Argument(..., help="Host (spec [hosts]).")) -> N
     _host_verb(name, "heal_host", "link back up")
 
 
+@db_app.command("switchover")
+@command
+def db_switchover(
+    env: str = typer.Argument(..., help="Environment whose HA database changes leader (prd)."),
+    to: str = typer.Option("", "--to", help="The member (host) to lead next; default: the synchronous standby."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Planned change of database leader (Patroni switchover): e.g. before maintenance of its host."""
+    ctx = _ctx()
+    ctx.env(env)
+    with _progress(f"switching {env}'s database leader over") as progress:
+        result = _backend(ctx).db_switchover(env, to or None, progress=progress)
+    data = _result(result, as_json, {"env": env})
+    if not as_json:
+        out.print(f"{env}: the database leader is now {data['to']} (was {data['from']}); writes routed to it "
+                  f"after {data['routed_s']} s, {data['from']} streaming again after {data['rejoined_s']} s")
+
+
+@db_app.command("adopt")
+@command
+def db_adopt(env: str = typer.Argument(..., help="Environment whose old single cluster moves into its HA database.")) -> None:
+    """Move an environment's data from its old single PostgreSQL cluster into its HA database
+    (dump, start the HA cluster, restore; the old cluster's directory is kept, renamed)."""
+    ctx = _ctx()
+    ctx.env(env)
+    with _progress(f"moving {env}'s data into its HA database") as progress:
+        result = _backend(ctx).db_adopt(env, progress=progress)
+    out.print(f"{env}: {result['tables']} tables restored into the HA database (leader {result['leader']}); "
+              f"dump {result['dump']}; the old cluster's directory is now {result['old']}")
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @command
 def run(

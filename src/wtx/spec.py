@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from wtx.spec_ha import DatabaseHA, EtcdMember, HAMember, ha_ports, ha_problems
+
 SPEC_RELATIVE_PATH = Path("deploy") / "environments.toml"
 
 # App servers of an environment listen on base_port + slot, slot in [0, APP_PORT_SLOTS):
@@ -217,6 +219,10 @@ class Database(_Strict):
     # Seconds a request waits for an unreachable database (a failover) before it is answered
     # "try again shortly" (DATABASE_RIDE_THROUGH_S, wondertix.ops.ridethrough); 0 = at once.
     ride_through_s: int = Field(0, ge=0, le=RIDE_THROUGH_MAX_S)
+    # A Patroni cluster with members on several hosts instead of one plain cluster; `port`
+    # is then its entry point on the front door's host (docs/environments.md#database-ha).
+    ha: DatabaseHA | None = None
+
 
 
 class Backups(_Strict):
@@ -650,6 +656,10 @@ class Spec(BaseModel):
     def front_door_host(self) -> Host:
         return self.hosts[self.front_door_host_name]
 
+    def database_ha(self, env: Environment) -> DatabaseHA | None:
+        """The HA database `env` uses: its own, or (a backup) its primary's."""
+        return self.primary_for(env).database.ha
+
     def rollback_warm_s(self, env: Environment) -> int:
         """How long the slot leaving traffic stays warm in `env` (its own value, else the default)."""
         return self.defaults.rollback_warm_s if env.rollback_warm_s is None else env.rollback_warm_s
@@ -758,6 +768,9 @@ _FIELDS_BY_MODEL: dict[str, type[BaseModel]] = {
     "failover": Failover,
     "front_door": FrontDoor,
     "health_check": HealthCheck,
+    "ha": DatabaseHA,
+    "members": HAMember,
+    "etcd": EtcdMember,
     **GATE_MODELS,
 }
 
@@ -895,7 +908,15 @@ def _check_relations(spec: Spec) -> None:
                 _fail(spec, name, "database.port", "required for engine = \"postgresql\" (each environment runs its own cluster)")
             if "DB_PASSWORD" not in owned:
                 _fail(spec, name, "secrets", "engine = \"postgresql\" needs DB_PASSWORD")
+            if db.ha is not None:
+                if env.is_backup:
+                    _fail(spec, name, "database.ha", f"a backup uses {env.backup_of!r}'s database (its copy is a member "
+                          f"of {env.backup_of!r}'s database.ha); declare ha there")
+                for field_name, msg in ha_problems(db.ha, spec.hosts):
+                    _fail(spec, name, field_name, msg)
         else:
+            if db.ha is not None:
+                _fail(spec, name, "database.ha", "needs engine = \"postgresql\"")
             if db.role or db.port is not None:
                 _fail(spec, name, "database.port" if db.port is not None else "database.role", "not used with engine = \"sqlite\"")
             if db.data_policy == "real":
@@ -918,9 +939,13 @@ def _check_relations(spec: Spec) -> None:
         ports = [(p, f"environment {name!r} app ports") for p in env.app_ports]
         if db.port is not None and not (env.is_backup and envs[env.secrets_owner].database.port == db.port):
             ports.append((db.port, f"environment {name!r} database.port"))
+        if db.ha is not None:
+            # Hosts of the this-machine runner share one address: every listener needs its own port.
+            ports += [(port, f"environment {name!r} {what}") for _addr, port, what in ha_ports(db.ha, spec.hosts)]
         for port, owner in ports:
             if port in claimed:
-                field = "database.port" if owner.endswith("database.port") else "app.base_port"
+                field = ("database.port" if owner.endswith("database.port")
+                         else "database.ha" if "database.ha" in owner else "app.base_port")
                 _fail(spec, name, field, f"port {port} is already used by {claimed[port]} (app servers use base_port .. base_port+{APP_PORT_SLOTS - 1})")
             claimed[port] = owner
 

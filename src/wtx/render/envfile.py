@@ -37,9 +37,12 @@ def log_dir(env_name: str, var_dir: Path) -> Path:
 
 
 def default_database_url(env: Environment, spec: Spec, secrets: dict[str, str], var_dir: Path,
-                         *, host: str = "127.0.0.1") -> str:
-    """The database URL for `env` under the local layout (a backend may pass its own)."""
+                         *, host: str | None = None) -> str:
+    """The database URL for `env` under the local layout (a backend may pass its own host).
+    An HA database is reached at its entry point, HAProxy on the front door's host."""
     db = env.database
+    if host is None:
+        host = spec.front_door_host.address if spec.database_ha(env) else "127.0.0.1"
     if db.engine == "sqlite":
         path = env_dir(env.secrets_owner, var_dir) / "db" / f"{db.name}.sqlite3"
         return f"sqlite:///{path}"

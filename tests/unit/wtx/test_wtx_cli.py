@@ -266,3 +266,30 @@ def test_history_verify_says_whole_or_names_the_changed_line(run, var_dir):
     assert "the ledger was changed: line 3 (seq 3): does not follow the record before it" in bad.output
     as_json = run("history", "--verify", "--json")
     assert as_json.exit_code == 1 and '"ok": false' in as_json.output
+
+
+def test_db_switchover_names_the_new_leader_and_json_carries_the_timings(run, monkeypatch):
+    class Switching(FakeBackend):
+        def db_switchover(self, env, candidate=None, progress=None):
+            FakeBackend.calls.append(("db_switchover", (env, candidate)))
+            return {"env": env, "from": "prd-db", "to": candidate or "bak-db", "routed_s": 3.1, "rejoined_s": 9.4}
+
+    FakeBackend.calls = []
+    monkeypatch.setattr(cli, "_backend", lambda ctx: Switching(ctx.spec, ctx.root, ctx.var_dir))
+    result = run("db", "switchover", "prd")
+    assert result.exit_code == 0, result.output
+    assert "the database leader is now bak-db (was prd-db)" in result.stdout
+    result = run("db", "switchover", "prd", "--to", "bak-db", "--json")
+    assert json.loads(result.stdout)["routed_s"] == 3.1
+    assert FakeBackend.calls == [("db_switchover", ("prd", None)), ("db_switchover", ("prd", "bak-db"))]
+
+
+def test_db_switchover_of_a_database_without_ha_is_one_line_and_exit_1(run, monkeypatch):
+    class Plain(FakeBackend):
+        def db_switchover(self, env, candidate=None, progress=None):
+            raise DeployError(f"{env}: its database has no HA members (database.ha) to switch over between")
+
+    monkeypatch.setattr(cli, "_backend", lambda ctx: Plain(ctx.spec, ctx.root, ctx.var_dir))
+    result = run("db", "switchover", "stg")
+    assert result.exit_code == 1
+    assert "stg: its database has no HA members" in one_line_error(result)

@@ -47,8 +47,10 @@ def test_every_program_log_is_rotated_at_the_size_the_spec_gives(raw_spec, write
     programs = _sections(backend.layout.program_file("prd").read_text())
     logs = backend.layout.logs_dir("prd")
 
-    assert set(programs) == {"program:prd-postgres", "program:prd-blue", "program:prd-green", "program:prd-jobs",
-                             "program:prd-backups"}
+    ha = spec.env("prd").database.ha
+    assert ha is not None  # prd's database: Patroni members and etcd, no single cluster
+    database = {f"program:prd-patroni-{m.host}" for m in ha.members} | {f"program:prd-etcd-{e.host}" for e in ha.etcd}
+    assert set(programs) == {"program:prd-blue", "program:prd-green", "program:prd-jobs", "program:prd-backups"} | database
     for name, section in programs.items():
         assert section["stdout_logfile_maxbytes"] == "7MB", name
         assert section["stdout_logfile_backups"] == "3", name
@@ -61,7 +63,10 @@ def test_every_program_log_is_rotated_at_the_size_the_spec_gives(raw_spec, write
         assert section["stderr_logfile"] == str(logs / f"app-{slot}.log")
         assert section["stderr_logfile_maxbytes"] == "7MB"
         assert section["stderr_logfile_backups"] == "3"
-    assert programs["program:prd-postgres"]["stdout_logfile"] == str(logs / "postgres.log")
+    for m in ha.members:
+        assert programs[f"program:prd-patroni-{m.host}"]["stdout_logfile"] == str(logs / f"patroni-{m.host}.log")
+    for e in ha.etcd:
+        assert programs[f"program:prd-etcd-{e.host}"]["stdout_logfile"] == str(logs / f"etcd-{e.host}.log")
 
     # HAProxy's log holds every environment's requests: the largest size any one asks for.
     haproxy = _sections(backend.haproxy_program().render())["program:haproxy"]

@@ -3,8 +3,11 @@
     HAProxy (front door, :8080 / :8443)
       ├─ be_dev  ── dev-blue | dev-green   (gunicorn) ── SQLite
       ├─ be_stg  ── stg-blue | stg-green   (gunicorn) ── PostgreSQL cluster :5533
-      └─ be_prd  ── prd-blue | prd-green   (gunicorn) ── PostgreSQL cluster :5534
-                    bak-blue | bak-green   (backup)   ──┘ (prd's database, for now)
+      ├─ be_prd  ── prd-blue | prd-green   (gunicorn) ──┐
+      │             bak-blue | bak-green   (backup)   ──┤
+      └─ db_prd :5534 (TCP, to the leader) <───────────────┘
+            ├─ Patroni + PostgreSQL on prd-db (leader)   ┐ etcd on prd-db, bak-db, witness
+            └─ Patroni + PostgreSQL on bak-db (sync standby) ┘
 
 supervisord runs every box above. Each environment has two color slots; one is active (on
 traffic), the other idle (stopped, or holding the previous release for rollback).
@@ -36,13 +39,14 @@ from zoneinfo import ZoneInfo
 from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, FrontDoor, Progress
-from wtx.backends.local import backups, guards
+from wtx.backends.local import backups, dbha, guards
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.hosts import LocalHosts
 from wtx.backends.local.install import InstallError, install
 from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
+from wtx.backends.local.patroni import HACluster, PatroniError, ensure_venv, venv_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, SupervisorError
 from wtx.backends.local.supervisors import Supervisors
@@ -177,7 +181,23 @@ class LocalBackend:
             return None
         return env if self.owns_cluster(env) else self.primary(env)
 
+    def ha_cluster(self, env: Environment) -> HACluster | None:
+        """The Patroni cluster serving `env`'s database (its own or its primary's), if any."""
+        owner = self.primary(env)
+        if not owner.database.ha:
+            return None
+        return HACluster(self.spec, owner, self.layout, self.root, archive=backups.cluster_settings(self, owner))
+
     def cluster(self, env: Environment) -> Cluster:
+        """The PostgreSQL wtx administers for `env`: its plain cluster, or its HA cluster's
+        current leader (through the leader's unix socket)."""
+        ha = self.ha_cluster(env)
+        if ha is not None:
+            lead = dbha.leader(ha)
+            if lead is None:
+                raise PostgresError(f"{env.name}: no leader in its HA database ({dbha.describe(ha)}); "
+                                    f"run `wtx up {self.primary(env).name}`")
+            return ha.member_cluster(lead)
         assert env.database.port is not None
         return Cluster(
             pgdata=self.layout.pgdata(env.name),
@@ -201,10 +221,16 @@ class LocalBackend:
             addrs.append(self.hosts.bridge.address)
         return tuple(dict.fromkeys(addrs))
 
-    def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
+    def database_host(self, env: Environment) -> str:
+        """The address apps reach `env`'s database at: an HA database's entry point is HAProxy
+        on the front door's host; a plain cluster listens on its environment's host."""
+        if self.spec.database_ha(env):
+            return self.spec.front_door_host.address
         owner = self.cluster_env(env)
-        url = default_database_url(env, self.spec, secrets, self.var_dir,
-                                   host=self.address(owner) if owner is not None else "")
+        return self.address(owner) if owner is not None else ""
+
+    def database_url(self, env: Environment, secrets: dict[str, str]) -> str:
+        url = default_database_url(env, self.spec, secrets, self.var_dir, host=self.database_host(env))
         if url.startswith("sqlite:///"):
             private_dir(Path(url.removeprefix("sqlite:///")).parent,
                         base=self.layout.env_dir(env.secrets_owner))
@@ -218,7 +244,10 @@ class LocalBackend:
         owner = self.cluster_env(env)
         assert owner is not None
         shared = "" if owner.name == env.name else f" ({owner.name}'s cluster)"
-        return f"postgresql {db.role}@{self.address(owner)}:{db.port}/{db.name}{shared}"
+        ha = self.ha_cluster(env)
+        if ha is not None:
+            shared = f" (HA: {dbha.summary(ha)})" + shared
+        return f"postgresql {db.role}@{self.database_host(env)}:{db.port}/{db.name}{shared}"
 
     def slots(self, env: str) -> Slots:
         path = self.layout.slots_file(env)
@@ -351,7 +380,10 @@ class LocalBackend:
         logs = self.layout.logs_dir(env.name)
         programs: list[Program] = []
         host = self.spec.host_name(env)  # slots, jobs, timer and its own database: one host
-        if self.owns_cluster(env):
+        ha = self.ha_cluster(env) if self.owns_cluster(env) else None
+        if ha is not None:
+            programs += ha.programs(venv_dir(self.layout, self.root))
+        elif self.owns_cluster(env):
             cl = self.cluster(env)
             programs.append(Program(
                 name=self.db_program(env.name), command=cl.command(), directory=cl.pgdata,
@@ -481,6 +513,7 @@ class LocalBackend:
             health_path=d.health_check.path, inter_ms=d.health_check.inter_ms,
             fall=d.health_check.fall, rise=d.health_check.rise, certificates=certs,
             bind_address=self.spec.front_door_host.address,
+            databases=self.database_routes(),
         )
         cfg = self.layout.haproxy_cfg
         private_dir(cfg.parent, base=self.var_dir)
@@ -492,6 +525,20 @@ class LocalBackend:
         hap.check_config(self.haproxy_binary(), tmp)
         tmp.replace(cfg)
         return True
+
+    def database_routes(self) -> tuple[hap.DatabaseRoute, ...]:
+        routes = []
+        for env in self.spec.environments.values():
+            ha = env.database.ha
+            if ha is None or env.is_backup or env.database.port is None:
+                continue
+            cl = HACluster(self.spec, env, self.layout, self.root)
+            routes.append(hap.DatabaseRoute(
+                env=env.name, address=cl.entry_address, port=env.database.port,
+                members=tuple((m.host, cl.address(m.host), m.port, m.rest_port) for m in ha.members),
+                inter_ms=ha.check_inter_ms, connect_timeout_ms=ha.connect_timeout_ms,
+            ))
+        return tuple(routes)
 
     def haproxy_program(self) -> Program:
         """HAProxy under supervisord; its log (every environment's requests) is rotated at the
@@ -744,7 +791,14 @@ class LocalBackend:
         self.supervisor.start()
 
         # 1. Databases: each PostgreSQL cluster initialized, started, its role and database made.
-        clusters = [e for e in self.ordered(list(needed)) if self.owns_cluster(e)]
+        clusters = [e for e in self.ordered(list(needed)) if self.owns_cluster(e) and not e.database.ha]
+        for env in [e for e in self.ordered(list(needed)) if self.owns_cluster(e) and e.database.ha]:
+            self.ha_up(env, progress)
+            try:
+                backups.prepare_cluster(self, env, progress)
+            except PostgresError as exc:
+                raise DeployError(f"{env.name}: {exc}") from None
+            self.start_backup_timer(env)
         for env in clusters:
             _say(progress, f"{env.name}: PostgreSQL cluster on {self.address(env)}:{env.database.port}")
             self.secrets(env)  # generated first (and its directory made traversable)
@@ -762,11 +816,7 @@ class LocalBackend:
                 backups.prepare_cluster(self, env, progress)
             except PostgresError as exc:
                 raise DeployError(f"{env.name}: {exc}") from None
-            if env.backups is not None:
-                timer = backups.timer_program(env.name)
-                self.apply_programs(env, only={timer})
-                if self.supervisor.state(timer) not in ("RUNNING", "STARTING"):
-                    self.supervisor.start_program(timer)
+            self.start_backup_timer(env)
 
         # 2. The release each environment runs: what it ran before, else the newest build
         #    (a backup always runs its primary's release). An environment that accepts
@@ -853,6 +903,71 @@ class LocalBackend:
                               previous=last.get("release") if last else None, slot=slot, via="up")
         return skipped
 
+    def start_backup_timer(self, env: Environment) -> None:
+        if env.backups is not None:
+            timer = backups.timer_program(env.name)
+            self.apply_programs(env, only={timer})
+            if self.supervisor.state(timer) not in ("RUNNING", "STARTING"):
+                self.supervisor.start_program(timer)
+
+    def ha_up(self, env: Environment, progress: Progress | None) -> str:
+        """`env`'s HA database up: etcd, Patroni members, HAProxy's entry point; returns
+        once exactly one primary is UP behind HAProxy and the app's role and database exist."""
+        ha = self.ha_cluster(env)
+        assert ha is not None
+        self.refuse_plain_cluster(env, ha)
+        self.secrets(env)
+        _say(progress, f"{env.name}: Patroni ({ha.ha.members[0].host} first) and etcd on "
+                       f"{', '.join(ha.hosts())}")
+        try:
+            ensure_venv(self.layout, self.root)
+            ha.write_configs()
+            names = {p.name for p in ha.programs(venv_dir(self.layout, self.root))}
+            self.apply_programs(env, only=names)
+            dbha.start(ha, self.supervisor, partial(_say, progress))
+            _say(progress, f"{env.name}: HAProxy's database entry point {ha.entry_address}:{env.database.port}")
+            self.ensure_haproxy()
+            lead = dbha.wait_one_primary(ha, self.runtime, 30)
+            ha.member_cluster(lead).ensure_database(env.database.name, env.database.role,
+                                                    self.secrets(env)["DB_PASSWORD"])
+        except (PatroniError, PostgresError) as exc:
+            raise DeployError(f"{env.name}: {exc}") from None
+        _say(progress, f"{env.name}: database leader {lead}")
+        return lead
+
+    def refuse_plain_cluster(self, env: Environment, ha: HACluster) -> None:
+        """A var dir from before `database.ha`: its data is in the old single cluster. Never
+        start an empty HA cluster next to it as if nothing were there."""
+        old = self.layout.pgdata(env.name)
+        started = any((ha.paths.pgdata(m.host) / "PG_VERSION").exists() for m in ha.ha.members)
+        if (old / "PG_VERSION").exists() and not started:
+            raise DeployError(
+                f"{env.name}: {old} holds its database as a single PostgreSQL cluster, from before "
+                "database.ha: move its data into the HA cluster first (docs/operations.md#moving-to-the-ha-database: "
+                f"`wtx db adopt {env.name}` dumps it, starts the HA cluster and restores the dump there)")
+
+    def db_adopt(self, env: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Move `env`'s data from its old single cluster into its HA database (adopt.py)."""
+        from wtx.backends.local.adopt import adopt
+
+        with self.locked():
+            return adopt(self, env, progress)
+
+    def db_switchover(self, env: str, candidate: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+        """A planned change of leader of `env`'s HA database (Patroni's switchover)."""
+        with self.locked():
+            ha = self.ha_cluster(self.env(env))
+            if ha is None:
+                raise DeployError(f"{env}: its database has no HA members (database.ha) to switch over between")
+            _say(progress, f"{env}: switching the database leader over")
+            try:
+                result = dbha.switchover(ha, self.runtime, candidate)
+            except PatroniError as exc:
+                ledger.append(self.var_dir, "db-switchover-failed", env=env, reason=str(exc))
+                raise DeployError(str(exc)) from None
+            ledger.append(self.var_dir, "db-switchover", **result)
+            return result
+
     def newest_release(self, progress: Progress | None) -> releases.Release:
         try:
             return releases.latest(self.var_dir)
@@ -886,6 +1001,11 @@ class LocalBackend:
                     self.save_slots(env.name, slots)
                 if self.owns_cluster(env):
                     self.supervisor.stop_program(backups.timer_program(env.name))
+                ha = self.ha_cluster(env) if self.owns_cluster(env) else None
+                if ha is not None:
+                    _say(progress, f"{env.name}: stopping its HA database (Patroni members, then etcd)")
+                    dbha.stop(ha, self.supervisor)
+                elif self.owns_cluster(env):
                     _say(progress, f"{env.name}: stopping its PostgreSQL cluster")
                     self.supervisor.stop_program(self.db_program(env.name))
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from wtx import ledger
 from wtx.backends import DeployError, Progress
-from wtx.backends.local import guards
+from wtx.backends.local import dbha, guards
 from wtx.backends.local import pgbackrest as pgbr
 from wtx.backends.local.layout import SLOTS
 from wtx.backends.local.postgres import PostgresError, ensure_reachable
@@ -47,6 +47,20 @@ def cluster_settings(b: LocalBackend, env: Environment) -> dict[str, str]:
     return pgbr.archive_settings(repo) if repo is not None else {}
 
 
+def write_repo_config(b: LocalBackend, env: Environment, repo: pgbr.Repository) -> None:
+    """The stanza's config: `env`'s one cluster, or every member of its HA database (pgBackRest
+    finds the primary among them, so a backup follows the leader across failovers)."""
+    ha = b.ha_cluster(env)
+    if ha is not None:
+        members = [(ha.paths.pgdata(m.host), ha.paths.sockdir(m.host), m.port) for m in ha.ha.members]
+        pgbr.write_config(repo, var_dir=b.var_dir, pgdata=members[0][0], sockdir=members[0][1], port=members[0][2],
+                          others=members[1:])
+        return
+    cl = b.cluster(env)
+    assert env.database.port is not None
+    pgbr.write_config(repo, var_dir=b.var_dir, pgdata=cl.pgdata, sockdir=cl.sockdir, port=env.database.port)
+
+
 def _need_repo(b: LocalBackend, env: Environment) -> pgbr.Repository:
     repo = repository(b, env)
     if repo is None:
@@ -62,12 +76,16 @@ def prepare_cluster(b: LocalBackend, env: Environment, progress: Progress | None
     repo = repository(b, env)
     if repo is None:
         return
-    assert env.database.port is not None
-    pgbr.write_config(repo, var_dir=b.var_dir, pgdata=cl.pgdata, sockdir=cl.sockdir, port=env.database.port)
+    write_repo_config(b, env, repo)
     if cl.setting("archive_mode") != "on":
         _say(progress, f"{env.name}: restarting PostgreSQL to turn WAL archiving on")
-        b.supervisor.stop_program(b.db_program(env.name))
-        b.supervisor.start_program(b.db_program(env.name))
+        ha = b.ha_cluster(env)
+        if ha is not None:  # Patroni has the new setting pending: its own restart, member by member
+            dbha.restart_members(ha, timeout=90)
+            cl = b.cluster(env)
+        else:
+            b.supervisor.stop_program(b.db_program(env.name))
+            b.supervisor.start_program(b.db_program(env.name))
         cl.wait_ready(60)
     try:
         pgbr.stanza_create(repo)
@@ -261,7 +279,14 @@ def restore(b: LocalBackend, name: str, to: str, into: str, *, replace_live: boo
         ledger.append(b.var_dir, "db-restore-refused", env=owner.name, into="live", reason="no second confirmation")
         raise DeployError(f"{owner.name}: restoring over the live cluster replaces every row written since "
                           f"{to}; pass --replace-live-database as well to confirm (a dump is taken first)")
-    cl = b.cluster(owner)
+    if into == "live" and b.ha_cluster(owner) is not None:
+        ledger.append(b.var_dir, "db-restore-refused", env=owner.name, into="live", reason="HA database")
+        raise DeployError(f"{owner.name}: its database is an HA cluster (Patroni): restore into scratch and copy "
+                          "what is needed back, or follow docs/operations.md#restoring-an-ha-database")
+    try:
+        cl = b.cluster(owner)
+    except PostgresError as exc:
+        raise DeployError(str(exc)) from None
     started = time.monotonic()
     running = True
     try:
@@ -289,8 +314,7 @@ def _restore_scratch(b: LocalBackend, env: Environment, repo: pgbr.Repository, t
     name = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     home = b.layout.scratch_dir(env.name) / name
     pgdata, sockdir, logs = home / "data", home / "sock", home / "log"
-    pgbr.write_config(repo, var_dir=b.var_dir, pgdata=b.cluster(env).pgdata, sockdir=b.cluster(env).sockdir,
-                      port=env.database.port or 0)
+    write_repo_config(b, env, repo)
     ensure_reachable(pgdata, b.var_dir)
     for directory in (pgdata, sockdir, logs):
         pgbr.postgres_dir(directory, 0o700)

@@ -60,6 +60,19 @@ class Route:
     address: str = "127.0.0.1"  # the address of the host the environment's app servers run on
 
 
+@dataclass(frozen=True)
+class DatabaseRoute:
+    """An HA database's entry point: TCP on `address:port`, forwarded to the one member whose
+    Patroni answers `GET /primary` with 200 (the leader)."""
+
+    env: str
+    address: str
+    port: int
+    members: tuple[tuple[str, str, int, int], ...]  # (name, address, port, rest_port)
+    inter_ms: int = 500
+    connect_timeout_ms: int = 300
+
+
 # The storefront and API requests that hold seats or attempt an order: what the per-client
 # rate limits count (matched on the decoded path, as Django routes it).
 HOLD_PATHS = ("/api/v1/holds", "/cart/hold-again/")
@@ -142,6 +155,7 @@ def render_config(
     rise: int,
     certificates: Mapping[str, Path],
     bind_address: str = "127.0.0.1",
+    databases: tuple[DatabaseRoute, ...] = (),
 ) -> str:
     """haproxy.cfg for every route. `certificates` maps env → PEM (cert + key) for TLS envs;
     `bind_address` is the front door host's address (its listeners bind there)."""
@@ -261,10 +275,39 @@ def render_config(
         window = r.front_door.rate_limit_window_s
         w(f"    stick-table type ipv6 size 100k expire {window}s store gpc0_rate({window}s),gpc1_rate({window}s)")
         w("")
+    for db in databases:
+        out.extend(_database_listen(db))
     w("backend be_unknown_host")
     w('    http-request return status 404 content-type text/plain string "No WonderTix environment answers to this host name.\\n"')
     w("")
     return "\n".join(out)
+
+
+def _database_listen(db: DatabaseRoute) -> list[str]:
+    """TCP to the leader only. A member that stops being the leader is marked down after two
+    failed checks and its sessions are cut (on-marked-down shutdown-sessions), so no client
+    keeps writing to a demoted member; the short connect timeout is also the pause between
+    HAProxy's retries while no member is up yet."""
+    out = [
+        f"listen db_{db.env}",
+        "    mode tcp",
+        "    option tcplog",
+        f"    bind {db.address}:{db.port}",
+        f"    timeout connect {db.connect_timeout_ms}ms",
+        # The app keeps connections open between requests (CONN_MAX_AGE): idle is fine here.
+        "    timeout client 1h",
+        "    timeout server 1h",
+        "    option httpchk",
+        "    http-check send meth GET uri /primary",
+        "    http-check expect status 200",
+        # While a member is down it is checked twice as often, so a new leader is routed to
+        # within about one `inter` of Patroni promoting it.
+        f"    default-server inter {db.inter_ms}ms downinter {max(100, db.inter_ms // 2)}ms fall 2 rise 2"
+        " on-marked-down shutdown-sessions",
+    ]
+    out += [f"    server {name} {addr}:{port} check port {rest}" for name, addr, port, rest in db.members]
+    out.append("")
+    return out
 
 
 def rate_table(env: str) -> str:

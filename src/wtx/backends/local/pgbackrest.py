@@ -20,6 +20,7 @@ import pwd
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +73,11 @@ def archive_settings(repo: Repository) -> dict[str, str]:
     }
 
 
-def render_config(repo: Repository, *, pgdata: Path, sockdir: Path, port: int) -> str:
+def render_config(repo: Repository, *, pgdata: Path, sockdir: Path, port: int,
+                  others: Sequence[tuple[Path, Path, int]] = ()) -> str:
+    """The stanza's config; `others` are further members of an HA cluster (data directory,
+    socket directory, port) as pg2, pg3…: pgBackRest backs up from whichever is the primary."""
+    members = [(pgdata, sockdir, port), *others]
     return "\n".join([
         "# Written by wtx from deploy/environments.toml ([environments.<env>.backups]); do not edit.",
         "[global]",
@@ -87,10 +92,8 @@ def render_config(repo: Repository, *, pgdata: Path, sockdir: Path, port: int) -
         "compress-type=lz4",
         "",
         f"[{repo.stanza}]",
-        f"pg1-path={pgdata}",
-        f"pg1-port={port}",
-        f"pg1-socket-path={sockdir}",
-        f"pg1-user={PG_USER}",
+        *[line for i, (data, sock, p) in enumerate(members, 1)
+          for line in (f"pg{i}-path={data}", f"pg{i}-port={p}", f"pg{i}-socket-path={sock}", f"pg{i}-user={PG_USER}")],
         "",
     ])
 
@@ -106,7 +109,8 @@ def postgres_dir(path: Path, mode: int) -> None:
     path.chmod(mode)
 
 
-def write_config(repo: Repository, *, var_dir: Path, pgdata: Path, sockdir: Path, port: int) -> None:
+def write_config(repo: Repository, *, var_dir: Path, pgdata: Path, sockdir: Path, port: int,
+                 others: Sequence[tuple[Path, Path, int]] = ()) -> None:
     """The repository's directory (0750) and the stanza's config (0600), both the postgres
     user's; the directories above them are made traversable (never listable) by it."""
     for directory in (repo.repo_path, repo.config_dir):
@@ -114,7 +118,7 @@ def write_config(repo: Repository, *, var_dir: Path, pgdata: Path, sockdir: Path
         postgres_dir(directory, 0o750 if directory == repo.repo_path else 0o700)
     for sub in ("log", "lock", "spool"):
         postgres_dir(repo.config_dir / sub, 0o700)
-    text = render_config(repo, pgdata=pgdata, sockdir=sockdir, port=port)
+    text = render_config(repo, pgdata=pgdata, sockdir=sockdir, port=port, others=others)
     tmp = repo.config_file.with_suffix(".tmp")
     tmp.write_text(text)
     _chown_pg(tmp)
