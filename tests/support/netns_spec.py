@@ -38,6 +38,10 @@ def netns_variant(raw: dict[str, Any], subnet: ipaddress.IPv4Network = SUBNET) -
     prd["promote_from"] = ""
     prd.pop("approval", None)
     prd["host"], envs[backup]["host"] = "prd", "bak"
+    # One plain cluster on prd's host (its HA members and backup repository live on hosts of
+    # their own, which this variant does not run).
+    prd["database"].pop("ha", None)
+    prd.pop("backups", None)
     for env in data["environments"].values():
         env["access"]["allowed_networks"] = [*env["access"].get("allowed_networks", []), str(subnet)]
     return data

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import ipaddress
 import json
 from pathlib import Path
 
@@ -130,7 +131,10 @@ def test_the_default_spec_keeps_one_supervisord_on_loopback(spec, tmp_path):
     for name in spec.environments:
         assert backend.supervisor.of_host(spec.host_name(spec.env(name))) is backend.supervisor.shared
         assert backend.address(spec.env(name)) == "127.0.0.1"
-    assert backend.cluster(spec.env("prd")).clients == ("127.0.0.1",)
+    # A plain cluster admits its clients from the spec's hosts only, all on this machine's loopback.
+    clients = backend.cluster(spec.env("stg")).clients
+    assert clients == tuple(dict.fromkeys(h.address for h in spec.hosts.values()))
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network("127.0.0.0/8") for a in clients)
 
 
 def test_this_machine_cannot_be_killed_or_cut_off():
