@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from wtx.spec import Spec, load_spec
 
 sys.path.insert(0, str(Path(__file__).parent))
 from deploy_support import Site  # noqa: E402
+from tests.support.processes import kill_processes_naming
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: dict[str, Any] = {}
@@ -227,21 +227,6 @@ def _fixed_ports(spec: Spec) -> list[int]:
     return ports
 
 
-def _leftover_pids(var_dir: Path) -> list[int]:
-    """Processes started by this session: their command line names our own var dir."""
-    pids = []
-    needle = str(var_dir).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     spec = load_spec(ROOT / "deploy" / "environments.toml")
@@ -279,11 +264,7 @@ def stack() -> Iterator[Stack]:
         finally:
             if builds.thread is not None:
                 builds.thread.join(300)
-            for pid in _leftover_pids(var_dir):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_processes_naming(var_dir)
             shutil.rmtree(var_dir, ignore_errors=True)
             shutil.rmtree(clone, ignore_errors=True)
 
