@@ -104,6 +104,8 @@ class CopyPerformanceForm(forms.Form):
 
 class CancelPerformanceForm(forms.Form):
     reason = forms.CharField(max_length=200, label="Reason (shown in the audit log)")
+    method = forms.ChoiceField(label="Pay the buyers back", widget=forms.RadioSelect, initial="original",
+                               choices=[("original", "To the card or cash they paid with"), ("cash", "In cash at the box office")])
 
 
 class PriceTypeForm(forms.ModelForm):

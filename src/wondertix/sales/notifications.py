@@ -20,7 +20,7 @@ from wondertix.money import format_cents
 from wondertix.ops import audit, outbox
 from wondertix.ops.models import OutboxEmail
 from wondertix.payments import simulated
-from wondertix.sales import errors
+from wondertix.sales import change_emails, errors
 from wondertix.sales.models import Order
 
 
@@ -51,6 +51,8 @@ def _context(order: Order) -> dict[str, Any]:
         "THEATER_NAME": settings.THEATER_NAME,
         "TEST_MARK": simulated.TEST_MARK if simulated.payments_are_simulated() else "",
         "first_name": (order.patron.first_name if order.patron else "") or order.buyer_name.split(" ")[0],
+        # A gift with tickets: the confirmation carries its donation receipt.
+        "receipt": change_emails.receipt(order, gifts) if gifts else None,
     }
 
 
@@ -74,6 +76,11 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives | None:
     if not order.buyer_email:
         return None
     context = _context(order)
+    if not context["tickets"]:  # a subscription sale or a gift: its own email (sales.change_emails)
+        subscriptions = list(order.subscriptions.select_related("subscription_type__season"))  # type: ignore[attr-defined]
+        if subscriptions:
+            return change_emails.subscription_email(order, subscriptions).message(order.buyer_email)
+        return change_emails.donation_email(order, context["gifts"]).message(order.buyer_email)
     if context["tickets"]:
         subject = f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
     else:

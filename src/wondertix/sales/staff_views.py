@@ -23,6 +23,7 @@ from wondertix.money import format_cents, parse_amount, parse_count, parse_id
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors, notifications
+from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Exchange, Refund
@@ -32,7 +33,6 @@ from wondertix.sales.refunds import (
     TicketRefund,
     charges_left,
     refund_order,
-    refund_performance_buyers,
     refundable_cents,
     ticket_refundable,
 )

@@ -13,8 +13,9 @@ from wondertix.boxoffice.roles import ADMIN, require_role
 from wondertix.boxoffice.views.common import attempt, form_page, refused_status
 from wondertix.catalog import staff
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
-from wondertix.money import parse_id
-from wondertix.sales.models import DiscountCode
+from wondertix.money import format_cents, parse_id
+from wondertix.sales import cancellation
+from wondertix.sales.models import DiscountCode, Order
 
 admin_only = require_role(ADMIN)
 
@@ -160,19 +161,30 @@ def performance_copy(request: HttpRequest, performance_id: int) -> HttpResponse:
 
 @admin_only
 def performance_cancel(request: HttpRequest, performance_id: int) -> HttpResponse:
+    """The confirmation page (what canceling does: orders, tickets, refund total), and the one
+    action that cancels, refunds every buyer and emails them (sales.cancellation)."""
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
     form = f.CancelPerformanceForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        done, err = attempt(request, lambda: staff.cancel_performance(performance_id, form.cleaned_data["reason"], actor=request.user), form)
+        data = form.cleaned_data
+        done, err = attempt(request, lambda: cancellation.cancel_and_refund(performance_id, data["reason"], method=data["method"],
+                                                                             actor=request.user), form)  # type: ignore[arg-type]
         if done is not None:
-            messages.success(request, "Performance canceled. Refund its buyers below.")
-            return redirect(f"/staff/performances/{performance_id}/cancel/")
+            if done.failed:
+                messages.warning(request, f"{len(done.failed)} order(s) could not be refunded: "
+                                 + "; ".join(f"{Order(pk=k).reference}: {v}" for k, v in done.failed.items())
+                                 + " Run the action again to retry them.")
+            messages.success(request, f"Performance canceled. Refunded {done.tickets} ticket(s) on {len(done.refunded_orders)} order(s), "
+                                      f"{format_cents(done.amount_cents)} in total; each buyer with an email address is told.")
+            return redirect("boxoffice:performance-cancel", performance_id=performance_id)
         status = refused_status(err)
     elif form.errors:
         status = 422
+    perf.refresh_from_db()
     return render(request, "boxoffice/events/cancel.html",
-                  {"perf": perf, "form": form, "buyers": staff.buyers_of(performance_id)}, status=status)
+                  {"perf": perf, "form": form, "plan": cancellation.plan(performance_id), "buyers": staff.buyers_of(performance_id)},
+                  status=status)
 
 
 @admin_only
