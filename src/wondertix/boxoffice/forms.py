@@ -104,8 +104,11 @@ class CopyPerformanceForm(forms.Form):
 
 class CancelPerformanceForm(forms.Form):
     reason = forms.CharField(max_length=200, label="Reason (shown in the audit log)")
-    method = forms.ChoiceField(label="Pay the buyers back", widget=forms.RadioSelect, initial="original",
+    method = forms.ChoiceField(label="Pay the buyers back", widget=forms.RadioSelect, initial="original", required=False,
                                choices=[("original", "To the card or cash they paid with"), ("cash", "In cash at the box office")])
+
+    def clean_method(self) -> str:
+        return self.cleaned_data.get("method") or "original"
 
 
 class PriceTypeForm(forms.ModelForm):

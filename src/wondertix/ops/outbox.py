@@ -54,9 +54,10 @@ def queue(kind: str, *, order: Order, send_now: Order | None = None, **about: An
     `send_now`: the in-memory order (with its tickets) to render from when the email is
     tried right after the commit (OUTBOX_SEND_ON_COMMIT) — the sale path passes the order it
     just wrote, so the email reads nothing back. `about`: what a change email reports
-    (`refund=` or `exchange=`). None when the order has no email address.
+    (`refund=` or `exchange=`). None when the order has no address that can receive mail (a
+    walk-up at the window is kept under a `.invalid` placeholder address, which never can).
     """
-    if not order.buyer_email:
+    if not order.buyer_email or order.buyer_email.lower().endswith(".invalid"):
         return None
     row = OutboxEmail.objects.create(kind=kind, order=order, recipient=order.buyer_email, next_attempt_at=timezone.now(), **about)
     if settings.OUTBOX_SEND_ON_COMMIT:

@@ -87,7 +87,7 @@ def _order_context(order: Order) -> dict[str, Any]:
         "exchanges": list(order.exchanges.select_related("to_performance__event", "created_by")),
         "refundable": refundable_cents(order),
         "emails": list(order.emails.order_by("created_at", "id")),  # type: ignore[attr-defined]
-        "can_resend": bool(order.buyer_email) and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
+        "can_resend": bool(order.buyer_email) and not order.buyer_email.endswith(".invalid") and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
         "can_refund": order.status in (Order.PAID, Order.PARTIALLY_REFUNDED),
         "valid_tickets": [t for t in tickets if t.status == Ticket.VALID],
         "performances": upcoming,

@@ -187,20 +187,6 @@ def performance_cancel(request: HttpRequest, performance_id: int) -> HttpRespons
                   status=status)
 
 
-@admin_only
-def performance_delete(request: HttpRequest, performance_id: int) -> HttpResponse:
-    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
-    status = 200
-    if request.method == "POST":
-        event_id = perf.event_id
-        done, err = attempt(request, lambda: staff.delete_performance(performance_id, actor=request.user))
-        if done:
-            messages.success(request, "Performance deleted.")
-            return redirect(f"/staff/events/{event_id}/")
-        status = refused_status(err)
-    return render(request, "boxoffice/events/delete.html", {"perf": perf}, status=status)
-
-
 # ---------------------------------------------------------------------------- price types
 
 
@@ -244,17 +230,6 @@ def price_type_active(request: HttpRequest, price_type_id: int) -> HttpResponse:
     else:
         messages.success(request, f"“{pt.name}” is now {'on sale' if active else 'off sale'}.")
     return redirect(f"/staff/events/{pt.event_id}/")
-
-
-@admin_only
-@require_POST
-def price_type_delete(request: HttpRequest, price_type_id: int) -> HttpResponse:
-    pt = get_object_or_404(PriceType, pk=price_type_id)
-    event_id, name = pt.event_id, pt.name
-    done, _ = attempt(request, lambda: staff.delete_price_type(price_type_id, actor=request.user))
-    if done:
-        messages.success(request, f"Deleted price type “{name}”.")
-    return redirect(f"/staff/events/{event_id}/")
 
 
 # ---------------------------------------------------------------------------- seasons
@@ -346,17 +321,6 @@ def season_price_edit(request: HttpRequest, price_id: int) -> HttpResponse:
     return form_page(request, form, title=title, back=back, status=422 if form.errors else 200)
 
 
-@admin_only
-@require_POST
-def season_price_delete(request: HttpRequest, price_id: int) -> HttpResponse:
-    row = get_object_or_404(SeasonPrice, pk=price_id)
-    season_id = row.season_id
-    done, _ = attempt(request, lambda: staff.delete_season_price(price_id, actor=request.user))
-    if done:
-        messages.success(request, "Default price removed.")
-    return redirect(f"/staff/seasons/{season_id}/")
-
-
 # ---------------------------------------------------------------------------- discount codes
 
 
@@ -422,14 +386,3 @@ def season_add_event(request: HttpRequest, season_id: int) -> HttpResponse:
     if event is not None:
         messages.success(request, f"Added “{event.title}” to the season, with its default prices.")
     return redirect(f"/staff/seasons/{season_id}/")
-
-
-@admin_only
-@require_POST
-def discount_delete(request: HttpRequest, discount_id: int) -> HttpResponse:
-    code = get_object_or_404(DiscountCode, pk=discount_id)
-    label = code.code
-    done, _ = attempt(request, lambda: staff.delete_discount(discount_id, actor=request.user))
-    if done:
-        messages.success(request, f"Deleted code {label}.")
-    return redirect("/staff/discounts/")
