@@ -156,3 +156,30 @@ def test_admins_preview_every_email_with_sample_data_and_nothing_is_written(admi
     assert admin.get("/staff/emails/no-such-email/").status_code == 404
     assert staff.get("/staff/emails/").status_code == 403  # a box-office clerk
     assert (Order.objects.count(), OutboxEmail.objects.count(), AuditEntry.objects.count()) == before
+
+
+def test_an_exchange_refunded_to_the_card_emails_once_it_has_gone_out(make_performance, buyer, good_card, clerk, on_commit):
+    dear = make_performance()
+    PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
+    cheap = make_performance(starts_in=timedelta(days=10))
+    with on_commit():
+        order = _buy(dear, buyer, good_card, n=1)
+    mail.outbox.clear()
+    with on_commit():  # pending, then the provider, then finished: the email comes with the finish
+        exchange_tickets(order.pk, ExchangeRequest([order.tickets.get().pk], cheap.pk, method="original"), idempotency_key="x2", actor=clerk)
+    (message,) = mail.outbox
+    assert "The difference of $15.00 is refunded to the card you paid with." in message.body
+
+
+def test_a_refund_the_provider_refuses_sends_no_email(make_performance, buyer, good_card, clerk, on_commit, monkeypatch):
+    from wondertix.payments.providers.base import RefundResult
+    from wondertix.payments.providers.test import TestCardProvider
+    from wondertix.sales.errors import SaleError
+
+    with on_commit():
+        order = _buy(make_performance(), buyer, good_card)
+    mail.outbox.clear()
+    monkeypatch.setattr(TestCardProvider, "refund", lambda self, **kw: RefundResult(False, message="Card closed"))
+    with on_commit(), pytest.raises(SaleError):
+        refund_order(order.pk, RefundRequest(tickets=[TicketRefund(order.tickets.first().pk)]), idempotency_key="r3", actor=clerk)
+    assert mail.outbox == [] and not OutboxEmail.objects.filter(kind=OutboxEmail.REFUND).exists()
