@@ -235,6 +235,15 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 THEATER_NAME = env.str("THEATER_NAME", default="WonderTix Community Theater")
+# Donation receipts name the organization as the tax authority knows it, with its tax id, and
+# say what the law asks a receipt to say (the theater's accountant writes this wording).
+THEATER_LEGAL_NAME = env.str("THEATER_LEGAL_NAME", default="") or THEATER_NAME
+THEATER_TAX_ID = env.str("THEATER_TAX_ID", default="")
+DONATION_TAX_STATEMENT = env.str(
+    "DONATION_TAX_STATEMENT",
+    default="No goods or services were provided in exchange for this gift. "
+    "It may be tax-deductible to the extent allowed by law; please keep this receipt for your records.",
+)
 
 # Email: console in dev; the environment spec sets EMAIL_BACKEND (file, smtp) elsewhere.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -20,7 +20,7 @@ from wondertix.money import format_cents
 from wondertix.ops import audit, outbox
 from wondertix.ops.models import OutboxEmail
 from wondertix.payments import simulated
-from wondertix.sales import errors
+from wondertix.sales import change_emails, errors
 from wondertix.sales.models import Order
 
 
@@ -51,6 +51,8 @@ def _context(order: Order) -> dict[str, Any]:
         "THEATER_NAME": settings.THEATER_NAME,
         "TEST_MARK": simulated.TEST_MARK if simulated.payments_are_simulated() else "",
         "first_name": (order.patron.first_name if order.patron else "") or order.buyer_name.split(" ")[0],
+        # A gift with tickets: the confirmation carries its donation receipt.
+        "receipt": change_emails.receipt(order, gifts) if gifts else None,
     }
 
 
@@ -74,6 +76,11 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives | None:
     if not order.buyer_email:
         return None
     context = _context(order)
+    if not context["tickets"]:  # a subscription sale or a gift: its own email (sales.change_emails)
+        subscriptions = list(order.subscriptions.select_related("subscription_type__season"))  # type: ignore[attr-defined]
+        if subscriptions:
+            return change_emails.subscription_email(order, subscriptions).message(order.buyer_email)
+        return change_emails.donation_email(order, context["gifts"]).message(order.buyer_email)
     if context["tickets"]:
         subject = f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
     else:
@@ -110,7 +117,7 @@ def resend_confirmation(order_id: int, *, actor: User) -> OutboxEmail:
         order = Order.objects.select_for_update().get(pk=order_id)  # two clicks queue one email
         if order.status not in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED):
             raise errors.conflict("order_not_paid", "This order was never paid, so there is no confirmation to send.")
-        if not order.buyer_email:
+        if not order.buyer_email or order.buyer_email.lower().endswith(".invalid"):  # a walk-up's placeholder
             raise errors.conflict("no_email_address", "This order has no email address, so the confirmation cannot be sent. Print the tickets instead.")
         row = order.emails.filter(kind=OutboxEmail.ORDER_CONFIRMATION, status=OutboxEmail.PENDING).order_by("pk").first()  # type: ignore[attr-defined]
         if row is not None:

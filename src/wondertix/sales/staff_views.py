@@ -23,6 +23,7 @@ from wondertix.money import format_cents, parse_amount, parse_count, parse_id
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors, notifications
+from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Exchange, Refund
@@ -32,7 +33,6 @@ from wondertix.sales.refunds import (
     TicketRefund,
     charges_left,
     refund_order,
-    refund_performance_buyers,
     refundable_cents,
     ticket_refundable,
 )
@@ -87,7 +87,7 @@ def _order_context(order: Order) -> dict[str, Any]:
         "exchanges": list(order.exchanges.select_related("to_performance__event", "created_by")),
         "refundable": refundable_cents(order),
         "emails": list(order.emails.order_by("created_at", "id")),  # type: ignore[attr-defined]
-        "can_resend": bool(order.buyer_email) and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
+        "can_resend": bool(order.buyer_email) and not order.buyer_email.endswith(".invalid") and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
         "can_refund": order.status in (Order.PAID, Order.PARTIALLY_REFUNDED),
         "valid_tickets": [t for t in tickets if t.status == Ticket.VALID],
         "performances": upcoming,
