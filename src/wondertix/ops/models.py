@@ -40,7 +40,8 @@ class OutboxEmail(models.Model):
     STATUSES = [(PENDING, "Waiting to be sent"), (SENDING, "Sending"), (SENT, "Sent"), (FAILED, "Failed")]
 
     ORDER_CONFIRMATION = "order_confirmation"
-    KINDS = [(ORDER_CONFIRMATION, "Order confirmation")]
+    ORDER_LINKS = "order_links"  # "Find my tickets": a link to each order of one address
+    KINDS = [(ORDER_CONFIRMATION, "Order confirmation"), (ORDER_LINKS, "Links to the patron's orders")]
 
     created_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=40, choices=KINDS)

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 RENDERERS: dict[str, str] = {
     OutboxEmail.ORDER_CONFIRMATION: "wondertix.sales.notifications.order_confirmation_message",
 }
+# kind → the function that renders an email to an address rather than about one order (it
+# is given the recipient; the row has no order).
+ADDRESS_RENDERERS: dict[str, str] = {
+    OutboxEmail.ORDER_LINKS: "wondertix.sales.notifications.order_links_message",
+}
 
 
 def queue(kind: str, *, order: Order, send_now: Order | None = None) -> OutboxEmail | None:
@@ -56,6 +61,16 @@ def queue(kind: str, *, order: Order, send_now: Order | None = None) -> OutboxEm
         # turned into an error page for a sale that has committed; the jobs program retries.
         transaction.on_commit(lambda: deliver(row, order=send_now), robust=True)
     return row
+
+
+def queue_to_address(kind: str, recipient: str) -> OutboxEmail:
+    """Write an email to an address, about no one order; call inside the caller's transaction.
+
+    Never tried on commit: the jobs program sends it. The request that asked for it then does
+    the same work whatever the email will say — or whether there will be one at all (the
+    renderer may find nothing to send) — so its answer and its timing tell nothing.
+    """
+    return OutboxEmail.objects.create(kind=kind, recipient=recipient, next_attempt_at=timezone.now())
 
 
 def retry_now(row: OutboxEmail) -> None:
@@ -128,8 +143,12 @@ def send_due(limit: int = 50) -> dict[str, int]:
 def _send(row: OutboxEmail, *, order: Order | None = None) -> bool:
     """Render and send a claimed row; record the outcome. Never raises for a mail failure."""
     try:
-        render: Callable[..., EmailMessage | None] = import_string(RENDERERS[row.kind])
-        message = render(order or row.order)
+        if row.kind in ADDRESS_RENDERERS:
+            render: Callable[..., EmailMessage | None] = import_string(ADDRESS_RENDERERS[row.kind])
+            message = render(row.recipient)
+        else:
+            render = import_string(RENDERERS[row.kind])
+            message = render(order or row.order)
         if message is not None:
             message.send()
     except Exception as exc:  # any failure (SMTP, timeout, template) is the row's, not the caller's
