@@ -14,7 +14,7 @@ from icalendar import Calendar
 from pypdf import PdfReader
 
 from wondertix.ops.models import AuditEntry
-from wondertix.sales import refunds, ticket_files, ticket_pdf
+from wondertix.sales import refunds, ticket_files
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.notifications import send_order_confirmation
 from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, sell
@@ -131,13 +131,20 @@ def test_ticket_stock_layout_is_one_landscape_ticket_per_page_of_the_configured_
     assert tickets[0].code in text and order.reference in text and "7:30 PM EST" in text
 
 
-def test_a_bad_ticket_stock_size_is_a_clear_configuration_error(settings):
+def test_a_bad_ticket_size_is_a_clear_configuration_error_that_refuses_to_start(settings):
+    from django.core.checks import run_checks
     from django.core.exceptions import ImproperlyConfigured
 
-    for bad in ("8 by 3", "3.25x8", "0x0", "40x30"):
+    for bad in ("8 by 3", "3.25x8", "0x0", "40x30", "nanxnan"):
         settings.TICKET_STOCK_SIZE_IN = bad
         with pytest.raises(ImproperlyConfigured, match="TICKET_STOCK_SIZE_IN"):
-            ticket_pdf.stock_size()
+            ticket_files.stock_size()
+        assert [e.msg for e in run_checks() if e.id == "wondertix.E021"] == [f"TICKET_STOCK_SIZE_IN must be {'WIDTHxHEIGHT in inches, like 8x3.25' if bad == '8 by 3' else 'landscape, 1 to 17 inches a side'} (got {bad!r})"]
+    settings.TICKET_STOCK_SIZE_IN = "8x3.25"
+    settings.TICKET_PAGE_SIZE = "legal"
+    assert [e.id for e in run_checks() if e.id == "wondertix.E021"] == ["wondertix.E021"]
+    settings.TICKET_PAGE_SIZE = "A4"
+    assert not [e for e in run_checks() if e.id == "wondertix.E021"]
 
 
 def test_the_calendar_has_one_event_per_performance_in_the_theaters_zone(theater, two_shows, good_card):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from wondertix.money import format_cents
@@ -20,6 +21,8 @@ from wondertix.payments import simulated
 from wondertix.sales.models import Order, Ticket
 
 KEEPABLE_ORDER_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED)
+PT_PER_IN = 72.0
+PAGE_SIZES = {"letter": (612.0, 792.0), "a4": (595.28, 841.89)}
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,25 @@ def faces(order: Order, tickets: list[Ticket]) -> list[TicketFace]:
             test_mark=mark,
         ))
     return result
+
+
+def stock_size() -> tuple[float, float]:
+    """TICKET_STOCK_SIZE_IN ("8x3.25") in points, landscape."""
+    raw = settings.TICKET_STOCK_SIZE_IN
+    try:
+        width, height = (float(part) for part in raw.lower().split("x"))
+    except ValueError:
+        raise ImproperlyConfigured(f"TICKET_STOCK_SIZE_IN must be WIDTHxHEIGHT in inches, like 8x3.25 (got {raw!r})") from None
+    if not (1 <= height <= width <= 17):
+        raise ImproperlyConfigured(f"TICKET_STOCK_SIZE_IN must be landscape, 1 to 17 inches a side (got {raw!r})")
+    return width * PT_PER_IN, height * PT_PER_IN
+
+
+def page_size() -> tuple[float, float]:
+    try:
+        return PAGE_SIZES[settings.TICKET_PAGE_SIZE.lower()]
+    except KeyError:
+        raise ImproperlyConfigured(f"TICKET_PAGE_SIZE must be one of {', '.join(PAGE_SIZES)} (got {settings.TICKET_PAGE_SIZE!r})") from None
 
 
 def pdf_filename(order: Order) -> str:

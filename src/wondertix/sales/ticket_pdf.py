@@ -21,13 +21,10 @@ from collections.abc import Iterable
 
 import qrcode
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from fpdf import FPDF
 
-from wondertix.sales.ticket_files import TicketFace
+from wondertix.sales.ticket_files import PT_PER_IN, TicketFace, page_size, stock_size
 
-PT_PER_IN = 72.0
-PAGE_SIZES = {"letter": (612.0, 792.0), "a4": (595.28, 841.89)}
 ENCODING = "windows-1252"
 LAYOUTS = ("page", "stock")
 # Letters with a stroke have no decomposition to a plain letter; the usual stand-ins.
@@ -46,25 +43,6 @@ def printable(text: str) -> str:
             plain = unicodedata.normalize("NFKD", ch).encode(ENCODING, "ignore").decode(ENCODING)
             out.append(plain or "?")
     return "".join(out)
-
-
-def stock_size() -> tuple[float, float]:
-    """TICKET_STOCK_SIZE_IN ("8x3.25") in points, landscape."""
-    raw = settings.TICKET_STOCK_SIZE_IN
-    try:
-        width, height = (float(part) for part in raw.lower().split("x"))
-    except ValueError:
-        raise ImproperlyConfigured(f"TICKET_STOCK_SIZE_IN must be WIDTHxHEIGHT in inches, like 8x3.25 (got {raw!r})") from None
-    if not (1 <= height <= width <= 17):
-        raise ImproperlyConfigured(f"TICKET_STOCK_SIZE_IN must be landscape, 1 to 17 inches a side (got {raw!r})")
-    return width * PT_PER_IN, height * PT_PER_IN
-
-
-def _page_size() -> tuple[float, float]:
-    try:
-        return PAGE_SIZES[settings.TICKET_PAGE_SIZE.lower()]
-    except KeyError:
-        raise ImproperlyConfigured(f"TICKET_PAGE_SIZE must be one of {', '.join(PAGE_SIZES)} (got {settings.TICKET_PAGE_SIZE!r})") from None
 
 
 def draw_qr(pdf: FPDF, code: str, x: float, y: float, size: float) -> None:
@@ -188,7 +166,7 @@ def render(faces: Iterable[TicketFace], *, title: str, layout: str = "page") -> 
     """The PDF: one page per ticket face, in the given layout."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
-    size = _page_size() if layout == "page" else stock_size()
+    size = page_size() if layout == "page" else stock_size()
     pdf = _new_pdf(size, title)
     draw = _page_ticket if layout == "page" else _stock_ticket
     for face in faces:
