@@ -152,3 +152,22 @@ def test_staff_resend_confirmation_is_on_the_order_and_audited(two_orders, staff
     assert {a[2] for a in mail.outbox[0].attachments} == {"application/pdf", "text/calendar"}
     entry = AuditEntry.objects.get(action="order.confirmation_resent")
     assert entry.actor == clerk and entry.object_id == str(first.pk)
+
+
+def test_lookups_older_than_a_day_are_forgotten(two_orders):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _ask(Client(), "ada@example.org")
+    TicketLookup.objects.update(created_at=timezone.now() - timedelta(days=2))
+    _ask(Client(), "nobody@example.org")
+    assert TicketLookup.objects.count() == 1
+
+
+def test_an_order_without_an_address_says_why_there_is_no_resend(two_orders, staff):
+    first, _ = two_orders
+    Order.objects.filter(pk=first.pk).update(buyer_email="")
+    page = staff.get(f"/staff/sales/orders/{first.pk}/").content.decode()
+    assert "Resend confirmation</button>" not in page
+    assert "No email address on this order, so there is no confirmation to resend: print the tickets instead." in page
