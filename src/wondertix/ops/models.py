@@ -43,11 +43,13 @@ class OutboxEmail(models.Model):
     REFUND = "refund"
     EXCHANGE = "exchange"
     PERFORMANCE_CANCELED = "performance_canceled"
+    ORDER_LINKS = "order_links"  # "Find my tickets": a link to each order of one address
     KINDS = [
         (ORDER_CONFIRMATION, "Order confirmation"),
         (REFUND, "Refund"),
         (EXCHANGE, "Exchange"),
         (PERFORMANCE_CANCELED, "Performance canceled"),
+        (ORDER_LINKS, "Links to the patron's orders"),
     ]
 
     created_at = models.DateTimeField(auto_now_add=True)

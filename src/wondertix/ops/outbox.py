@@ -46,6 +46,11 @@ ROW_RENDERERS: dict[str, str] = {
     OutboxEmail.PERFORMANCE_CANCELED: "wondertix.sales.change_emails.cancellation_message",
     OutboxEmail.EXCHANGE: "wondertix.sales.change_emails.exchange_message",
 }
+# kind → the function that renders an email to an address rather than about one order (it
+# is given the recipient; the row has no order).
+ADDRESS_RENDERERS: dict[str, str] = {
+    OutboxEmail.ORDER_LINKS: "wondertix.sales.notifications.order_links_message",
+}
 
 
 def queue(kind: str, *, order: Order, send_now: Order | None = None, **about: Any) -> OutboxEmail | None:
@@ -65,6 +70,16 @@ def queue(kind: str, *, order: Order, send_now: Order | None = None, **about: An
         # turned into an error page for a sale that has committed; the jobs program retries.
         transaction.on_commit(lambda: deliver(row, order=send_now), robust=True)
     return row
+
+
+def queue_to_address(kind: str, recipient: str) -> OutboxEmail:
+    """Write an email to an address, about no one order; call inside the caller's transaction.
+
+    Never tried on commit: the jobs program sends it. The request that asked for it then does
+    the same work whatever the email will say — or whether there will be one at all (the
+    renderer may find nothing to send) — so its answer and its timing tell nothing.
+    """
+    return OutboxEmail.objects.create(kind=kind, recipient=recipient, next_attempt_at=timezone.now())
 
 
 def retry_now(row: OutboxEmail) -> None:
@@ -141,6 +156,9 @@ def _send(row: OutboxEmail, *, order: Order | None = None) -> bool:
         if row.kind in ROW_RENDERERS:
             render = import_string(ROW_RENDERERS[row.kind])
             message = render(row)
+        elif row.kind in ADDRESS_RENDERERS:
+            render = import_string(ADDRESS_RENDERERS[row.kind])
+            message = render(row.recipient)
         else:
             render = import_string(RENDERERS[row.kind])
             message = render(order or row.order)
