@@ -146,14 +146,15 @@ def parse_csv(text: str, *, venue: str, name: str) -> ChartIn:
         if len(row) != len(header):
             raise ChartFileError(f"line {line}", f"{len(row)} fields, expected {len(header)}")
         cells = dict(zip(header, (c.strip() for c in row), strict=True))
+        position: dict[str, int] = {}
         for field in ("x", "y"):
             try:
-                cells[field] = int(cells[field])
+                position[field] = int(cells[field])
             except ValueError:
                 raise ChartFileError(f"line {line}, field {field}", f"“{cells[field]}” is not a whole number") from None
         category = cells.get("category") or cells["section"]
         flags = [f.strip() for f in cells.get("flags", "").split(";") if f.strip()]
-        seat = {"row": cells["row"], "label": cells["seat"], "x": cells["x"], "y": cells["y"], "category": category, "flags": flags}
+        seat = {"row": cells["row"], "label": cells["seat"], "x": position["x"], "y": position["y"], "category": category, "flags": flags}
         try:
             SeatIn.model_validate(seat)
             SectionIn.model_validate({"name": cells["section"]})

@@ -67,7 +67,7 @@ def seat_map(performance: Performance, *, now: datetime | None = None) -> SeatMa
     now = now or timezone.now()
     taken = taken_seat_ids(performance.pk, now)
     categories = list(chart.categories.all())
-    sections = {s.pk: {"id": s.pk, "name": s.name, "seats": []} for s in chart.sections.all()}
+    sections: dict[int, dict[str, Any]] = {s.pk: {"id": s.pk, "name": s.name, "seats": []} for s in chart.sections.all()}
     counts: dict[str, int] = defaultdict(int)
     rows = Seat.objects.filter(section__chart=chart).order_by("section_id", "y", "x").values_list(
         "pk", "section_id", "row", "label", "x", "y", "category_id", "accessible", "companion", "restricted_view", "house_seat",
@@ -139,23 +139,23 @@ def best_available(performance: Performance, quantity: int, *, category_id: int 
         for run in _runs([(s[0], s[1], s[4]) for s in seats], quantity):
             run_ids = {r[0] for r in run}
             members = [s for s in seats if s[0] in run_ids]
-            cats = {s[3] for s in members}
-            if len(cats) != 1:
+            cat_ids = {s[3] for s in members}
+            if len(cat_ids) != 1:
                 continue
-            cat = categories[cats.pop()]
+            category = categories[cat_ids.pop()]
             centre = sum(s[1] for s in members) / quantity
-            score = (cat.rank, cat.pk, min(s[2] for s in members), abs(centre - middle))
+            score = (category.rank, category.pk, min(s[2] for s in members), abs(centre - middle))
             if best is None or score < best[0]:
-                best = (score, sorted(run_ids), cat.pk)
+                best = (score, sorted(run_ids), category.pk)
     if best is not None:
         return BestSeats(True, best[1], best[2], f"{quantity} seats together in “{categories[best[2]].name}”.")
-    free = sorted(
+    singles = sorted(
         ((categories[s[3]].rank, s[2], s[1], s[0]) for seats in rows.values() for s in seats if s[4] and s[3] in categories),
     )
-    if len(free) < quantity:
-        raise errors.sold_out(f"Sorry, only {len(free)} seat{'s' if len(free) != 1 else ''} left.", performance_id=performance.pk, available=len(free))
+    if len(singles) < quantity:
+        raise errors.sold_out(f"Sorry, only {len(singles)} seat{'s' if len(singles) != 1 else ''} left.", performance_id=performance.pk, available=len(singles))
     return BestSeats(
-        False, sorted(s[3] for s in free[:quantity]), None,
+        False, sorted(s[3] for s in singles[:quantity]), None,
         f"No {quantity} seats are left together. These are the best {quantity} seats available, not side by side.",
     )
 

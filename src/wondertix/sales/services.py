@@ -394,7 +394,7 @@ def _place_order(
             price_cents=t.price_cents,
             fee_cents=t.fee_cents,
             discount_cents=t.discount_cents,
-            seat_id=seat_id,
+            seat=chosen.seats[seat_id] if seat_id else None,
         )
         for t, seat_id in zip(totals.tickets, ticket_seats, strict=True)
     )
