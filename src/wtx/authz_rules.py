@@ -45,6 +45,8 @@ API_RULES: dict[str, frozenset[str]] = {
     "/api/v1/staff/checkin/undo": DOOR,
 }
 API_BACK_OFFICE_PREFIXES = ("/api/v1/staff/sales/", "/api/v1/staff/reports/")
+# Seating charts (import, export, which chart a performance sells from): the catalog's admins.
+API_ADMIN_PREFIXES = ("/api/v1/staff/seating/",)
 STAFF_API_PREFIX = "/api/v1/staff"
 
 
@@ -71,6 +73,8 @@ def allowed_api_roles(path: str) -> frozenset[str]:
         return API_RULES[path]
     if path.startswith(API_BACK_OFFICE_PREFIXES):
         return SELLERS
+    if path.startswith(API_ADMIN_PREFIXES):
+        return ADMINS
     raise NoRule(f"No authorization rule declared for the staff API {path}: add it to src/wtx/authz_rules.py.")
 
 

@@ -186,7 +186,7 @@ def export_chart(request: HttpRequest, chart_id: int = ChartId) -> dict[str, Any
 
 @staff.put(
     "/performances/{performance_id}/chart",
-    response={200: ChartOut | None, **answers(401, 404, 409, 422, 503)},
+    response={200: ChartOut | None, **answers(400, 401, 404, 409, 422, 503)},
     auth=admin,
     summary="Sell a performance from a seating chart (or make it general admission)",
     description="Capacity becomes the chart's seats plus its standing areas. `chart_in_use` (409): tickets are sold or held.",
