@@ -175,3 +175,29 @@ def test_a_chart_cannot_change_under_sold_tickets(buyer, good_card):
     with pytest.raises(SaleError) as exc:
         seating.use_chart(r.perf, None)
     assert exc.value.code == "chart_in_use"
+
+
+def test_a_refunded_seat_can_be_sold_again(buyer, good_card, clerk):
+    from wondertix.sales.refunds import RefundRequest, TicketRefund, refund_order
+
+    r = make_reserved()
+    order = sell([_line(r, "Orchestra", "Orchestra/A/1", "Orchestra/A/2")], _details(buyer, good_card))
+    ticket = order.tickets.get(seat_id=r.seats["Orchestra/A/1"])
+    err = _refused(sell, [_line(r, "Orchestra", "Orchestra/A/1")], _details(buyer, good_card))
+    assert err.code == "seat_taken"
+    refund_order(order.pk, RefundRequest(tickets=[TicketRefund(ticket.pk)], reason="cannot come"), idempotency_key="seat-refund-1", actor=clerk)
+    again = sell([_line(r, "Orchestra", "Orchestra/A/1")], _details(buyer, good_card))
+    assert again.tickets.get().seat_id == r.seats["Orchestra/A/1"]
+    assert not SeatClaim.objects.filter(ticket=ticket).exists()
+    # Seat 2 is still the first order's.
+    assert _refused(sell, [_line(r, "Orchestra", "Orchestra/A/2")], _details(buyer, good_card)).code == "seat_taken"
+
+
+def test_exchanges_of_reserved_seats_are_refused_clearly(buyer, good_card, clerk):
+    from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
+
+    r = make_reserved()
+    order = sell([_line(r, "Orchestra", "Orchestra/A/1")], _details(buyer, good_card))
+    err = _refused(exchange_tickets, order.pk, ExchangeRequest(ticket_ids=[order.tickets.get().pk], to_performance_id=r.perf.pk, price_type_id=r.prices["Balcony"].pk),
+                   idempotency_key="seat-exchange-1", actor=clerk)
+    assert err.code == "exchange_reserved_unsupported"
