@@ -141,15 +141,23 @@ def claim(wanted: dict[int, list[int]], chosen: ChosenSeats, *, now: datetime, o
                 raise seat_taken(chosen, perf_id, set(ids) - got)
 
 
-def claim_without_constraint(wanted: dict[int, list[int]], chosen: ChosenSeats, *, now: datetime) -> None:
+def check_without_constraint(tickets: Sequence[Ticket], chosen: ChosenSeats, *, now: datetime) -> None:
     """The naive read-check-write the claim exists to prevent (WONDERTIX_UNSAFE_DISABLE_SALES_LOCK,
     a test switch refused unless DEBUG is on): look for sold or held seats, pause, and write no
-    claim at all — the tickets carry their seats, nothing unique guards them."""
+    claim at all — the tickets carry their seats, nothing unique guards them. Called before the
+    counter UPDATE, whose row lock would otherwise serialize the race it exists to show."""
+    seated = [t for t in tickets if t.seat_id is not None]
+    if seated:
+        _naive_check(_by_performance(seated), chosen, now=now, order_id=seated[0].order_id)
+
+
+def _naive_check(wanted: dict[int, list[int]], chosen: ChosenSeats, *, now: datetime, order_id: int) -> None:
     from wondertix.sales.inventory import UNSAFE_RACE_WINDOW_SECONDS
 
     for perf_id, seat_ids in sorted(wanted.items()):
         held = SeatClaim.objects.filter(performance_id=perf_id, seat_id__in=seat_ids).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        sold = Ticket.objects.filter(performance_id=perf_id, seat_id__in=seat_ids, status=Ticket.VALID)
+        # This order's own tickets are written already (write first, claim last): not a competitor.
+        sold = Ticket.objects.filter(performance_id=perf_id, seat_id__in=seat_ids, status=Ticket.VALID).exclude(order_id=order_id)
         taken = set(held.values_list("seat_id", flat=True)) | set(sold.values_list("seat_id", flat=True))
         if taken:
             raise seat_taken(chosen, perf_id, {i for i in taken if i is not None})
@@ -163,8 +171,7 @@ def claim_for_order(tickets: Sequence[Ticket], chosen: ChosenSeats, *, now: date
     if not seated:
         return
     if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK and hold_id is None:
-        claim_without_constraint(_by_performance(seated), chosen, now=now)
-        return
+        return  # checked by check_without_constraint, before the counter (test switch)
     if hold_id is not None:
         SeatClaim.objects.filter(hold_line__hold_id=hold_id)._raw_delete(SeatClaim.objects.db)  # type: ignore[attr-defined]
     owners = {(t.performance_id, t.seat_id): t.pk for t in seated}
