@@ -111,6 +111,25 @@ def taken_seat_ids(performance_id: int, now: datetime) -> dict[int, str]:
     return {seat_id: ("held" if expires else "sold") for seat_id, expires in rows.values_list("seat_id", "expires_at")}
 
 
+def precheck(lines: Sequence[SeatLine], chosen: ChosenSeats, *, now: datetime, hold_id: int | None = None) -> None:
+    """Refuse at once when a wanted seat is already sold or held by another (one plain read), so
+    a buyer who lost the seat costs a read, not a rolled-back order. Only ever refuses: the
+    claim under the lock decides."""
+    wanted = {(line.performance_id, seat) for line in lines for seat in line.seat_ids}
+    if not wanted:
+        return
+    qs = SeatClaim.objects.filter(performance_id__in={p for p, _ in wanted}, seat_id__in={s for _, s in wanted})
+    qs = qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+    if hold_id is not None:
+        qs = qs.exclude(hold_line__hold_id=hold_id)
+    taken: dict[int, set[int]] = defaultdict(set)
+    for perf_id, seat_id in qs.values_list("performance_id", "seat_id"):
+        if (perf_id, seat_id) in wanted:
+            taken[perf_id].add(seat_id)
+    for perf_id, ids in sorted(taken.items()):
+        raise seat_taken(chosen, perf_id, ids)
+
+
 def claim(wanted: dict[int, list[int]], chosen: ChosenSeats, *, now: datetime, owners: dict[tuple[int, int], int], hold_expires_at: datetime | None) -> None:
     """Take seats: wanted = performance id -> seat ids; owners = (performance, seat) -> the
     ticket id (sales) or hold line id (holds, with `hold_expires_at`). Runs under the

@@ -355,6 +355,8 @@ def _place_order(
     chosen = seats.check_lines(lines, performances, price_types, staff=staff)
     demand = _demand(lines)
     inventory.precheck_capacity(performances, demand)
+    if chosen.seats:
+        seats.precheck(lines, chosen, now=now, hold_id=hold.pk if hold else None)
     ticket_seats: list[int | None] = []
 
     totals = pricing.Totals(donation_cents=donation)
