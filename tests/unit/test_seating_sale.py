@@ -201,3 +201,22 @@ def test_exchanges_of_reserved_seats_are_refused_clearly(buyer, good_card, clerk
     err = _refused(exchange_tickets, order.pk, ExchangeRequest(ticket_ids=[order.tickets.get().pk], to_performance_id=r.perf.pk, price_type_id=r.prices["Balcony"].pk),
                    idempotency_key="seat-exchange-1", actor=clerk)
     assert err.code == "exchange_reserved_unsupported"
+
+
+def test_a_general_admission_order_sends_no_seating_statement(make_performance, buyer, good_card):
+    """General admission keeps its sale path: not one read or write of seats, claims or categories."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    perf = make_performance(capacity=10)
+    with CaptureQueriesContext(connection) as sale:
+        sell([LineRequest(perf.pk, perf.adult.pk, 2)], _details(buyer, good_card))
+    with CaptureQueriesContext(connection) as held:
+        hold = create_hold([LineRequest(perf.pk, perf.adult.pk, 2)])
+    with CaptureQueriesContext(connection) as bought:
+        checkout(hold.token, _details(buyer, good_card))
+    seating_tables = ("seatclaim", "catalog_seat", "seatcategory", "seatingchart")
+    assert not [q["sql"] for q in sale.captured_queries if any(t in q["sql"] for t in seating_tables)]
+    assert not [q["sql"] for q in held.captured_queries if any(t in q["sql"] for t in seating_tables)]
+    # A hold's checkout reads its seats (none here): one indexed read, nothing else.
+    assert len([q for q in bought.captured_queries if any(t in q["sql"] for t in seating_tables)]) == 1
