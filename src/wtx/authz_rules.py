@@ -32,7 +32,7 @@ PAGE_RULES: dict[str, frozenset[str]] = {
     "audit": ADMINS,
 }
 CATALOG_PREFIXES = ("staff/events/", "staff/performances/", "staff/price-types/", "staff/seasons/",
-                    "staff/season-prices/", "staff/discounts/")
+                    "staff/season-prices/", "staff/discounts/", "staff/seating/")
 BACK_OFFICE_PREFIXES = ("staff/sales/", "staff/contacts/", "staff/reports/")
 # Open to everyone: signing in and out.
 PUBLIC_STAFF_PAGES = frozenset({"staff/login/", "staff/logout/"})
