@@ -220,3 +220,14 @@ def test_a_general_admission_order_sends_no_seating_statement(make_performance, 
     assert not [q["sql"] for q in held.captured_queries if any(t in q["sql"] for t in seating_tables)]
     # A hold's checkout reads its seats (none here): one indexed read, nothing else.
     assert len([q for q in bought.captured_queries if any(t in q["sql"] for t in seating_tables)]) == 1
+
+
+def test_the_capacity_of_a_reserved_performance_follows_its_chart(clerk):
+    from wondertix.catalog.staff import update_performance
+
+    r = make_reserved()
+    err = _refused(update_performance, r.perf.pk, {"capacity": 10}, actor=clerk)
+    assert err.code == "capacity_follows_chart"
+    update_performance(r.perf.pk, {"capacity": r.perf.capacity, "note": "Matinee"}, actor=clerk)
+    r.perf.refresh_from_db()
+    assert r.perf.capacity == 40 and r.perf.note == "Matinee"
