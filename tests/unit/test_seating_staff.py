@@ -51,3 +51,18 @@ def test_the_box_office_cannot_upload_charts(staff):
     r = staff.post("/staff/seating/", {"file": SimpleUploadedFile("x.csv", b"section,row,seat,x,y\n", "text/csv")})
     assert r.status_code in (302, 403)
     assert not SeatingChart.objects.exists()
+
+
+def test_the_storefront_sends_reserved_seats_to_the_box_office_instead_of_a_form_that_cannot_work():
+    from tests.unit.seating_fixtures import make_reserved
+
+    r = make_reserved()
+    page = Client().get(f"/performances/{r.perf.pk}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "choose yours with the box office" in text and "Add to cart" not in text
+    post = Client().post(f"/performances/{r.perf.pk}/", {f"qty_{r.prices['Orchestra'].pk}": "2"})
+    assert post.status_code == 409
+    from wondertix.sales.models import Hold
+
+    assert not Hold.objects.exists()
