@@ -33,6 +33,7 @@ for p in (ROOT, ROOT / "bench", ROOT / "src"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+import reserved  # noqa: E402
 from loadgen import Run, buy, percentile  # noqa: E402
 from tests.support.liveserver import LiveServer, app_env, manage  # noqa: E402
 from tests.support.pgcluster import PgCluster  # noqa: E402
@@ -174,7 +175,12 @@ def measure(
     mode: str, server: LiveServer, pg: PgCluster, stats: Statements | None, *, buyers: int, orders: int,
     seconds: float, tickets: int, capacity: int,
 ) -> tuple[Figures, list[tuple[int, str]]]:
-    perf_id, adult_id = make_performance(capacity, f"Bench {mode}")
+    if mode == "reserved":
+        perf_id, prices, pairs = reserved.make_reserved_performance()
+        make_body = reserved.body_for_pairs(perf_id, prices, pairs)
+    else:
+        perf_id, adult_id = make_performance(capacity, f"Bench {mode}")
+        make_body = body_for(perf_id, adult_id, tickets, mode)
 
     def sold_out(status: int, payload: bytes) -> bool:
         return mode == "soldout" and status == 409
@@ -182,7 +188,7 @@ def measure(
     if stats:
         stats.reset()
     before = sample(server, pg)
-    run: Run = buy(server.url, buyers=buyers, orders=orders, seconds=seconds, make_body=body_for(perf_id, adult_id, tickets, mode), stop_on=sold_out)
+    run: Run = buy(server.url, buyers=buyers, orders=orders, seconds=seconds, make_body=make_body, stop_on=sold_out)
     after = sample(server, pg)
     calls = stats.calls() if stats else []
     paid = [r for r in run.results if r.status == 201]
@@ -191,6 +197,7 @@ def measure(
     n = max(1, len(paid))
     # Per order: divide by every answered request in the sold-out rush (refusals cost CPU too).
     denom = n if mode == "rush" else max(1, len(run.results))
+    twice = reserved.double_sold(perf_id) if mode == "reserved" else 0
     lat = [r.seconds * 1000 for r in run.results if r.status in (201, 409)]
     figures = Figures(
         mode=mode,
@@ -214,7 +221,7 @@ def measure(
         tickets_in_db=in_db,
         tickets_sold_counter=counter,
         tickets_in_responses=responses_tickets,
-        oversold=max(0, in_db - cap) + abs(in_db - responses_tickets) + abs(in_db - counter),
+        oversold=max(0, in_db - cap) + abs(in_db - responses_tickets) + abs(in_db - counter) + twice,
     )
     return figures, calls
 
@@ -249,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=90, help="stop each run after this long at the latest")
     ap.add_argument("--tickets", type=int, default=2, help="tickets per order")
     ap.add_argument("--soldout-seats", type=int, default=2000, help="seats in the sold-out rush")
-    ap.add_argument("--mode", choices=["rush", "soldout", "both"], default="both")
+    ap.add_argument("--mode", choices=["rush", "soldout", "both", "reserved"], default="both",
+                    help="reserved: 64 buyers pick random adjacent pairs of a 2,000-seat chart (some collide: seat_taken)")
+    ap.add_argument("--reserved-orders", type=int, default=1500, help="orders attempted in the reserved on-sale")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--worker-class", default="sync")
     ap.add_argument("--threads", type=int, default=1)
@@ -288,6 +297,14 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(f)
                 if not args.json:
                     report(f, calls, max(1, f.orders_paid), args.show_sql)
+            if args.mode == "reserved":
+                f, calls = measure(
+                    "reserved", server, pg, stats, buyers=args.buyers, orders=args.reserved_orders,
+                    seconds=args.seconds, tickets=2, capacity=2000,
+                )
+                results.append(f)
+                if not args.json:
+                    report(f, calls, max(1, f.attempted), args.show_sql)
             if args.mode in ("soldout", "both"):
                 seats = args.soldout_seats
                 f, calls = measure(

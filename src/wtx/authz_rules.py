@@ -32,7 +32,7 @@ PAGE_RULES: dict[str, frozenset[str]] = {
     "audit": ADMINS,
 }
 CATALOG_PREFIXES = ("staff/events/", "staff/performances/", "staff/price-types/", "staff/seasons/",
-                    "staff/season-prices/", "staff/discounts/")
+                    "staff/season-prices/", "staff/discounts/", "staff/seating/")
 BACK_OFFICE_PREFIXES = ("staff/sales/", "staff/contacts/", "staff/reports/")
 # Open to everyone: signing in and out.
 PUBLIC_STAFF_PAGES = frozenset({"staff/login/", "staff/logout/"})
@@ -45,6 +45,8 @@ API_RULES: dict[str, frozenset[str]] = {
     "/api/v1/staff/checkin/undo": DOOR,
 }
 API_BACK_OFFICE_PREFIXES = ("/api/v1/staff/sales/", "/api/v1/staff/reports/")
+# Seating charts (import, export, which chart a performance sells from): the catalog's admins.
+API_ADMIN_PREFIXES = ("/api/v1/staff/seating/",)
 STAFF_API_PREFIX = "/api/v1/staff"
 
 
@@ -71,6 +73,8 @@ def allowed_api_roles(path: str) -> frozenset[str]:
         return API_RULES[path]
     if path.startswith(API_BACK_OFFICE_PREFIXES):
         return SELLERS
+    if path.startswith(API_ADMIN_PREFIXES):
+        return ADMINS
     raise NoRule(f"No authorization rule declared for the staff API {path}: add it to src/wtx/authz_rules.py.")
 
 

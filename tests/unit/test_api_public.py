@@ -128,7 +128,7 @@ def test_hold_lifecycle_create_read_release(api, make_performance):
     assert created.status_code == 201
     hold = created.json()
     assert hold["status"] == "active"
-    assert hold["lines"] == [{"performance_id": perf.pk, "price_type_id": perf.adult.pk, "quantity": 2, "unit_price_cents": 2500}]
+    assert hold["lines"] == [{"performance_id": perf.pk, "price_type_id": perf.adult.pk, "quantity": 2, "unit_price_cents": 2500, "seat_ids": []}]
     assert api.get(f"/api/v1/performances/{perf.pk}").json()["available"] == 3
     assert api.get(f"/api/v1/holds/{hold['token']}").json() == hold
 

@@ -190,12 +190,14 @@ def unexpected_error(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 def _register() -> None:
-    from wondertix.api import public
+    from wondertix.api import public, seating
     from wondertix.boxoffice import api as staff_api
     from wondertix.reports import api as reports_api
     from wondertix.sales import staff_api as sales_staff_api
 
     api.add_router("/", public.router)
+    api.add_router("/", seating.public)
+    api.add_router("/staff/seating/", seating.staff)
     api.add_router("/staff/", staff_api.router)
     api.add_router("/staff/reports/", reports_api.router)
     api.add_router("/staff/sales/", sales_staff_api.router)

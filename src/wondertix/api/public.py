@@ -11,11 +11,11 @@ from ninja import Header, Path, Query, Router
 
 from wondertix.api import schemas as s
 from wondertix.catalog import services as catalog
-from wondertix.catalog.models import Event, Performance
+from wondertix.catalog.models import Event, Performance, Seat
 from wondertix.ops.middleware import client_of
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory, services
+from wondertix.sales import errors, inventory, seats, services
 from wondertix.sales.models import Hold, Order
 
 router = Router(tags=["public"])
@@ -122,7 +122,7 @@ def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -
 
 
 def _lines(lines: list[s.LineIn]) -> list[services.LineRequest]:
-    return [services.LineRequest(x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents) for x in lines]
+    return [services.LineRequest(x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents, tuple(x.seat_ids)) for x in lines]
 
 
 def _hold_status(hold: Hold, lines: list) -> str:
@@ -135,12 +135,14 @@ def _hold_status(hold: Hold, lines: list) -> str:
 
 def _hold_out(hold: Hold) -> dict:
     lines = list(hold.lines.all())
+    held = seats.hold_seat_ids(hold.pk) if lines else {}
     return {
         "token": hold.token,
         "status": _hold_status(hold, lines),
         "expires_at": hold.expires_at,
         "lines": [
-            {"performance_id": hl.performance_id, "price_type_id": hl.price_type_id, "quantity": hl.quantity, "unit_price_cents": hl.unit_price_cents}
+            {"performance_id": hl.performance_id, "price_type_id": hl.price_type_id, "quantity": hl.quantity, "unit_price_cents": hl.unit_price_cents,
+             "seat_ids": list(held.get(hl.pk, ()))}
             for hl in lines
         ],
     }
@@ -164,6 +166,9 @@ def _find_hold(token: str) -> Hold:
         "Refusals: `invalid_quantity`, `invalid_price_type`, `price_mismatch`, `invalid_price` (422); "
         "`unknown_performance` (404); `performance_past`, `not_on_sale_yet`, `performance_canceled` (422); "
         "`sold_out` (409, with `details.available`).\n\n"
+        "Reserved seating: name the seats in `seat_ids` (one per ticket). `seat_taken` (409, with "
+        "`details.seat_ids`): another buyer has one of them; `seats_required`, `invalid_seats`, "
+        "`seat_not_for_sale` (422).\n\n"
         "Send an `Idempotency-Key` header (8–100 printable characters, e.g. a UUID) to make a "
         "retry safe: the same key with the same lines returns the first hold (same token, same "
         "body; 201) and holds no more seats; the same key with different lines is refused with "
@@ -209,6 +214,10 @@ def delete_hold(request: HttpRequest, token: str) -> tuple[int, None]:
     return 204, None
 
 
+def _seat_out(seat: Seat) -> dict:
+    return {"id": seat.pk, "section": seat.section.name, "row": seat.row, "label": seat.label}
+
+
 def order_out(order: Order) -> dict:
     base = settings.SITE_URL.rstrip("/")
     # A just-placed order may carry the tickets as written (with performance, event and price
@@ -217,7 +226,7 @@ def order_out(order: Order) -> dict:
     tickets = (
         sorted(issued, key=lambda t: t.pk)
         if issued is not None
-        else order.tickets.select_related("performance__event", "price_type").order_by("id")
+        else order.tickets.select_related("performance__event", "price_type", "seat__section").order_by("id")
     )
     return {
         "token": order.token,
@@ -246,6 +255,7 @@ def order_out(order: Order) -> dict:
                 "status": t.status,
                 "checked_in_at": t.checked_in_at,
                 "qr_url": f"{base}/tickets/{t.code}/qr.svg",
+                "seat": _seat_out(t.seat) if t.seat is not None else None,
             }
             for t in tickets
         ],
@@ -266,7 +276,9 @@ def order_out(order: Order) -> dict:
         "`price_mismatch`, `invalid_price_type`, `performance_past`, `not_on_sale_yet`, "
         "`discount_unknown`, `discount_expired`, `discount_minimum_not_met`, `invalid_request` (422); "
         "`unknown_performance` (404); `sold_out`, `hold_expired`, `cart_already_checked_out`, "
-        "`discount_exhausted` (409); `payment_declined`, `invalid_card`, `card_required` (402). "
+        "`discount_exhausted`, `seat_taken` (409); `payment_declined`, `invalid_card`, `card_required` (402). "
+        "Reserved seating: each line names its seats in `seat_ids` (`seats_required`, `invalid_seats`, "
+        "`seat_not_for_sale`: 422). "
         "Where payments go through Stripe Checkout this call is refused with "
         "`payment_method_unsupported` (422): create a hold and finish on the storefront."
     ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Field, Schema
 
@@ -80,6 +80,11 @@ class LineIn(Schema):
         "Required for pay-what-you-can types; otherwise, if sent, must equal the list price "
         "(a different price is refused with `price_mismatch`)",
     )
+    seat_ids: list[Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]] = Field(
+        default_factory=list, max_length=20,
+        description="Reserved seating: the seats, one per ticket (`quantity` = their number; "
+        "GET /performances/{id}/seats). Empty for general admission and standing areas.",
+    )
 
 
 class HoldIn(Schema):
@@ -97,6 +102,7 @@ class HoldLineOut(Schema):
     price_type_id: int
     quantity: int
     unit_price_cents: int
+    seat_ids: list[int] = Field(default_factory=list, description="The seats held (reserved seating)")
 
 
 class HoldOut(Schema):
@@ -151,6 +157,13 @@ class OrderIn(Schema):
     }
 
 
+class TicketSeatOut(Schema):
+    id: int
+    section: str
+    row: str
+    label: str
+
+
 class TicketOut(Schema):
     code: str
     performance_id: int
@@ -163,6 +176,7 @@ class TicketOut(Schema):
     status: str
     checked_in_at: datetime | None
     qr_url: str
+    seat: TicketSeatOut | None = Field(None, description="Reserved seating: section, row and seat (null: general admission)")
 
 
 class OrderOut(Schema):

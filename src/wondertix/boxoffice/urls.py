@@ -2,7 +2,17 @@
 
 from django.urls import path
 
-from wondertix.boxoffice.views import audit, auth, catalog, dashboard, deletes, door, emails, pos
+from wondertix.boxoffice.views import (
+    audit,
+    auth,
+    catalog,
+    dashboard,
+    deletes,
+    door,
+    emails,
+    pos,
+    seating,
+)
 
 app_name = "boxoffice"
 
@@ -42,6 +52,8 @@ urlpatterns = [
     path("discounts/<int:discount_id>/active/", catalog.discount_active, name="discount-active"),
     path("discounts/<int:discount_id>/delete/", deletes.discount_delete, name="discount-delete"),
     # Point of sale (box office and admins)
+    path("seating/", seating.charts, name="seating-charts"),
+    path("seating/<int:chart_id>/export/", seating.chart_export, name="seating-chart-export"),
     path("pos/", pos.choose, name="pos"),
     path("pos/<int:performance_id>/", pos.sell, name="pos-sell"),
     path("pos/<int:performance_id>/hold/", pos.hold_seats, name="pos-hold"),

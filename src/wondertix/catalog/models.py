@@ -60,6 +60,9 @@ class PriceType(models.Model):
     # Hidden from the storefront (comps, house seats) but sellable at the box office.
     staff_only = models.BooleanField(default=False)
     sort_order = models.PositiveSmallIntegerField(default=0)
+    # Reserved seating: this price applies to seats of this category only (Orchestra $45,
+    # Balcony $30). Empty: general admission.
+    seat_category = models.ForeignKey("catalog.SeatCategory", null=True, blank=True, on_delete=models.PROTECT, related_name="price_types")
 
     class Meta:
         ordering = ["sort_order", "id"]
@@ -91,6 +94,9 @@ class Performance(models.Model):
     tickets_sold = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ON_SALE)
     note = models.CharField(max_length=200, blank=True)
+    # Reserved seating: the chart whose seats are sold (capacity = its sellable seats plus its
+    # standing areas). Empty: general admission.
+    seating_chart = models.ForeignKey("catalog.SeatingChart", null=True, blank=True, on_delete=models.PROTECT, related_name="performances")
 
     class Meta:
         ordering = ["starts_at", "id"]
@@ -135,3 +141,7 @@ class SeasonPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.season})"
+
+
+# Reserved seating lives in its own module; imported here so Django sees the models.
+from wondertix.catalog.seating_models import Seat, SeatCategory, SeatingChart, Section, Venue  # noqa: E402, F401

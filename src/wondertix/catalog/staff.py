@@ -307,6 +307,9 @@ def update_performance(perf_id: int, changes: dict[str, Any], *, actor: Actor) -
     with transaction.atomic():
         perf = lock_performances([perf_id])[perf_id]
         before = snapshot(perf, PERFORMANCE_FIELDS)
+        if perf.seating_chart_id is not None and "capacity" in changes and changes["capacity"] != before.get("capacity"):
+            # A reserved performance sells its chart's seats: its capacity is the chart's.
+            raise errors.invalid("capacity_follows_chart", "This performance sells reserved seats: its capacity is its seating chart's.", field="capacity")
         _apply(perf, changes, PERFORMANCE_EDITABLE)
         if "capacity" in changes and perf.capacity is not None and perf.capacity < perf.tickets_sold:
             raise errors.invalid(

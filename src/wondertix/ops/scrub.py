@@ -139,6 +139,12 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "catalog.pricetype": {"name", "description"},
     "catalog.performance": {"status", "note"},
     "catalog.seasonprice": {"name"},
+    # Reserved seating: the theater's rooms and seat plans.
+    "catalog.venue": {"name", "address"},
+    "catalog.seatingchart": {"name"},
+    "catalog.seatcategory": {"name", "color"},
+    "catalog.section": {"name"},
+    "catalog.seat": {"row", "label"},
     "patrons.patron": {"country"},
     "patrons.subscriptiontype": {"name", "description"},
     "patrons.subscription": {"status"},

@@ -113,6 +113,9 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
         raise errors.invalid("performance_canceled", "The performance you chose has been canceled.")
     if target.starts_at <= now:  # type: ignore[operator]
         raise errors.invalid("performance_past", "The performance you chose has already started.")
+    if target.seating_chart_id is not None or any(t.seat_id is not None for t in tickets):
+        # Moving to chosen seats is not built yet: refuse rather than issue seatless tickets.
+        raise errors.invalid("exchange_reserved_unsupported", "Exchanges to or from reserved seats are not available yet: refund and sell new seats.")
     chosen = None
     if request.price_type_id is not None:
         chosen = PriceType.objects.filter(pk=request.price_type_id, event_id=target.event_id, active=True).first()

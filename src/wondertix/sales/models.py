@@ -191,6 +191,8 @@ class Ticket(models.Model):
     status = models.CharField(max_length=12, choices=STATUS_CHOICES, default=VALID)
     checked_in_at = models.DateTimeField(null=True, blank=True)
     checked_in_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Reserved seating: the seat this ticket admits to (empty: general admission or standing).
+    seat = models.ForeignKey("catalog.Seat", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
 
     class Meta:
         ordering = ["id"]
@@ -202,3 +204,4 @@ class Ticket(models.Model):
 
 # Refunds and exchanges live in their own module (back office); imported here so Django sees them.
 from wondertix.sales.refund_models import Exchange, ExchangeItem, Refund, RefundItem, RefundSource  # noqa: E402, F401
+from wondertix.sales.seat_models import SeatClaim  # noqa: E402, F401

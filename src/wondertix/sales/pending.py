@@ -32,7 +32,7 @@ from wondertix.payments.models import CheckoutSession, Payment
 from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, pricing, services
-from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
+from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, SeatClaim, Ticket
 from wondertix.sales.services import CheckoutDetails, LineRequest
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,9 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
         ]
         if not lines:
             raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
+        if SeatClaim.objects.filter(hold_line__hold_id=hold.pk).exists():
+            # Chosen seats through a provider's own page (pending orders) are not built yet.
+            raise errors.invalid("payment_method_unsupported", "Reserved seats cannot be paid on the provider's page yet: please buy them at the box office.")
         performances = inventory.lock_performances(line.performance_id for line in lines)
         hold = Hold.objects.get(pk=hold.pk)
         if hold.consumed_at is not None:

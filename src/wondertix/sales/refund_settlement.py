@@ -34,6 +34,7 @@ from wondertix.payments.registry import get_provider
 from wondertix.sales import change_emails, errors, inventory
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Refund, RefundSource
+from wondertix.sales.seats import release_tickets
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def _complete(refund: Refund, order: Order) -> None:
         redeemed_from = _lock_redeemed_subscription(order)
         performances = inventory.lock_performances(seats)
         inventory.add_sold(performances, {perf_id: -n for perf_id, n in seats.items()})
+        release_tickets(item.ticket.pk for item in items if item.ticket is not None and item.seat_returned)
         if redeemed_from is not None:
             _credit_subscription(redeemed_from, sum(seats.values()))
     refund.status = Refund.SUCCEEDED

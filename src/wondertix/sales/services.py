@@ -31,7 +31,7 @@ from wondertix.patrons.models import Donation, Patron
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, holdcaps, inventory, notifications, pricing
+from wondertix.sales import errors, holdcaps, inventory, notifications, pricing, seats
 from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, Ticket
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ class LineRequest:
     quantity: int
     # Only for pay-what-you-can types, or to assert the price the client displayed.
     unit_price_cents: int | None = None
+    # Reserved seating: the seats, one per ticket (empty: general admission or standing).
+    seat_ids: tuple[int, ...] = ()
+
+    def as_fingerprint(self) -> dict[str, Any]:
+        # A general-admission line fingerprints as it always did (retries across an upgrade).
+        out = asdict(self)
+        if not self.seat_ids:
+            del out["seat_ids"]
+        return out
 
 
 @dataclass
@@ -100,10 +109,20 @@ def _normalize_lines(lines: list[LineRequest]) -> list[LineRequest]:
     if not lines:
         raise errors.invalid("invalid_quantity", "Choose at least one ticket.", field="quantity")
     merged: dict[tuple[int, int, int | None], int] = defaultdict(int)
+    seats: dict[tuple[int, int, int | None], list[int]] = defaultdict(list)
     for line in lines:
         pricing.validate_quantity(line.quantity)
+        if line.seat_ids and len(line.seat_ids) != line.quantity:
+            raise errors.invalid("invalid_seats", "Name one seat for each ticket (quantity = number of seats).", field="seat_ids")
         merged[(line.performance_id, line.price_type_id, line.unit_price_cents)] += line.quantity
-    out = [LineRequest(p, t, q, u) for (p, t, u), q in merged.items()]
+        seats[(line.performance_id, line.price_type_id, line.unit_price_cents)].extend(line.seat_ids)
+    out = [LineRequest(p, t, q, u, tuple(sorted(seats[(p, t, u)]))) for (p, t, u), q in merged.items()]
+    for line in out:
+        if line.seat_ids and len(line.seat_ids) != line.quantity:
+            raise errors.invalid("invalid_seats", "Name one seat for each ticket (quantity = number of seats).", field="seat_ids")
+    chosen = [(line.performance_id, seat) for line in out for seat in line.seat_ids]
+    if len(chosen) != len(set(chosen)):
+        raise errors.invalid("invalid_seats", "The same seat is chosen twice.", field="seat_ids")
     pricing.validate_quantity(sum(line.quantity for line in out))
     return out
 
@@ -164,7 +183,7 @@ def create_hold(
         return _create_hold(lines, minutes=minutes, actor=actor, reason=reason, staff=staff, key=None, fingerprint="", client=client)
     fingerprint = request_fingerprint(
         {
-            "hold_lines": [asdict(line) for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id, x.unit_price_cents or 0))],
+            "hold_lines": [line.as_fingerprint() for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id, x.unit_price_cents or 0))],
             "minutes": minutes,
             "staff": staff,
             "reason": reason,
@@ -205,13 +224,15 @@ def _create_hold(
         for perf in performances.values():
             _ensure_on_sale(perf, now, staff=staff)
         price_types = _load_price_types(lines, performances, staff=staff)
+        chosen = seats.check_lines(lines, performances, price_types, staff=staff)
         unit_prices = [pricing.unit_price(price_types[line.price_type_id], line.unit_price_cents) for line in lines]
         inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
+        seats.ensure_category_limits(_demand(lines), price_types, now=now)
         hold = Hold.objects.create(
             expires_at=expires_at, created_by=actor if staff else None, reason=reason,
             idempotency_key=key, request_fingerprint=fingerprint, client_address=client,
         )
-        HoldLine.objects.bulk_create(
+        hold_lines = HoldLine.objects.bulk_create(
             HoldLine(
                 hold=hold,
                 performance_id=line.performance_id,
@@ -222,6 +243,8 @@ def _create_hold(
             )
             for line, price in zip(lines, unit_prices, strict=True)
         )
+        if chosen.seats:
+            seats.claim_for_hold(hold_lines, {hl.pk: line.seat_ids for hl, line in zip(hold_lines, lines, strict=True)}, chosen, now=now)
     metrics.HOLDS_CREATED.inc()
     return hold
 
@@ -329,8 +352,12 @@ def _place_order(
     for perf in performances.values():
         _ensure_on_sale(perf, now, staff=staff)
     price_types = _load_price_types(lines, performances, staff=staff)
+    chosen = seats.check_lines(lines, performances, price_types, staff=staff)
     demand = _demand(lines)
     inventory.precheck_capacity(performances, demand)
+    if chosen.seats:
+        seats.precheck(lines, chosen, now=now, hold_id=hold.pk if hold else None)
+    ticket_seats: list[int | None] = []
 
     totals = pricing.Totals(donation_cents=donation)
     for line in lines:
@@ -343,6 +370,7 @@ def _place_order(
             price = pricing.unit_price(pt, line.unit_price_cents)
         fee = pt.fee_cents if not staff else 0
         totals.tickets.extend(pricing.PricedTicket(line.performance_id, pt, price, fee) for _ in range(line.quantity))
+        ticket_seats.extend(line.seat_ids or [None] * line.quantity)
     totals.subtotal_cents = sum(t.price_cents for t in totals.tickets)
     totals.fees_cents = sum(t.fee_cents for t in totals.tickets)
     if discount is not None:
@@ -368,8 +396,9 @@ def _place_order(
             price_cents=t.price_cents,
             fee_cents=t.fee_cents,
             discount_cents=t.discount_cents,
+            seat=chosen.seats[seat_id] if seat_id else None,
         )
-        for t in totals.tickets
+        for t, seat_id in zip(totals.tickets, ticket_seats, strict=True)
     )
     gifts = []
     if donation:
@@ -390,6 +419,9 @@ def _place_order(
 
     notifications.queue_order_confirmation(order)  # sent after the commit, retried by the outbox
 
+    if chosen.seats and hold is None and settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK:
+        seats.check_without_constraint(tickets, chosen, now=now)  # the test switch's naive check
+
     # ---- the lock: from here to the commit, nothing slow.
     inventory.claim_seats(
         performances, demand, price_types, now=now,
@@ -403,6 +435,9 @@ def _place_order(
             raise _already_checked_out()
         if hold.is_expired(now):
             raise _hold_expired()
+    if chosen.seats or any(pt.seat_category_id for pt in price_types.values()):
+        seats.ensure_category_limits(demand, price_types, now=now, exclude_hold_id=hold.pk if hold else None, exclude_order_id=order.pk)
+        seats.claim_for_order(tickets, chosen, now=now, hold_id=hold.pk if hold else None)
     if discount is not None:
         if discount.usage_limit is not None:
             locked = DiscountCode.objects.select_for_update(no_key=True).get(pk=discount.pk)
@@ -421,7 +456,9 @@ def _place_order(
             raise errors.payment_failed(result.code or "payment_declined", result.message)
         Payment.objects.create(order=order, provider=provider.name, reference=result.reference, amount_cents=order.total_cents, status=Payment.SUCCEEDED)
     if hold is not None:
-        HoldLine.objects.filter(hold=hold).delete()
+        # One plain DELETE: the hold's seat claims, if any, became the tickets' above, so
+        # nothing is left to cascade (the collector would read the lines and the claims first).
+        HoldLine.objects.filter(hold=hold)._raw_delete(HoldLine.objects.db)  # type: ignore[attr-defined]
         Hold.objects.filter(pk=hold.pk).update(consumed_at=now)
     order.ticket_count = len(tickets)  # type: ignore[attr-defined]
     # The tickets as written, with their performance, event and price type loaded: whoever
@@ -468,8 +505,9 @@ def checkout(
         hold = get_hold(hold_token)
         if hold.consumed_at is not None:
             raise _already_checked_out()
+        held_seats = seats.hold_seat_ids(hold.pk)
         lines = [
-            LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents)
+            LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents, held_seats.get(hl.pk, ()))
             for hl in hold.lines.all()
         ]
         if not lines:
@@ -505,7 +543,7 @@ def sell(
     details.buyer.clean()
     fingerprint = request_fingerprint(
         {
-            "lines": [asdict(line) for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id))],
+            "lines": [line.as_fingerprint() for line in sorted(lines, key=lambda x: (x.performance_id, x.price_type_id))],
             "email": details.buyer.email,
             "donation": details.donation_cents,
             "discount": details.discount_code.strip().upper(),

@@ -131,6 +131,10 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
         raise Http404("No such performance")
     state = catalog.states_for([perf])[0]
     form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
+    if perf.seating_chart_id is not None:
+        # Reserved seats are chosen on a seat map, which this page does not have yet: no form
+        # that could only end in "choose a seat" (docs/seating.md).
+        form.editable = False
     status = 200
     if request.method == "POST" and not form.editable:
         status = 409  # the page explains why (sold out, not yet on sale, closed, canceled)
