@@ -97,10 +97,16 @@ def lint_migration(migration: str, source: str) -> list[Finding]:
     except SyntaxError as exc:
         return [Finding(migration, "SyntaxError", f"line {exc.lineno}", "the migration does not parse")]
     findings: list[Finding] = []
+    # Tables this migration creates: no release before it reads or writes them, so changing
+    # their columns later in the same migration (Django adds foreign keys that way) is harmless.
+    created = {str(_const(_kw(n, "name"))).lower() for n in ast.walk(tree)
+               if isinstance(n, ast.Call) and _name(n.func) == "CreateModel" and isinstance(_const(_kw(n, "name")), str)}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
         op = _name(node.func)
+        if op in ("AddField", "AlterField") and str(_const(_kw(node, "model_name"))).lower() in created:
+            continue
         if op in REMOVING:
             findings.append(Finding(migration, op, _target(node), REMOVING[op]))
         elif op == "AlterField":

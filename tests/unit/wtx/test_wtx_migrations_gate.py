@@ -74,6 +74,16 @@ def test_the_linter_lets_expanding_operations_through(operation):
     assert migration_lint.lint_migration("catalog.0003_expand", migration(operation)) == []
 
 
+def test_columns_added_to_a_table_the_same_migration_creates_are_harmless():
+    source = migration(
+        "migrations.CreateModel(name='SeatingChart', fields=[('id', models.BigAutoField(primary_key=True))])",
+        "migrations.AddField(model_name='seatingchart', name='venue', field=models.ForeignKey(on_delete=models.CASCADE, to='catalog.venue'))",
+        "migrations.AddField(model_name='event', name='rating', field=models.IntegerField(default=0))",
+    )
+    findings = migration_lint.lint_migration("catalog.0003_seating", source)
+    assert [f"{f.operation} {f.target}" for f in findings] == ["AddField event.rating"]  # an existing table still counts
+
+
 def test_a_finding_is_let_through_only_by_the_migrations_name_in_the_spec():
     sources = {"catalog.0003_drop": DROP_DESCRIPTION, "catalog.0004_ok": migration("migrations.RunPython(f)")}
     findings, allowed = migration_lint.lint(sources, allow=["catalog.0009_other"])
