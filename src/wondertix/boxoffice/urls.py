@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from wondertix.boxoffice.views import audit, auth, catalog, dashboard, door, pos
+from wondertix.boxoffice.views import audit, auth, catalog, dashboard, door, pos, pos_card
 
 app_name = "boxoffice"
 
@@ -46,6 +46,8 @@ urlpatterns = [
     path("pos/<int:performance_id>/hold/", pos.hold_seats, name="pos-hold"),
     path("pos/holds/<int:hold_id>/release/", pos.release_seats, name="pos-release"),
     path("pos/orders/<int:order_id>/", pos.order_done, name="pos-order"),
+    path("pos/card/<int:payment_id>/", pos_card.card_payment, name="pos-card"),
+    path("pos/card/<int:payment_id>/<str:action>/", pos_card.card_action, name="pos-card-action"),
     # Door (ushers and up)
     path("door/", door.choose, name="door"),
     path("door/<int:performance_id>/", door.door, name="door-list"),

@@ -151,12 +151,8 @@ def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel
                  patron_id: int | None, key: str | None, fingerprint: str, actor: User | None) -> Subscription:
     now = timezone.now()
     st = SubscriptionType.objects.select_for_update(of=("self",)).select_related("season").filter(pk=type_id).first()
-    if st is None or not st.active or (online and (not st.on_sale_online or not st.season.active)):
-        raise errors.not_found("unknown_subscription_type", "That subscription is not on sale.")
-    if st.season.ends_on < timezone.localdate(now):
-        raise errors.invalid("season_over", f"The {st.season.name} season is over.")
-    if st.limit_sold is not None and sold_count(st) >= st.limit_sold:
-        raise errors.sold_out(f"Sorry, the “{st.name}” subscription is sold out.")
+    check_on_sale(st, online=online)
+    assert st is not None
     if patron_id is not None:
         patron = Patron.objects.filter(pk=patron_id).first()
         if patron is None:
@@ -186,6 +182,34 @@ def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel
     audit.record("subscription.sold", actor=actor, obj=sub, after={
         "order": order.pk, "type": st.name, "price_cents": st.price_cents, "tickets": st.tickets_included,
         "patron": patron.pk, "channel": channel, "provider": payment.provider if payment else "free",
+    })
+    return sub
+
+
+def check_on_sale(st: SubscriptionType | None, *, online: bool) -> None:
+    """Refuse a package that cannot be sold now. Call with the type's row locked."""
+    if st is None or not st.active or (online and (not st.on_sale_online or not st.season.active)):
+        raise errors.not_found("unknown_subscription_type", "That subscription is not on sale.")
+    if st.season.ends_on < timezone.localdate():
+        raise errors.invalid("season_over", f"The {st.season.name} season is over.")
+    if st.limit_sold is not None and sold_count(st) >= st.limit_sold:
+        raise errors.sold_out(f"Sorry, the “{st.name}” subscription is sold out.")
+
+
+def issue_paid_subscription(order: Order, package: dict, *, provider: str) -> Subscription:
+    """The payment for a pending subscription order arrived (pending.complete_payment, in the
+    webhook's transaction): issue the subscription at the price that was charged. Raises
+    SaleError when it can no longer be sold (then the payment is refunded)."""
+    st = SubscriptionType.objects.select_for_update(of=("self",)).select_related("season").filter(pk=package["type_id"]).first()
+    check_on_sale(st, online=bool(package.get("online")))
+    assert st is not None and order.patron is not None
+    sub = Subscription.objects.create(
+        patron=order.patron, subscription_type=st, order=order, price_cents=package["price_cents"],
+        tickets_included=package["tickets_included"], remaining=package["tickets_included"],
+    )
+    audit.record("subscription.sold", actor=order.created_by, obj=sub, actor_label=provider, after={
+        "order": order.pk, "type": st.name, "price_cents": sub.price_cents, "tickets": sub.tickets_included,
+        "patron": order.patron_id, "channel": order.channel, "provider": provider,
     })
     return sub
 

@@ -285,6 +285,9 @@ def _open_page(order: Order, provider: Any, *, success_url: str | None, cancel_u
     return page.url
 
 
+open_page = _open_page
+
+
 def _describe(priced: dict) -> str:
     counts: dict[int, int] = defaultdict(int)
     for t in priced.get("tickets", []):
@@ -293,6 +296,8 @@ def _describe(priced: dict) -> str:
     parts = [f"{n} × {names.get(pk, 'ticket')}" for pk, n in counts.items()]
     if priced.get("donation", {}).get("cents"):
         parts.append("donation")
+    if priced.get("subscription"):
+        parts.append(str(priced["subscription"].get("name") or "subscription"))
     return ", ".join(parts) or "Order"
 
 
@@ -362,6 +367,14 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     gift = session.priced.get("donation", {})
     if gift.get("cents"):
         Donation.objects.create(patron=order.patron, order=order, amount_cents=gift["cents"], anonymous=gift.get("anonymous", False), comment=gift.get("comment", ""))
+    package = session.priced.get("subscription")
+    if package:
+        from wondertix.patrons.subscriptions import issue_paid_subscription
+
+        try:
+            issue_paid_subscription(order, package, provider=session.provider)
+        except errors.SaleError as exc:
+            raise NeedsRefund(f"the subscription could not be issued: {exc.message}") from None
     CheckoutSession.objects.filter(pk=session.pk).update(status=CheckoutSession.COMPLETE)
     audit.record(
         "order.paid",

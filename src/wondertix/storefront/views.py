@@ -24,7 +24,7 @@ from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event
 from wondertix.money import format_cents
 from wondertix.ops.middleware import client_of
-from wondertix.patrons import donations
+from wondertix.patrons import donations, pending_sales
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services
 from wondertix.sales.models import Order, Ticket
@@ -440,6 +440,12 @@ def donate(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         d = form.cleaned_data
         try:
+            if not synchronous:
+                # Paid on the provider's page; the order page waits for its confirmation.
+                order, page = pending_sales.start_donation(
+                    d["amount"], form.buyer(), anonymous=bool(d.get("anonymous")), comment=d.get("comment", ""), idempotency_key=d["submission"],
+                )
+                return redirect(page)
             order = donations.donate(
                 d["amount"], form.buyer(), payment=form.payment(), anonymous=bool(d.get("anonymous")),
                 comment=d.get("comment", ""), idempotency_key=d["submission"],
@@ -454,4 +460,4 @@ def donate(request: HttpRequest) -> HttpResponse:
 
 
 def _donate_context(form: DonationForm, synchronous: bool) -> dict[str, Any]:
-    return {"form": form, "available": synchronous, "presets": DonationForm.PRESETS, "test_provider": settings.PAYMENT_PROVIDER == "test"}
+    return {"form": form, "available": True, "presets": DonationForm.PRESETS, "test_provider": settings.PAYMENT_PROVIDER == "test"}
