@@ -161,3 +161,18 @@ class RecordedStripe(stripe.HTTPClient):
 
     def close(self) -> None:
         pass
+
+
+def checkout_event(order: Any, name: str = "event_checkout_session_completed") -> str:
+    """The event Stripe sends about an order's Checkout page: its session id, token, total and
+    a PaymentIntent of its own (so refunds can be told apart)."""
+    from wondertix.payments.models import CheckoutSession
+
+    event = recorded(name)
+    session = event["data"]["object"]
+    checkout = CheckoutSession.objects.get(order=order)
+    session.update({"id": checkout.session_id, "client_reference_id": order.token, "amount_total": order.total_cents,
+                    "amount_subtotal": order.total_cents, "payment_intent": f"pi_test_order_{order.pk}"})
+    session["metadata"] = {"order_token": order.token, "order_reference": order.reference}
+    event["id"] = f"evt_test_{name}_{order.token}"
+    return json.dumps(event)

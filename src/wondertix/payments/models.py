@@ -103,6 +103,9 @@ class TerminalPayment(models.Model):
     amount_cents = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=WAITING)
     message = models.CharField(max_length=300, blank=True)
+    # When the clerk's page first saw Stripe report the payment succeeded: the webhook confirms
+    # it; the page steps in only if the webhook is late (payments.terminal.WEBHOOK_GRACE).
+    succeeded_seen_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

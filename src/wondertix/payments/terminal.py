@@ -17,11 +17,13 @@ Provider calls never happen inside a transaction.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from wondertix.payments.models import TerminalPayment
 from wondertix.payments.providers import stripe_terminal as readers
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 FLOW = "terminal"
 # How long a window card payment may wait on the reader before its seats go back on sale.
 MINUTES = 15
+# The webhook confirms a reader payment; the clerk's page confirms it itself only when Stripe
+# has reported it succeeded for this long without the webhook arriving.
+WEBHOOK_GRACE = timedelta(seconds=10)
 
 
 def _metadata(tp: TerminalPayment) -> dict[str, str]:
@@ -80,8 +85,9 @@ def send(tp: TerminalPayment) -> TerminalPayment:
 
 
 def refresh(tp: TerminalPayment) -> tuple[TerminalPayment, readers.ReaderState | None]:
-    """Ask Stripe how the payment is going (the clerk's page polls this). A payment Stripe
-    reports succeeded is confirmed here exactly as the webhook would."""
+    """Ask Stripe how the payment is going (the clerk's page polls this). A payment Stripe has
+    reported succeeded for WEBHOOK_GRACE without its webhook is confirmed here, exactly as the
+    webhook would (a late webhook then changes nothing)."""
     if tp.status != TerminalPayment.WAITING or not tp.payment_intent:
         return tp, None
     try:
@@ -90,9 +96,13 @@ def refresh(tp: TerminalPayment) -> tuple[TerminalPayment, readers.ReaderState |
     except ProviderUnavailable:
         return tp, None
     if intent.get("status") == "succeeded":
-        from wondertix.payments import services
+        now = timezone.now()
+        if tp.succeeded_seen_at is None:
+            TerminalPayment.objects.filter(pk=tp.pk, succeeded_seen_at__isnull=True).update(succeeded_seen_at=now)
+        elif now - tp.succeeded_seen_at >= WEBHOOK_GRACE:
+            from wondertix.payments import services
 
-        services.apply_event(f"poll:{tp.payment_intent}", "poll.payment_intent.succeeded", intent, succeeded)
+            services.apply_event(f"poll:{tp.payment_intent}", "poll.payment_intent.succeeded", intent, succeeded)
     elif state.payment_intent == tp.payment_intent and state.action == "failed":
         TerminalPayment.objects.filter(pk=tp.pk, status=TerminalPayment.WAITING).update(
             status=TerminalPayment.DECLINED, message=(state.failure_message or "The card was declined.")[:300]
@@ -196,9 +206,6 @@ def reconcile(*, limit: int = 100) -> dict[str, int]:
     """Reader payments nobody finished (the clerk walked away, the webhook was lost): after
     MINUTES + 5, ask Stripe once more and either confirm them or cancel them."""
     from collections import Counter
-    from datetime import timedelta
-
-    from django.utils import timezone
 
     cutoff = timezone.now() - timedelta(minutes=MINUTES + 5)
     stale = TerminalPayment.objects.filter(status__in=(TerminalPayment.WAITING, TerminalPayment.DECLINED), created_at__lt=cutoff).select_related("order")
