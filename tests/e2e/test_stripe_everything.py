@@ -15,8 +15,14 @@ import pytest
 import stripe
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from tests.support.recorded_stripe import (
+    WEBHOOK_SECRET,
+    RecordedStripe,
+    checkout_event,
+    recorded,
+    sign,
+)
 
-from tests.support.recorded_stripe import WEBHOOK_SECRET, RecordedStripe, checkout_event, recorded, sign
 from wondertix.catalog.models import Season
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Donation, Subscription
