@@ -124,7 +124,8 @@ def test_tickets_a_gift_a_subscription_and_a_window_sale_all_through_stripe(phon
     season_order = Order.objects.get(status=Order.PENDING)
     assert season_order.total_cents == 8000
     pay_on_stripe(page, live_server, season_order)
-    assert Subscription.objects.get().order_id == season_order.pk
+    sub = Subscription.objects.get()
+    assert (sub.order_id, sub.subscription_type_id, sub.remaining) == (season_order.pk, package.pk, 4)
 
     # ---- the window: a clerk sells two tickets on the simulated reader
     clerk = User.objects.create_user("pat-window", password=PASSWORD, is_staff=True)
