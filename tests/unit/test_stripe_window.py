@@ -6,6 +6,7 @@ the seats back, exchanges charge their difference on the reader, refunds go back
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -223,3 +224,24 @@ def test_a_declined_exchange_difference_is_undone_when_canceled(window, client, 
     assert set(Ticket.objects.filter(pk__in=moving).values_list("status", flat=True)) == {Ticket.VALID}
     assert available(cheap) == 8 and available(dear) == 10
     assert WebhookEvent.objects.filter(event_type="payment_intent.payment_failed").count() == 1
+
+
+def test_the_exchange_page_offers_the_reader_and_sends_the_clerk_to_it(window, client, make_performance, fake_stripe, reader):  # noqa: F811
+    cheap = make_performance(capacity=10)
+    dear = make_performance(capacity=10)
+    PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
+    tp = sell_on_reader(window, cheap, reader, quantity=1)
+    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    deliver_events(client, fake_stripe)
+    order = Order.objects.get()
+    form = {"to_performance": str(dear.pk), "ticket": [str(order.tickets.get().pk)]}
+    preview = window.post(f"/staff/sales/orders/{order.pk}/exchange/", form).content.decode()
+    assert "Card reader" in preview and "Window 1" in preview and 'name="card_number"' not in preview
+    key = re.search(r'name="key" value="([^"]+)"', preview).group(1)
+    response = window.post(f"/staff/sales/orders/{order.pk}/exchange/", form | {"step": "confirm", "method": "card", "reader": reader["id"], "key": key})
+    ex_tp = TerminalPayment.objects.get(exchange__isnull=False)
+    assert response["Location"] == f"/staff/pos/card/{ex_tp.pk}/" and ex_tp.amount_cents == 1500
+    window.post(f"/staff/pos/card/{ex_tp.pk}/approve/")
+    deliver_events(client, fake_stripe)
+    assert window.get(f"/staff/pos/card/{ex_tp.pk}/")["Location"] == f"/staff/sales/orders/{order.pk}/"
+    assert Ticket.objects.filter(order=order, performance=dear, status=Ticket.VALID).count() == 1
