@@ -245,3 +245,31 @@ def test_the_exchange_page_offers_the_reader_and_sends_the_clerk_to_it(window, c
     deliver_events(client, fake_stripe)
     assert window.get(f"/staff/pos/card/{ex_tp.pk}/")["Location"] == f"/staff/sales/orders/{order.pk}/"
     assert Ticket.objects.filter(order=order, performance=dear, status=Ticket.VALID).count() == 1
+
+
+def test_a_gift_and_a_subscription_at_the_window_are_paid_on_the_reader(window, client, fake_stripe, reader):  # noqa: F811
+    from datetime import timedelta
+
+    from wondertix.catalog.models import Season
+    from wondertix.patrons import subscriptions as subs
+    from wondertix.patrons.models import Donation, Patron, Subscription
+
+    patron = Patron.objects.create(first_name="Grace", last_name="Hopper", email="grace@example.org")
+    response = window.post(f"/staff/contacts/{patron.pk}/gift/", {"amount": "40.00", "method": "card", "key": "gift-key-1", "reader": reader["id"]})
+    tp = TerminalPayment.objects.get()
+    assert response["Location"] == f"/staff/pos/card/{tp.pk}/" and tp.amount_cents == 4000 and tp.order.status == Order.PENDING
+    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
+    assert Donation.objects.get().amount_cents == 4000
+    assert window.get(f"/staff/pos/card/{tp.pk}/")["Location"] == f"/staff/contacts/{patron.pk}/"
+
+    today = timezone.localdate()
+    season = Season.objects.create(name="2026/27", slug="s2627", starts_on=today - timedelta(days=30), ends_on=today + timedelta(days=300))
+    st = subs.save_type(subs.TypeInput(season_id=season.pk, name="Flex 4", price_cents=8000, tickets_included=4))
+    response = window.post("/staff/contacts/subscriptions/sell/", {"subscription_type": st.pk, "contact": patron.pk, "payment": "card", "key": "sub-key-1"})
+    sub_tp = TerminalPayment.objects.exclude(pk=tp.pk).get()
+    assert response["Location"] == f"/staff/pos/card/{sub_tp.pk}/" and sub_tp.reader_id == reader["id"]  # the reader online
+    window.post(f"/staff/pos/card/{sub_tp.pk}/approve/")
+    assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
+    sub = Subscription.objects.get()
+    assert (sub.patron_id, sub.remaining, sub.order.channel) == (patron.pk, 4, Order.BOX_OFFICE)

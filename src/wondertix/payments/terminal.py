@@ -57,6 +57,17 @@ def create(order: Order, reader_id: str, *, amount_cents: int, actor: User | Non
     return TerminalPayment.objects.create(order=order, exchange=exchange, reader_id=reader_id, amount_cents=amount_cents, created_by=actor)
 
 
+def start_for_order(order: Order, reader_id: str, *, actor: User | None) -> TerminalPayment:
+    """Pay a pending order (a gift or a subscription at the window) on a reader: the same
+    reader payment again if one is under way (a double click), else a new one."""
+    tp = order.terminal_payments.exclude(status=TerminalPayment.CANCELED).first()
+    if tp is None:
+        with transaction.atomic():
+            tp = create(order, reader_id, amount_cents=order.total_cents, actor=actor)
+        return send(tp)
+    return tp if tp.payment_intent else send(tp)
+
+
 def send(tp: TerminalPayment) -> TerminalPayment:
     """Create the PaymentIntent (once: the key is derived from this row) and hand it to the
     reader. Outside any transaction. Stripe unreachable or the reader busy/offline: the row

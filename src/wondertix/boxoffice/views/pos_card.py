@@ -38,9 +38,16 @@ def reader_choice(request: HttpRequest) -> dict[str, Any]:
     return {"card_reader": True, "readers": found, "chosen_reader": chosen, "readers_error": error}
 
 
+def default_reader(request: HttpRequest) -> str:
+    """The reader this clerk last used at the point of sale, else the first one online."""
+    return str(request.POST.get("reader") or reader_choice(request).get("chosen_reader") or "")
+
+
 def _done_url(tp: TerminalPayment) -> str:
     if tp.exchange_id:
         return f"/staff/sales/orders/{tp.order_id}/"
+    if tp.order.patron_id and not tp.order.tickets.exists():  # a gift or a subscription
+        return f"/staff/contacts/{tp.order.patron_id}/"
     return f"/staff/pos/orders/{tp.order_id}/"
 
 
