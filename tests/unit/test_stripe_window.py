@@ -83,7 +83,7 @@ def test_a_window_sale_on_the_reader_is_paid_by_the_webhook_exactly_once(window,
     assert "Waiting for the card on the reader" in page and "Cancel card payment" in page
     assert "Present an approved test card" in page  # Stripe test mode: the simulated reader
 
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     assert fake_stripe.requests[-1]["path"] == f"/v1/test_helpers/terminal/readers/{reader['id']}/present_payment_method"
     assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
     order.refresh_from_db()
@@ -104,7 +104,7 @@ def test_a_window_sale_on_the_reader_is_paid_by_the_webhook_exactly_once(window,
 def test_the_clerks_page_confirms_a_payment_whose_webhook_is_late_and_the_webhook_then_changes_nothing(window, client, make_performance, fake_stripe, reader):  # noqa: F811
     perf = make_performance(capacity=10)
     tp = sell_on_reader(window, perf, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     # Stripe says approved: the page waits a little for the webhook before confirming itself.
     assert "Approved: confirming" in window.get(f"/staff/pos/card/{tp.pk}/").content.decode()
     assert Ticket.objects.count() == 0
@@ -118,13 +118,13 @@ def test_the_clerks_page_confirms_a_payment_whose_webhook_is_late_and_the_webhoo
 def test_a_declined_card_sells_nothing_and_canceling_gives_the_seats_back(window, client, make_performance, fake_stripe, reader):  # noqa: F811
     perf = make_performance(capacity=10)
     tp = sell_on_reader(window, perf, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/decline/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "decline"})
     assert deliver_events(client, fake_stripe) == ["card_declined", "duplicate"]
     page = window.get(f"/staff/pos/card/{tp.pk}/").content.decode()
     assert "Declined" in page and "Your card was declined." in page and "Try the reader again" in page
     assert Ticket.objects.count() == 0 and Payment.objects.count() == 0 and Order.objects.get().status == Order.PENDING
 
-    response = window.post(f"/staff/pos/card/{tp.pk}/cancel/")
+    response = window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "cancel"})
     assert response.status_code == 302
     tp.refresh_from_db()
     assert tp.status == TerminalPayment.CANCELED and Order.objects.get().status == Order.CANCELED
@@ -135,12 +135,12 @@ def test_a_declined_card_sells_nothing_and_canceling_gives_the_seats_back(window
 def test_another_card_after_a_decline_completes_the_same_sale(window, client, make_performance, fake_stripe, reader):  # noqa: F811
     perf = make_performance(capacity=10)
     tp = sell_on_reader(window, perf, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/decline/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "decline"})
     window.get(f"/staff/pos/card/{tp.pk}/")  # the page sees the reader's decline
-    window.post(f"/staff/pos/card/{tp.pk}/retry/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "retry"})
     tp.refresh_from_db()
     assert tp.status == TerminalPayment.WAITING
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     assert deliver_events(client, fake_stripe, twice=False) == ["card_declined", "order_paid"]
     assert Order.objects.get().status == Order.PAID and Ticket.objects.count() == 2
 
@@ -149,7 +149,7 @@ def test_canceling_after_the_card_went_through_keeps_the_sale(window, client, ma
     perf = make_performance(capacity=10)
     tp = sell_on_reader(window, perf, reader)
     fake_stripe._present(fake_stripe.readers[reader["id"]], "4242424242424242")  # tapped just before cancel
-    window.post(f"/staff/pos/card/{tp.pk}/cancel/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "cancel"})
     assert Order.objects.get().status == Order.PAID and Ticket.objects.count() == 2
     assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
     assert Ticket.objects.count() == 2
@@ -158,7 +158,7 @@ def test_canceling_after_the_card_went_through_keeps_the_sale(window, client, ma
 def test_a_payment_for_a_sale_already_canceled_is_refunded_to_the_card(window, client, make_performance, fake_stripe, reader):  # noqa: F811
     perf = make_performance(capacity=10)
     tp = sell_on_reader(window, perf, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/cancel/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "cancel"})
     # Stripe reports a success anyway (a race on its side): the money goes back, nothing is sold.
     intent = dict(fake_stripe.intents[tp.payment_intent], status="succeeded", amount_received=5000)
     fake_stripe.events.append(fake_stripe._event("payment_intent.succeeded", intent))
@@ -176,7 +176,7 @@ def test_stripe_unreachable_leaves_the_sale_pending_and_retry_sends_it(window, m
     tp = TerminalPayment.objects.get()
     assert tp.payment_intent == "" and "could not be reached" in window.get(f"/staff/pos/card/{tp.pk}/").content.decode()
     fake_stripe.unreachable = False
-    window.post(f"/staff/pos/card/{tp.pk}/retry/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "retry"})
     tp.refresh_from_db()
     assert tp.payment_intent.startswith("pi_test_") and tp.status == TerminalPayment.WAITING and tp.message == ""
 
@@ -186,7 +186,7 @@ def test_an_exchange_difference_is_charged_on_the_reader(window, client, make_pe
     dear = make_performance(capacity=10)
     PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
     tp = sell_on_reader(window, cheap, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     deliver_events(client, fake_stripe)
     order = Order.objects.get()
     moving = list(order.tickets.values_list("pk", flat=True))
@@ -195,7 +195,7 @@ def test_an_exchange_difference_is_charged_on_the_reader(window, client, make_pe
     assert exchange.status == Exchange.PENDING
     ex_tp = TerminalPayment.objects.get(exchange=exchange)
     assert ex_tp.amount_cents == 2 * 1500 and fake_stripe.intents[ex_tp.payment_intent]["metadata"]["exchange_id"] == str(exchange.pk)
-    window.post(f"/staff/pos/card/{ex_tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{ex_tp.pk}/act/", {"action": "approve"})
     assert deliver_events(client, fake_stripe) == ["exchange_paid", "duplicate"]
     exchange.refresh_from_db()
     assert exchange.status == Exchange.SUCCEEDED
@@ -210,15 +210,15 @@ def test_a_declined_exchange_difference_is_undone_when_canceled(window, client, 
     dear = make_performance(capacity=10)
     PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
     tp = sell_on_reader(window, cheap, reader)
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     deliver_events(client, fake_stripe)
     order = Order.objects.get()
     moving = list(order.tickets.values_list("pk", flat=True))
     exchange = exchange_tickets(order.pk, ExchangeRequest(moving, dear.pk, method="card", reader_id=reader["id"]), idempotency_key="ex-d", actor=clerk)
     ex_tp = TerminalPayment.objects.get(exchange=exchange)
-    window.post(f"/staff/pos/card/{ex_tp.pk}/decline/")
+    window.post(f"/staff/pos/card/{ex_tp.pk}/act/", {"action": "decline"})
     deliver_events(client, fake_stripe)
-    window.post(f"/staff/pos/card/{ex_tp.pk}/cancel/")
+    window.post(f"/staff/pos/card/{ex_tp.pk}/act/", {"action": "cancel"})
     exchange.refresh_from_db()
     assert exchange.status == Exchange.FAILED
     assert set(Ticket.objects.filter(pk__in=moving).values_list("status", flat=True)) == {Ticket.VALID}
@@ -231,7 +231,7 @@ def test_the_exchange_page_offers_the_reader_and_sends_the_clerk_to_it(window, c
     dear = make_performance(capacity=10)
     PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
     tp = sell_on_reader(window, cheap, reader, quantity=1)
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     deliver_events(client, fake_stripe)
     order = Order.objects.get()
     form = {"to_performance": str(dear.pk), "ticket": [str(order.tickets.get().pk)]}
@@ -241,7 +241,7 @@ def test_the_exchange_page_offers_the_reader_and_sends_the_clerk_to_it(window, c
     response = window.post(f"/staff/sales/orders/{order.pk}/exchange/", form | {"step": "confirm", "method": "card", "reader": reader["id"], "key": key})
     ex_tp = TerminalPayment.objects.get(exchange__isnull=False)
     assert response["Location"] == f"/staff/pos/card/{ex_tp.pk}/" and ex_tp.amount_cents == 1500
-    window.post(f"/staff/pos/card/{ex_tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{ex_tp.pk}/act/", {"action": "approve"})
     deliver_events(client, fake_stripe)
     assert window.get(f"/staff/pos/card/{ex_tp.pk}/")["Location"] == f"/staff/sales/orders/{order.pk}/"
     assert Ticket.objects.filter(order=order, performance=dear, status=Ticket.VALID).count() == 1
@@ -258,7 +258,7 @@ def test_a_gift_and_a_subscription_at_the_window_are_paid_on_the_reader(window, 
     response = window.post(f"/staff/contacts/{patron.pk}/gift/", {"amount": "40.00", "method": "card", "key": "gift-key-1", "reader": reader["id"]})
     tp = TerminalPayment.objects.get()
     assert response["Location"] == f"/staff/pos/card/{tp.pk}/" and tp.amount_cents == 4000 and tp.order.status == Order.PENDING
-    window.post(f"/staff/pos/card/{tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
     assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
     assert Donation.objects.get().amount_cents == 4000
     assert window.get(f"/staff/pos/card/{tp.pk}/")["Location"] == f"/staff/contacts/{patron.pk}/"
@@ -269,7 +269,7 @@ def test_a_gift_and_a_subscription_at_the_window_are_paid_on_the_reader(window, 
     response = window.post("/staff/contacts/subscriptions/sell/", {"subscription_type": st.pk, "contact": patron.pk, "payment": "card", "key": "sub-key-1"})
     sub_tp = TerminalPayment.objects.exclude(pk=tp.pk).get()
     assert response["Location"] == f"/staff/pos/card/{sub_tp.pk}/" and sub_tp.reader_id == reader["id"]  # the reader online
-    window.post(f"/staff/pos/card/{sub_tp.pk}/approve/")
+    window.post(f"/staff/pos/card/{sub_tp.pk}/act/", {"action": "approve"})
     assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
     sub = Subscription.objects.get()
     assert (sub.patron_id, sub.remaining, sub.order.channel) == (patron.pk, 4, Order.BOX_OFFICE)

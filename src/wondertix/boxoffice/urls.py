@@ -47,7 +47,7 @@ urlpatterns = [
     path("pos/holds/<int:hold_id>/release/", pos.release_seats, name="pos-release"),
     path("pos/orders/<int:order_id>/", pos.order_done, name="pos-order"),
     path("pos/card/<int:payment_id>/", pos_card.card_payment, name="pos-card"),
-    path("pos/card/<int:payment_id>/<str:action>/", pos_card.card_action, name="pos-card-action"),
+    path("pos/card/<int:payment_id>/act/", pos_card.card_action, name="pos-card-action"),
     # Door (ushers and up)
     path("door/", door.choose, name="door"),
     path("door/<int:performance_id>/", door.door, name="door-list"),

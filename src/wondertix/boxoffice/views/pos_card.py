@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -66,8 +66,9 @@ def card_payment(request: HttpRequest, payment_id: int) -> HttpResponse:
 
 @sellers
 @require_POST
-def card_action(request: HttpRequest, payment_id: int, action: str) -> HttpResponse:
+def card_action(request: HttpRequest, payment_id: int) -> HttpResponse:
     tp = get_object_or_404(TerminalPayment.objects.select_related("order"), pk=payment_id)
+    action = request.POST.get("action", "")
     if action == "cancel":
         done, _ = attempt(request, lambda: terminal.cancel(tp))
         if done is not None and done.status == TerminalPayment.CANCELED:
@@ -78,5 +79,5 @@ def card_action(request: HttpRequest, payment_id: int, action: str) -> HttpRespo
     elif action in TEST_CARDS:
         attempt(request, lambda: terminal.present_test_card(tp, TEST_CARDS[action][0]))
     else:
-        raise Http404("No such action")
+        messages.error(request, "Choose what to do with the card payment.")
     return redirect("boxoffice:pos-card", payment_id=tp.pk)
