@@ -120,12 +120,15 @@ def test_a_subscription_bought_online_is_issued_by_the_webhook_exactly_once(clie
     order = Order.objects.get()
     assert (order.status, order.total_cents, order.subtotal_cents) == (Order.PENDING, 8000, 8000)
     assert not Subscription.objects.exists()
+    assert "issued as soon as the payment is confirmed" in client.get(f"/orders/{order.token}/").content.decode()
 
     payload = paid_event(order)
     assert deliver(client, payload).json()["outcome"] == "order_paid"
     assert deliver(client, payload).json()["outcome"] == "duplicate"
     [sub] = Subscription.objects.all()
     assert (sub.order_id, sub.remaining, sub.price_cents) == (order.pk, 4, 8000)
+    page = client.get(f"/orders/{order.token}/").content.decode()
+    assert "Your season subscription" in page and "Flex 4" in page and "Thank you for your gift" not in page
     assert Payment.objects.get().amount_cents == 8000
 
 

@@ -273,3 +273,22 @@ def test_a_gift_and_a_subscription_at_the_window_are_paid_on_the_reader(window, 
     assert deliver_events(client, fake_stripe) == ["order_paid", "duplicate"]
     sub = Subscription.objects.get()
     assert (sub.patron_id, sub.remaining, sub.order.channel) == (patron.pk, 4, Order.BOX_OFFICE)
+
+
+def test_reconciliation_cancels_an_abandoned_reader_payment_and_confirms_a_paid_one(window, make_performance, fake_stripe, reader):  # noqa: F811
+    from datetime import timedelta
+
+    perf = make_performance(capacity=10)
+    abandoned = sell_on_reader(window, perf, reader, quantity=1)
+    page = window.get(f"/staff/pos/{perf.pk}/")
+    window.post(f"/staff/pos/{perf.pk}/", {f"qty_{perf.adult.pk}": "2", "payment_method": "card", "reader": reader["id"],
+                                            "idempotency_key": page.context["form"].initial["idempotency_key"]})
+    paid = TerminalPayment.objects.exclude(pk=abandoned.pk).get()
+    fake_stripe._present(fake_stripe.readers[reader["id"]], "4242424242424242")  # its webhook never arrives
+    assert terminal.reconcile() == {}  # too recent: the clerk may still be at it
+    TerminalPayment.objects.update(created_at=timezone.now() - timedelta(minutes=terminal.MINUTES + 6))
+    assert terminal.reconcile() == {"terminal_canceled": 1, "terminal_succeeded": 1}
+    abandoned.refresh_from_db()
+    paid.refresh_from_db()
+    assert abandoned.order.status == Order.CANCELED and paid.order.status == Order.PAID
+    assert Ticket.objects.count() == 2 and available(perf) == 8

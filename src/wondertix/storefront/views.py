@@ -406,11 +406,22 @@ def order_detail(request: HttpRequest, token: str) -> HttpResponse:
             "valid_count": sum(1 for t in tickets if t.status == Ticket.VALID),
             "gifts": gifts,
             "pending": order.status == Order.PENDING,
+            # A season subscription bought online (its package, as priced when it was bought).
+            "season_package": _season_package(order) if not tickets else None,
         },
     )
     # An order page is reached by its secret link: keep it out of shared caches and indexes.
     response["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _season_package(order: Order) -> dict[str, Any] | None:
+    sub = order.subscriptions.select_related("subscription_type").first()
+    if sub is not None:
+        return {"name": sub.subscription_type.name, "tickets_included": sub.tickets_included}
+    checkout = getattr(order, "checkout_session", None) if order.status == Order.PENDING else None
+    package = checkout.priced.get("subscription") if checkout is not None else None
+    return {"name": package.get("name", ""), "tickets_included": package.get("tickets_included", 0)} if package else None
 
 
 @require_GET
