@@ -9,7 +9,9 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core import mail
 from django.utils import timezone
 from test_stripe_payments import deliver, fake_stripe  # noqa: F401 (fixture)
 from tests.support.recorded_stripe import recorded
@@ -75,6 +77,7 @@ def test_a_gift_alone_is_paid_by_the_webhook_exactly_once(client, fake_stripe, d
         first = deliver(client, payload)
     second = deliver(client, payload)
     assert first.json()["outcome"] == "order_paid" and second.json()["outcome"] == "duplicate"
+    assert [m.subject for m in mail.outbox] == [f"Thank you for your gift — {settings.THEATER_NAME} receipt {order.reference}"]
     order.refresh_from_db()
     assert order.status == Order.PAID
     [donation] = Donation.objects.all()
@@ -112,7 +115,7 @@ def subscribe(client, package, **overrides) -> dict[str, str]:
             "submission": submission(client, "/subscriptions/")} | overrides
 
 
-def test_a_subscription_bought_online_is_issued_by_the_webhook_exactly_once(client, fake_stripe, package):  # noqa: F811
+def test_a_subscription_bought_online_is_issued_by_the_webhook_exactly_once(client, fake_stripe, package, django_capture_on_commit_callbacks):  # noqa: F811
     page = client.get("/subscriptions/").content.decode()
     assert "cannot be bought online" not in page and 'name="card_number"' not in page
     response = client.post("/subscriptions/", subscribe(client, package))
@@ -123,8 +126,10 @@ def test_a_subscription_bought_online_is_issued_by_the_webhook_exactly_once(clie
     assert "issued as soon as the payment is confirmed" in client.get(f"/orders/{order.token}/").content.decode()
 
     payload = paid_event(order)
-    assert deliver(client, payload).json()["outcome"] == "order_paid"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, payload).json()["outcome"] == "order_paid"
     assert deliver(client, payload).json()["outcome"] == "duplicate"
+    assert mail.outbox == []  # no "thank you for your gift" for a subscription
     [sub] = Subscription.objects.all()
     assert (sub.order_id, sub.remaining, sub.price_cents) == (order.pk, 4, 8000)
     page = client.get(f"/orders/{order.token}/").content.decode()
