@@ -292,3 +292,24 @@ def test_reconciliation_cancels_an_abandoned_reader_payment_and_confirms_a_paid_
     paid.refresh_from_db()
     assert abandoned.order.status == Order.CANCELED and paid.order.status == Order.PAID
     assert Ticket.objects.count() == 2 and available(perf) == 8
+
+
+def test_the_staff_api_exchange_takes_a_card_difference_on_a_reader(window, client, make_performance, fake_stripe, reader, clerk):  # noqa: F811
+    from wondertix.ops import tokens
+
+    cheap = make_performance(capacity=10)
+    dear = make_performance(capacity=10)
+    PriceType.objects.filter(pk=dear.adult.pk).update(price_cents=4000)
+    tp = sell_on_reader(window, cheap, reader, quantity=1)
+    window.post(f"/staff/pos/card/{tp.pk}/act/", {"action": "approve"})
+    deliver_events(client, fake_stripe)
+    order = Order.objects.get()
+    body = json.dumps({"ticket_ids": [order.tickets.get().pk], "to_performance_id": dear.pk, "method": "card", "reader_id": reader["id"]})
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(clerk)}", "HTTP_IDEMPOTENCY_KEY": "api-exchange-reader-1"}
+    response = Client().post(f"/api/v1/staff/sales/orders/{order.pk}/exchanges", body, content_type="application/json", **headers)
+    assert response.status_code == 202, response.content
+    ex_tp = TerminalPayment.objects.get(exchange__isnull=False)
+    assert response.json()["status"] == "pending" and response.json()["card_payment_id"] == ex_tp.pk and ex_tp.amount_cents == 1500
+    window.post(f"/staff/pos/card/{ex_tp.pk}/act/", {"action": "approve"})
+    assert deliver_events(client, fake_stripe) == ["exchange_paid", "duplicate"]
+    assert Exchange.objects.get().status == Exchange.SUCCEEDED
