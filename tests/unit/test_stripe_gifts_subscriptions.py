@@ -167,3 +167,14 @@ def test_refunds_of_a_gift_and_a_subscription_go_back_to_the_card(client, fake_s
     subscribed.refresh_from_db()
     assert donated.status == subscribed.status == Order.REFUNDED
     assert Subscription.objects.get().status == Subscription.REFUNDED
+
+
+def test_the_donate_service_with_stripe_writes_a_pending_gift_with_its_payment_page(fake_stripe, buyer):  # noqa: F811
+    from wondertix.patrons.donations import donate
+    from wondertix.payments.providers.base import PaymentDetails
+
+    order = donate(3000, buyer, payment=PaymentDetails(), idempotency_key="service-gift-1")
+    assert (order.status, order.total_cents) == (Order.PENDING, 3000)
+    assert order.checkout_session.url.startswith("https://checkout.stripe.com/c/pay/cs_test_")
+    assert donate(3000, buyer, payment=PaymentDetails(), idempotency_key="service-gift-1").pk == order.pk
+    assert Order.objects.count() == 1 and len(fake_stripe.requests) == 1

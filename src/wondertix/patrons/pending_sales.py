@@ -102,7 +102,7 @@ def pending_donation(
 
 def start_donation(amount_cents: int, buyer: Buyer, *, anonymous: bool = False, comment: str = "", idempotency_key: str) -> tuple[Order, str]:
     """An online gift through the payment page: (pending order, the page's URL)."""
-    order = pending_donation(amount_cents, buyer, anonymous=anonymous, comment=comment, idempotency_key=idempotency_key)
+    order = pending_donation(amount_cents, buyer, anonymous=anonymous, comment=comment, idempotency_key=idempotency_key or None)
     return order, _url_for(order)
 
 

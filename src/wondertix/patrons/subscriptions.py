@@ -129,7 +129,10 @@ def sell_subscription(
     online = channel == Order.ONLINE
     provider = get_provider(provider_name)
     if not provider.synchronous:
-        raise errors.invalid("subscriptions_unavailable", "Subscriptions cannot be bought online right now. Please call the box office.")
+        # The card is paid on the provider's page or a reader: a pending order completed by
+        # the webhook (patrons.pending_sales), which the subscription pages use.
+        raise errors.invalid("pay_through_pending_sale", "This subscription is paid on the card processor's page or reader: "
+                             "start it with patrons.pending_sales.pending_subscription.")
     key = f"subscription:{idempotency_key}" if idempotency_key else None
     fingerprint = request_fingerprint({"subscription_type": type_id, "email": buyer.email, "patron": patron_id, "channel": channel})
 
