@@ -130,6 +130,10 @@ def test_a_declined_card_sells_nothing_and_canceling_gives_the_seats_back(window
     assert tp.status == TerminalPayment.CANCELED and Order.objects.get().status == Order.CANCELED
     assert available(perf) == 10 and Ticket.objects.count() == 0 and Payment.objects.count() == 0
     assert fake_stripe.intents[tp.payment_intent]["status"] == "canceled"
+    # The same form sent again (the back button) sells nothing and says why.
+    again = window.post(f"/staff/pos/{perf.pk}/", {f"qty_{perf.adult.pk}": "2", "payment_method": "card", "reader": reader["id"],
+                                                     "idempotency_key": tp.order.idempotency_key}, follow=True)
+    assert "was canceled; nothing was sold" in again.content.decode() and Order.objects.count() == 1 and available(perf) == 10
 
 
 def test_another_card_after_a_decline_completes_the_same_sale(window, client, make_performance, fake_stripe, reader):  # noqa: F811

@@ -96,6 +96,10 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
             order, err = attempt(request, lambda: pos.sell_at_box_office(sale, actor=request.user))  # type: ignore[arg-type]
             if order is not None and order.status == Order.PENDING:
                 return redirect("boxoffice:pos-card", payment_id=order.terminal_payments.first().pk)  # type: ignore[union-attr]
+            if order is not None and order.status == Order.CANCELED:
+                # The same form again after its card payment was canceled: nothing was sold.
+                messages.error(request, f"The card payment of order {order.reference} was canceled; nothing was sold. Start the sale again.")
+                return redirect("boxoffice:pos-sell", performance_id=perf.pk)
             if order is not None:
                 messages.success(request, f"Sold {order.tickets.count()} ticket(s): order {order.reference}.")
                 return redirect(f"/staff/pos/orders/{order.pk}/")
