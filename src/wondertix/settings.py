@@ -238,6 +238,27 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_TERMINAL_LOCATION = env.str("STRIPE_TERMINAL_LOCATION", default="")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 THEATER_NAME = env.str("THEATER_NAME", default="WonderTix Community Theater")
+# Donation receipts name the organization as the tax authority knows it, with its tax id, and
+# say what the law asks a receipt to say (the theater's accountant writes this wording).
+THEATER_LEGAL_NAME = env.str("THEATER_LEGAL_NAME", default="") or THEATER_NAME
+THEATER_TAX_ID = env.str("THEATER_TAX_ID", default="")
+DONATION_TAX_STATEMENT = env.str(
+    "DONATION_TAX_STATEMENT",
+    default="No goods or services were provided in exchange for this gift. "
+    "It may be tax-deductible to the extent allowed by law; please keep this receipt for your records.",
+)
+# Printed on every ticket (PDF) and in the calendar file: where the show is, and what a
+# patron with a disability should know about getting in (step-free entrance, listening aids).
+THEATER_VENUE = env.str("THEATER_VENUE", default="Main Stage")
+THEATER_ADDRESS = env.str("THEATER_ADDRESS", default="")
+THEATER_ACCESSIBILITY = env.str("THEATER_ACCESSIBILITY", default="")
+# Ticket PDFs: the patron's pages ("letter" or "a4"), and the box office's ticket stock
+# (width x height in inches, landscape; 8x3.25 is the common thermal ticket).
+TICKET_PAGE_SIZE = env.str("TICKET_PAGE_SIZE", default="letter")
+TICKET_STOCK_SIZE_IN = env.str("TICKET_STOCK_SIZE_IN", default="8x3.25")
+# "Find my tickets": lookups per address and per client address in an hour (0 = no cap).
+TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR = env.int("TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR", default=3)
+TICKET_LOOKUPS_PER_CLIENT_PER_HOUR = env.int("TICKET_LOOKUPS_PER_CLIENT_PER_HOUR", default=20)
 
 # Email: console in dev; the environment spec sets EMAIL_BACKEND (file, smtp) elsewhere.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

@@ -61,7 +61,7 @@ def allowed_page_roles(route: str, name: str | None) -> frozenset[str]:
         return ADMINS
     if route.startswith(BACK_OFFICE_PREFIXES):
         return SELLERS
-    if route.startswith("staff/audit"):
+    if route.startswith(("staff/audit", "staff/emails/")):  # the audit log; previews of patron emails
         return ADMINS
     raise NoRule(f"No authorization rule declared for the staff page /{route}: add it to src/wtx/authz_rules.py.")
 

@@ -560,6 +560,20 @@ def _bandit(work: Workspace, gate: SecurityGate, log: _Log, figures: dict[str, A
     return None, count
 
 
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.I)
+_HOST_ARG = re.compile(r"\bhost=(['\"])[^'\"]*\1", re.I)
+_DOTTED_HOST = re.compile(r"\b(?:[a-z0-9-]+\.)+(?:org|com|net|io|dev|info)\b(?::\d+)?", re.I)
+
+
+def scrub_addresses(text: str) -> str:
+    """`text` without the URLs and host names a tool's error quotes (pip-audit names the
+    vulnerability service and package index it could not reach): what wtx keeps — the ledger,
+    the gate's log — names no outside service."""
+    text = _URL.sub("<url>", text)
+    text = _HOST_ARG.sub("host=<host>", text)
+    return _DOTTED_HOST.sub("<host>", text)
+
+
 def audit_outcome(report_text: str | None) -> tuple[str, int, str]:
     """("audited" | "not audited", known vulnerabilities, why not audited) from pip-audit's
     JSON report. A dependency pip-audit skipped (its database did not know it, or did not
@@ -592,11 +606,12 @@ def _audit(work: Workspace, gate: SecurityGate, log: _Log, figures: dict[str, An
     try:
         res = subprocess.run(args, capture_output=True, text=True, timeout=gate.audit_timeout_s,
                              env=_clean_env(work.dir))
-        log(res.stdout + res.stderr)
+        log(scrub_addresses(res.stdout + res.stderr))
         text = report.read_text() if report.is_file() else None
         status, vulns, why = audit_outcome(text)
         if status == "not audited" and text is None:
             why = f"{why}: {_tail(res)}"
+        why = scrub_addresses(why)
     except subprocess.TimeoutExpired:
         status, vulns, why = "not audited", 0, f"pip-audit did not finish within {gate.audit_timeout_s} s"
     figures["audit"] = status

@@ -6,7 +6,9 @@ the previous release reads, nor add a column the previous release cannot insert 
 without. This reads a migration's source with `ast` (wtx never imports Django) and names
 every operation that does:
 
-- RemoveField, DeleteModel, RenameField, RenameModel: the previous release still reads them;
+- RemoveField, DeleteModel, RenameField, RenameModel, AlterModelTable: the previous release
+  still reads them;
+- AlterField that sets db_column: a rename of the column in disguise;
 - AlterField to a field without null=True and without a default: may make a column NOT NULL
   that the previous release leaves empty (the linter cannot see the field's earlier state,
   so a harmless AlterField of a NOT NULL field is named too: allow it by name in the spec);
@@ -28,6 +30,7 @@ REMOVING = {
     "DeleteModel": "drops a table the previous release still reads",
     "RenameField": "renames a column the previous release still reads by its old name",
     "RenameModel": "renames a table the previous release still reads by its old name",
+    "AlterModelTable": "renames a table the previous release still reads by its old name",
 }
 _DANGEROUS_SQL = re.compile(r"\b(DROP\s+(TABLE|COLUMN|VIEW|INDEX|CONSTRAINT|SCHEMA)|RENAME\s+(COLUMN|TO)|TRUNCATE)\b",
                             re.IGNORECASE)
@@ -101,7 +104,11 @@ def lint_migration(migration: str, source: str) -> list[Finding]:
         if op in REMOVING:
             findings.append(Finding(migration, op, _target(node), REMOVING[op]))
         elif op == "AlterField":
-            if not _nullable_or_defaulted(_kw(node, "field"), ("default", "db_default")):
+            field = _kw(node, "field")
+            if isinstance(field, ast.Call) and _kw(field, "db_column") is not None:
+                findings.append(Finding(migration, op, _target(node),
+                                        "sets db_column: the column may be renamed under the previous release"))
+            elif not _nullable_or_defaulted(field, ("default", "db_default")):
                 findings.append(Finding(migration, op, _target(node),
                                         "may make a column NOT NULL without a default the previous release fills"))
         elif op == "AddField":

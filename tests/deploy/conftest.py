@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from wtx.spec import Spec, load_spec
 
 sys.path.insert(0, str(Path(__file__).parent))
 from deploy_support import Site  # noqa: E402
+from tests.support.processes import kill_processes_naming
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: dict[str, Any] = {}
@@ -81,6 +81,9 @@ class Builds:
     ids: dict[str, str] = field(default_factory=dict)
     error: BaseException | None = None
     thread: threading.Thread | None = None
+    # `wtx up` starts dev on the newest build: the variants wait until it has chosen (the
+    # base), or dev could start on one of them (never_ready) when the databases come up slowly.
+    dev_chose: threading.Event = field(default_factory=threading.Event)
 
     def build(self, name: str) -> str:
         rel = releases.build(self.clone, self.var_dir)
@@ -89,6 +92,8 @@ class Builds:
 
     def build_variants(self) -> None:
         try:
+            if not self.dev_chose.wait(600):
+                raise TimeoutError("`wtx up` chose no release for dev within 600 s")
             # next: one harmless change.
             init = self.clone / "src" / "wondertix" / "__init__.py"
             init.write_text(init.read_text() + "# deploy test: a harmless change\n")
@@ -227,21 +232,6 @@ def _fixed_ports(spec: Spec) -> list[int]:
     return ports
 
 
-def _leftover_pids(var_dir: Path) -> list[int]:
-    """Processes started by this session: their command line names our own var dir."""
-    pids = []
-    needle = str(var_dir).encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     spec = load_spec(ROOT / "deploy" / "environments.toml")
@@ -262,8 +252,15 @@ def stack() -> Iterator[Stack]:
         builds.start()  # the other releases build while the stack comes up
         started = time.monotonic()
         steps: list[str] = []
-        say = lambda msg: steps.append(f"{time.monotonic() - started:5.1f}s {msg}")  # noqa: E731
-        not_started = backend.up(progress=say)
+        def say(msg: str) -> None:
+            steps.append(f"{time.monotonic() - started:5.1f}s {msg}")
+            if msg.startswith("installing release"):  # the releases to run are chosen
+                builds.dev_chose.set()
+
+        try:
+            not_started = backend.up(progress=say)
+        finally:
+            builds.dev_chose.set()
         # Nothing was promoted yet: `up` starts dev alone. stg, prd and bak come up as the base
         # release is promoted into them.
         assert [reason.split(":")[0] for reason in not_started] == ["stg", "prd", "bak"], not_started
@@ -279,11 +276,7 @@ def stack() -> Iterator[Stack]:
         finally:
             if builds.thread is not None:
                 builds.thread.join(300)
-            for pid in _leftover_pids(var_dir):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_processes_naming(var_dir)
             shutil.rmtree(var_dir, ignore_errors=True)
             shutil.rmtree(clone, ignore_errors=True)
 

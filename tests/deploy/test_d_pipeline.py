@@ -14,9 +14,9 @@ import tomllib
 from typing import Any
 
 import pytest
+from pipeline_runs import last_gates, run_logged
 
 from wtx import ledger, pipeline
-from wtx.backends.local import LocalBackend
 from wtx.spec import Spec, parse_spec
 
 pytestmark = pytest.mark.slow
@@ -39,23 +39,13 @@ def _quick_spec(stack) -> Spec:
 
 
 def _run(stack, spec: Spec, release: str) -> tuple[pipeline.Outcome, list[str]]:
-    backend = LocalBackend(spec, stack.backend.root, stack.var_dir)
-    lines: list[str] = []
-
-    def event(kind: str, data: dict[str, Any]) -> None:
-        if kind == "gate":
-            r = data["result"]
-            lines.append(f"{data['env']} {r.check} {'passed' if r.passed else 'FAILED'}: {r.summary} ({r.seconds:.1f} s)")
-        elif kind == "stage":
-            lines.append(f"{data['stage']}: {data['detail']}")
-
-    outcome = pipeline.run_pipeline(spec, backend, stack.builds.clone, release_id=release, on_event=event)
+    outcome, lines = run_logged(spec, stack.backend.root, stack.var_dir, stack.builds.clone, release)
     print("\n" + "\n".join(lines))
     return outcome, lines
 
 
 def _gates(stack, env: str, release: str) -> dict[str, dict[str, Any]]:
-    return {r["check"]: r for r in pipeline.last_gate_run(stack.var_dir, env, release)}
+    return last_gates(stack.var_dir, env, release)
 
 
 def test_pipeline_carries_one_release_through_dev_and_stg_waits_for_approval_then_reaches_prd(stack):

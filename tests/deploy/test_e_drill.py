@@ -34,10 +34,10 @@ from typing import Any
 
 import pytest
 from drill_releases import CONTROL, DRILL, Broken, catalog_leaf, commit_variant, git
+from pipeline_runs import last_gates, run_logged
 
 from wtx import ledger, pipeline
 from wtx import release as releases
-from wtx.backends.local import LocalBackend
 from wtx.spec import Spec, parse_spec
 
 pytestmark = pytest.mark.slow
@@ -96,18 +96,8 @@ class Drill:
         if name in self.outcomes:
             return self.outcomes[name]
         rid = self.ids[name] if name == CONTROL.name else self.release(name)
-        backend = LocalBackend(self.spec, self.stack.backend.root, self.stack.var_dir)
-        lines: list[str] = []
-
-        def event(kind: str, data: dict[str, Any]) -> None:
-            if kind == "gate":
-                r = data["result"]
-                lines.append(f"{data['env']} {r.check} {'passed' if r.passed else 'FAILED'}: {r.summary} ({r.seconds:.1f} s)")
-            elif kind == "stage":
-                lines.append(f"{data['stage']}: {data['detail']}")
-
         started = time.monotonic()
-        outcome = pipeline.run_pipeline(self.spec, backend, self.repo, release_id=rid, on_event=event)
+        outcome, lines = run_logged(self.spec, self.stack.backend.root, self.stack.var_dir, self.repo, rid)
         self.seconds[f"pipeline {name}"] = round(time.monotonic() - started, 1)
         print(f"\n{name} ({rid}, {self.seconds[f'pipeline {name}']} s):\n  " + "\n  ".join(lines)
               + f"\n  → code {outcome.code} at {outcome.stopped_at}: {outcome.reason}")
@@ -115,7 +105,7 @@ class Drill:
         return outcome
 
     def gates(self, env: str, name: str) -> dict[str, dict[str, Any]]:
-        return {r["check"]: r for r in pipeline.last_gate_run(self.stack.var_dir, env, self.ids[name])}
+        return last_gates(self.stack.var_dir, env, self.ids[name])
 
 
 @pytest.fixture(scope="module")

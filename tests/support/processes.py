@@ -7,18 +7,29 @@ import signal
 from pathlib import Path
 
 
-def kill_processes_naming(path: Path) -> list[int]:
-    """SIGKILL every process whose command line names `path` (a throwaway var dir): what a
-    dying supervisor or Patroni may leave running. Returns the pids killed."""
+def pids_naming(path: Path) -> list[int]:
+    """Processes (other than this one) whose command line names `path` (a throwaway var dir)."""
     needle = str(path).encode()
-    killed = []
+    pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             if needle in (entry / "cmdline").read_bytes():
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-        except (OSError, ProcessLookupError):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def kill_processes_naming(path: Path) -> list[int]:
+    """SIGKILL every process whose command line names `path` (a throwaway var dir): what a
+    dying supervisor or Patroni may leave running. Returns the pids killed."""
+    killed = []
+    for pid in pids_naming(path):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
             continue
     return killed

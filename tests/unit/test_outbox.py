@@ -224,3 +224,12 @@ def test_a_database_error_on_the_first_try_does_not_turn_a_committed_sale_into_a
     order = buy()  # no exception reaches the buyer
     assert order.status == Order.PAID
     assert order.emails.get().status == OutboxEmail.PENDING  # type: ignore[attr-defined]  # the jobs program sends it
+
+
+def test_after_a_full_batch_the_outbox_runs_again_at_once_otherwise_it_waits():
+    from wondertix.ops.management.commands.run_jobs import next_pass_in
+
+    assert next_pass_in("outbox", {"sent": 48, "retrying": 1, "failed": 1}, 5, 50) == 0
+    assert next_pass_in("outbox", {"sent": 3, "retrying": 0, "failed": 0}, 5, 50) == 5
+    assert next_pass_in("outbox", {"error": "OperationalError"}, 5, 50) == 5
+    assert next_pass_in("reconcile_payments", {"refunds": 500}, 60, 50) == 60

@@ -11,6 +11,7 @@ from wondertix.patrons.models import Donation
 from wondertix.payments.models import Payment
 from wondertix.reports import services as reports
 from wondertix.sales import inventory
+from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.errors import SaleError
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Refund, RefundSource
@@ -19,7 +20,6 @@ from wondertix.sales.refunds import (
     RefundRequest,
     TicketRefund,
     refund_order,
-    refund_performance_buyers,
 )
 from wondertix.sales.services import CheckoutDetails, LineRequest, sell
 

@@ -129,7 +129,8 @@ def test_a_subscription_bought_online_is_issued_by_the_webhook_exactly_once(clie
     with django_capture_on_commit_callbacks(execute=True):
         assert deliver(client, payload).json()["outcome"] == "order_paid"
     assert deliver(client, payload).json()["outcome"] == "duplicate"
-    assert mail.outbox == []  # no "thank you for your gift" for a subscription
+    [email] = mail.outbox  # the subscription's own email, not a gift receipt
+    assert "gift" not in email.subject.lower() and email.to == ["ada@example.org"]
     [sub] = Subscription.objects.all()
     assert (sub.order_id, sub.remaining, sub.price_cents) == (order.pk, 4, 8000)
     page = client.get(f"/orders/{order.token}/").content.decode()

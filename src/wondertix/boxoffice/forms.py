@@ -47,6 +47,8 @@ class SeasonForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = Season
         fields = ["name", "slug", "starts_on", "ends_on", "active"]
+        labels = {"slug": "Short name for web addresses", "starts_on": "First day", "ends_on": "Last day",
+                  "active": "Active (offered for new events and subscriptions)"}
         widgets = {"starts_on": forms.DateInput(attrs={"type": "date"}), "ends_on": forms.DateInput(attrs={"type": "date"})}
 
 
@@ -58,6 +60,8 @@ class SeasonPriceForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = SeasonPrice
         fields = ["name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order"]
+        labels = {"name": "Price type name", "limit_per_performance": "Most per performance (empty: no limit)",
+                  "staff_only": "Box office only", "sort_order": "Position in lists (lowest first)"}
 
     def clean_fee_cents(self) -> int:
         return self.cleaned_data.get("fee_cents") or 0
@@ -68,6 +72,8 @@ class EventForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = Event
         fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
+        labels = {"slug": "Short name for web addresses", "image_url": "Image (a path under static/ or a web address)",
+                  "duration_minutes": "Running time (minutes)"}
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
         help_texts = {"slug": "The event's web address (/events/<slug>/). Leave empty to make one from the title."}
 
@@ -87,6 +93,8 @@ class PerformanceForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = Performance
         fields = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
+        labels = {"starts_at": "Curtain (date and time)", "capacity": "Seats (capacity)", "on_sale_from": "Online sales open",
+                  "on_sale_until": "Online sales close"}
         widgets = {"starts_at": _dt_widget(), "on_sale_from": _dt_widget(), "on_sale_until": _dt_widget()}
         help_texts = {
             "on_sale_from": "Empty: on sale now.",
@@ -104,6 +112,11 @@ class CopyPerformanceForm(forms.Form):
 
 class CancelPerformanceForm(forms.Form):
     reason = forms.CharField(max_length=200, label="Reason (shown in the audit log)")
+    method = forms.ChoiceField(label="Pay the buyers back", widget=forms.RadioSelect, initial="original", required=False,
+                               choices=[("original", "To the card or cash they paid with"), ("cash", "In cash at the box office")])
+
+    def clean_method(self) -> str:
+        return self.cleaned_data.get("method") or "original"
 
 
 class PriceTypeForm(forms.ModelForm):
@@ -119,6 +132,8 @@ class PriceTypeForm(forms.ModelForm):
             "name", "description", "price_cents", "fee_cents", "limit_per_performance",
             "pay_what_you_can", "min_price_cents", "max_price_cents", "staff_only", "sort_order",
         ]
+        labels = {"limit_per_performance": "Most per performance (empty: no limit)", "pay_what_you_can": "Pay what you can (the buyer chooses the price)",
+                  "staff_only": "Box office only", "sort_order": "Position in lists (lowest first)"}
         help_texts = {"price_cents": "A new price applies to future sales only; tickets keep what they were sold at."}
 
     def clean(self) -> dict[str, Any]:
@@ -138,6 +153,9 @@ class DiscountCodeForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = DiscountCode
         fields = ["code", "description", "kind", "value", "usage_limit", "min_tickets", "price_types", "valid_from", "valid_until"]
+        labels = {"kind": "Type of discount", "value": "Amount off (cents) or percent off", "usage_limit": "Most orders that may use it",
+                  "min_tickets": "Fewest tickets per order", "price_types": "Applies to these price types", "valid_from": "Usable from",
+                  "valid_until": "Usable until"}
         widgets = {"valid_from": _dt_widget(), "valid_until": _dt_widget(), "price_types": forms.SelectMultiple(attrs={"size": 6})}
         help_texts = {"value": "Cents off each ticket (amount), or whole percent (percent)."}
 
@@ -151,9 +169,9 @@ class DiscountCodeForm(forms.ModelForm):
 
 
 class HouseSeatsForm(forms.Form):
-    price_type = forms.ModelChoiceField(queryset=PriceType.objects.none())
-    quantity = WholeNumberField(min_value=1, max_value=500)
-    reason = forms.CharField(max_length=200)
+    price_type = forms.ModelChoiceField(queryset=PriceType.objects.none(), label="Price type")
+    quantity = WholeNumberField(min_value=1, max_value=500, label="Seats")
+    reason = forms.CharField(max_length=200, label="Reason")
 
     def __init__(self, *args: Any, performance: Performance, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -166,7 +184,7 @@ class ReleaseForm(forms.Form):
 
 
 class PosPaymentForm(forms.Form):
-    payment_method = forms.ChoiceField(choices=PAYMENT_METHODS, widget=forms.RadioSelect, initial="cash")
+    payment_method = forms.ChoiceField(choices=PAYMENT_METHODS, widget=forms.RadioSelect, initial="cash", label="Payment")
     patron_id = WholeNumberField(required=False, widget=forms.HiddenInput)
     first_name = forms.CharField(max_length=80, required=False)
     last_name = forms.CharField(max_length=80, required=False)
@@ -174,18 +192,19 @@ class PosPaymentForm(forms.Form):
     phone = forms.CharField(max_length=40, required=False)
     accommodation = forms.CharField(max_length=200, required=False)
     reason = forms.CharField(max_length=200, required=False, help_text="Required for comps and price overrides.")
-    card_number = forms.CharField(max_length=30, required=False, validators=[card_number_characters])
-    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
-    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
-    cvc = forms.CharField(max_length=4, required=False)
+    card_number = forms.CharField(max_length=30, required=False, validators=[card_number_characters], label="Card number")
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12, label="Expiry month")
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100, label="Expiry year")
+    cvc = forms.CharField(max_length=4, required=False, label="Security code (CVC)")
+    cash_tendered = MoneyField(required=False, label="Cash handed over", help_text="Cash sales: the change due is shown on the receipt.")
     idempotency_key = forms.CharField(max_length=100, required=False, widget=forms.HiddenInput)
 
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, label="Who")
     action = forms.CharField(required=False, label="Action starts with")
-    object_type = forms.CharField(required=False, label="Object type")
-    object_id = forms.CharField(required=False, label="Object id")
+    object_type = forms.CharField(required=False, label="Kind of record (e.g. sales.order)")
+    object_id = forms.CharField(required=False, label="Record number")
     # Bounded like report dates: 9999-12-31 plus the day the filter adds would overflow (a 500).
     date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
                                 validators=[MinValueValidator(EARLIEST_DATE), MaxValueValidator(LATEST_DATE)])

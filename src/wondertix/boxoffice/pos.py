@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from wondertix.boxoffice.door import WALK_UP_EMAIL
 from wondertix.catalog.models import Performance, PriceType
+from wondertix.money import format_cents
 from wondertix.ops import audit
+from wondertix.ops.models import AuditEntry
 from wondertix.patrons.models import Patron, Subscription
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
@@ -47,6 +49,8 @@ class PosSale:
     reason: str = ""
     card: PaymentDetails = field(default_factory=PaymentDetails)
     idempotency_key: str | None = None
+    # Cash sales: what the buyer handed over (the receipt shows the change due).
+    cash_tendered_cents: int | None = None
     # The card reader, where cards are taken on one (Stripe Terminal).
     reader_id: str = ""
 
@@ -117,6 +121,12 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
         )
         if replay:  # the same form sent twice: the first sale stands, nothing new to record
             return order
+        tendered = sale.cash_tendered_cents if sale.payment_method == CASH else None
+        if tendered is not None and tendered < order.total_cents:  # rolls the sale back: nothing is written
+            raise errors.invalid(
+                "cash_short", f"The total is {format_cents(order.total_cents)}; {format_cents(tendered)} in cash is not enough.",
+                field="cash_tendered",
+            )
         audit.record(
             "pos.sale",
             actor=actor,
@@ -129,9 +139,35 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
                 "reason": reason[:200],
                 "total_cents": order.total_cents,
                 "walk_up": buyer.email == WALK_UP_EMAIL,
+                "cash_tendered_cents": tendered,
+                "change_cents": None if tendered is None else tendered - order.total_cents,
             },
         )
     return order
+
+
+@dataclass
+class Receipt:
+    """What the window's confirmation and printed receipt show about how a sale was paid."""
+
+    method: str  # "Cash", "Card", "Comp (no charge)"
+    tendered_cents: int | None = None
+    change_cents: int | None = None
+    reason: str = ""
+
+
+def receipt_for(order: Order) -> Receipt:
+    """Read back how a window sale was paid (its `pos.sale` audit entry, else its payments)."""
+    labels = dict(PAYMENT_METHODS)
+    entry = AuditEntry.objects.filter(action="pos.sale", object_id=str(order.pk)).order_by("pk").first()
+    if entry is not None and entry.after:
+        after = entry.after
+        return Receipt(labels.get(after.get("payment_method", ""), "—"), after.get("cash_tendered_cents"), after.get("change_cents"),
+                       after.get("reason", ""))
+    providers = set(order.payments.values_list("provider", flat=True))  # type: ignore[attr-defined]
+    if not providers:
+        return Receipt(labels[COMP] if order.total_cents == 0 else "—")
+    return Receipt(labels[CASH] if providers == {"cash"} else labels[CARD])
 
 
 # ---------------------------------------------------------------------------- house seats

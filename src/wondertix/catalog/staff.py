@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Model
+from django.db.models import Count, Model, ProtectedError
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -164,6 +164,36 @@ def delete_season_price(price_id: int, *, actor: Actor) -> int:
         row.delete()
         audit.record("season_price.deleted", actor=actor, object_type="catalog.seasonprice", object_id=price_id, before=before)
     return price_id
+
+
+def season_in_use(season: Season) -> str:
+    """Why the season cannot be deleted ("" when it can): events and subscriptions belong to it."""
+    titles = list(season.events.order_by("title").values_list("title", flat=True)[:6])
+    if titles:
+        shown = ", ".join(f"“{t}”" for t in titles[:5]) + (" and more" if len(titles) > 5 else "")
+        return (f"{season.name} has events ({shown}) and cannot be deleted. Move them to another season "
+                f"(or to none) first, or deactivate the season instead.")
+    packages = season.subscription_types.count()  # type: ignore[attr-defined]
+    if packages:
+        return (f"{season.name} has {packages} subscription type{'s' if packages != 1 else ''} and cannot be deleted "
+                f"(subscribers' records point at it). Deactivate the season instead.")
+    return ""
+
+
+def delete_season(season_id: int, *, actor: Actor) -> int:
+    """Delete an empty season (no events, no subscription types) with its default prices."""
+    with transaction.atomic():
+        season = _locked(Season, season_id, "season")
+        why = season_in_use(season)
+        if why:
+            raise errors.conflict("season_in_use", why)
+        before = {**snapshot(season, SEASON_FIELDS), "default_prices": list(season.default_prices.values_list("name", flat=True))}
+        try:
+            season.delete()
+        except ProtectedError:  # an event joined it since the check above
+            raise errors.conflict("season_in_use", f"{season.name} is in use and cannot be deleted.") from None
+        audit.record("season.deleted", actor=actor, object_type="catalog.season", object_id=season_id, before=before)
+    return season_id
 
 
 def _apply_season_defaults(event: Event, *, actor: Actor) -> list[PriceType]:

@@ -45,3 +45,20 @@ def refuse_unsafe_switch_without_debug(app_configs: Any = None, **kwargs: Any) -
     if not settings.DEBUG and not settings.SECRET_KEY:
         return [Error("SECRET_KEY must be set when DEBUG is off.", id="wondertix.E006")]
     return []
+
+
+@register()
+def ticket_paper_sizes(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A mistyped ticket size refuses to start, instead of failing the first print or the
+    first confirmation email."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from wondertix.sales import ticket_files
+
+    problems = []
+    for parse in (ticket_files.page_size, ticket_files.stock_size):
+        try:
+            parse()
+        except ImproperlyConfigured as exc:
+            problems.append(Error(str(exc), id="wondertix.E021"))
+    return problems

@@ -40,11 +40,24 @@ class OutboxEmail(models.Model):
     STATUSES = [(PENDING, "Waiting to be sent"), (SENDING, "Sending"), (SENT, "Sent"), (FAILED, "Failed")]
 
     ORDER_CONFIRMATION = "order_confirmation"
-    KINDS = [(ORDER_CONFIRMATION, "Order confirmation")]
+    REFUND = "refund"
+    EXCHANGE = "exchange"
+    PERFORMANCE_CANCELED = "performance_canceled"
+    ORDER_LINKS = "order_links"  # "Find my tickets": a link to each order of one address
+    KINDS = [
+        (ORDER_CONFIRMATION, "Order confirmation"),
+        (REFUND, "Refund"),
+        (EXCHANGE, "Exchange"),
+        (PERFORMANCE_CANCELED, "Performance canceled"),
+        (ORDER_LINKS, "Links to the patron's orders"),
+    ]
 
     created_at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=40, choices=KINDS)
     order = models.ForeignKey("sales.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="emails")
+    # What a change email reports (the email is rendered from it when sent).
+    refund = models.ForeignKey("sales.Refund", null=True, blank=True, on_delete=models.CASCADE, related_name="emails")
+    exchange = models.ForeignKey("sales.Exchange", null=True, blank=True, on_delete=models.CASCADE, related_name="emails")
     recipient = models.EmailField(max_length=254)
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     attempts = models.PositiveIntegerField(default=0)

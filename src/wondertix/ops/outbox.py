@@ -35,27 +35,51 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# kind → the function that renders the message (None: nothing to send any more).
+# kind → the function that renders the message (None: nothing to send any more). The
+# confirmation is rendered from its order; a change email from its row (the refund or the
+# exchange it reports).
 RENDERERS: dict[str, str] = {
     OutboxEmail.ORDER_CONFIRMATION: "wondertix.sales.notifications.order_confirmation_message",
 }
+ROW_RENDERERS: dict[str, str] = {
+    OutboxEmail.REFUND: "wondertix.sales.change_emails.refund_message",
+    OutboxEmail.PERFORMANCE_CANCELED: "wondertix.sales.change_emails.cancellation_message",
+    OutboxEmail.EXCHANGE: "wondertix.sales.change_emails.exchange_message",
+}
+# kind → the function that renders an email to an address rather than about one order (it
+# is given the recipient; the row has no order).
+ADDRESS_RENDERERS: dict[str, str] = {
+    OutboxEmail.ORDER_LINKS: "wondertix.sales.notifications.order_links_message",
+}
 
 
-def queue(kind: str, *, order: Order, send_now: Order | None = None) -> OutboxEmail | None:
+def queue(kind: str, *, order: Order, send_now: Order | None = None, **about: Any) -> OutboxEmail | None:
     """Write the email to send; call inside the transaction that makes the change.
 
     `send_now`: the in-memory order (with its tickets) to render from when the email is
     tried right after the commit (OUTBOX_SEND_ON_COMMIT) — the sale path passes the order it
-    just wrote, so the email reads nothing back. None when the order has no email address.
+    just wrote, so the email reads nothing back. `about`: what a change email reports
+    (`refund=` or `exchange=`). None when the order has no address that can receive mail (a
+    walk-up at the window is kept under a `.invalid` placeholder address, which never can).
     """
-    if not order.buyer_email:
+    if not order.buyer_email or order.buyer_email.lower().endswith(".invalid"):
         return None
-    row = OutboxEmail.objects.create(kind=kind, order=order, recipient=order.buyer_email, next_attempt_at=timezone.now())
+    row = OutboxEmail.objects.create(kind=kind, order=order, recipient=order.buyer_email, next_attempt_at=timezone.now(), **about)
     if settings.OUTBOX_SEND_ON_COMMIT:
         # robust: whatever goes wrong with this try (even the database) is logged, never
         # turned into an error page for a sale that has committed; the jobs program retries.
         transaction.on_commit(lambda: deliver(row, order=send_now), robust=True)
     return row
+
+
+def queue_to_address(kind: str, recipient: str) -> OutboxEmail:
+    """Write an email to an address, about no one order; call inside the caller's transaction.
+
+    Never tried on commit: the jobs program sends it. The request that asked for it then does
+    the same work whatever the email will say — or whether there will be one at all (the
+    renderer may find nothing to send) — so its answer and its timing tell nothing.
+    """
+    return OutboxEmail.objects.create(kind=kind, recipient=recipient, next_attempt_at=timezone.now())
 
 
 def retry_now(row: OutboxEmail) -> None:
@@ -128,8 +152,16 @@ def send_due(limit: int = 50) -> dict[str, int]:
 def _send(row: OutboxEmail, *, order: Order | None = None) -> bool:
     """Render and send a claimed row; record the outcome. Never raises for a mail failure."""
     try:
-        render: Callable[..., EmailMessage | None] = import_string(RENDERERS[row.kind])
-        message = render(order or row.order)
+        render: Callable[..., EmailMessage | None]
+        if row.kind in ROW_RENDERERS:
+            render = import_string(ROW_RENDERERS[row.kind])
+            message = render(row)
+        elif row.kind in ADDRESS_RENDERERS:
+            render = import_string(ADDRESS_RENDERERS[row.kind])
+            message = render(row.recipient)
+        else:
+            render = import_string(RENDERERS[row.kind])
+            message = render(order or row.order)
         if message is not None:
             message.send()
     except Exception as exc:  # any failure (SMTP, timeout, template) is the row's, not the caller's
@@ -137,7 +169,7 @@ def _send(row: OutboxEmail, *, order: Order | None = None) -> bool:
         return False
     now = timezone.now()
     OutboxEmail.objects.filter(pk=row.pk).update(status=OutboxEmail.SENT, sent_at=now, last_error="")
-    if row.order_id is not None and message is not None:
+    if row.order_id is not None and message is not None and row.kind == OutboxEmail.ORDER_CONFIRMATION:
         from wondertix.sales.models import Order
 
         Order.objects.filter(pk=row.order_id).update(email_sent_at=now)

@@ -130,6 +130,7 @@ EMPTIED: dict[str, str] = {
     "axes.accessattempt": "failed logins: usernames, addresses, browsers",
     "axes.accesslog": "logins: usernames, addresses, browsers",
     "axes.accessfailurelog": "failed logins: usernames, addresses, browsers",
+    "storefront.ticketlookup": "Find my tickets requests: address digests, client addresses",
 }
 
 # Text fields that identify no one: the catalog, statuses, codes, random keys.

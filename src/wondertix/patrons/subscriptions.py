@@ -25,7 +25,7 @@ from wondertix.patrons.models import Patron, Redemption, Subscription, Subscript
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, pricing
+from wondertix.sales import errors, notifications, pricing
 from wondertix.sales.models import Order
 from wondertix.sales.services import (
     Buyer,
@@ -186,6 +186,7 @@ def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel
         "order": order.pk, "type": st.name, "price_cents": st.price_cents, "tickets": st.tickets_included,
         "patron": patron.pk, "channel": channel, "provider": payment.provider if payment else "free",
     })
+    notifications.queue_order_confirmation(order)  # the subscription's own email, after the commit
     return sub
 
 

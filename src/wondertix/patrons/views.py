@@ -153,8 +153,8 @@ class SubscriptionTypeForm(forms.Form):
     name = forms.CharField(max_length=120)
     description = forms.CharField(max_length=300, required=False)
     price = forms.CharField(help_text="e.g. 120.00")
-    tickets_included = WholeNumberField(min_value=1, max_value=100)
-    limit_sold = WholeNumberField(min_value=0, required=False, help_text="Empty = no limit")
+    tickets_included = WholeNumberField(min_value=1, max_value=100, label="Tickets in the package")
+    limit_sold = WholeNumberField(min_value=0, required=False, label="Most that may be sold", help_text="Empty = no limit")
     on_sale_online = forms.BooleanField(required=False, initial=True, label="Sold on the public subscriptions page")
     active = forms.BooleanField(required=False, initial=True)
 
@@ -209,11 +209,11 @@ class StaffSubscriptionSaleForm(forms.Form):
     last_name = forms.CharField(max_length=80, required=False)
     email = forms.EmailField(required=False)
     phone = forms.CharField(max_length=40, required=False)
-    payment = forms.ChoiceField(choices=[("cash", "Cash"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
+    payment = forms.ChoiceField(choices=[("cash", "Cash"), ("card", "Card")], widget=forms.RadioSelect, initial="cash", label="How they pay")
     card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
-    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
-    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
-    cvc = forms.CharField(required=False, max_length=4)
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12, label="Expiry month")
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100, label="Expiry year")
+    cvc = forms.CharField(required=False, max_length=4, label="Security code (CVC)")
     key = forms.CharField(widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -293,11 +293,11 @@ def subscription_redeem(request: HttpRequest, subscription_id: int) -> HttpRespo
 
 class GiftForm(forms.Form):
     amount = forms.CharField(help_text="e.g. 50.00")
-    method = forms.ChoiceField(choices=[("cash", "Cash or cheque"), ("card", "Card")], widget=forms.RadioSelect, initial="cash")
+    method = forms.ChoiceField(choices=[("cash", "Cash or cheque"), ("card", "Card")], widget=forms.RadioSelect, initial="cash", label="How they pay")
     card_number = forms.CharField(required=False, max_length=30, validators=[card_number_characters])
-    exp_month = WholeNumberField(required=False, min_value=1, max_value=12)
-    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100)
-    cvc = forms.CharField(required=False, max_length=4)
+    exp_month = WholeNumberField(required=False, min_value=1, max_value=12, label="Expiry month")
+    exp_year = WholeNumberField(required=False, min_value=2000, max_value=2100, label="Expiry year")
+    cvc = forms.CharField(required=False, max_length=4, label="Security code (CVC)")
     anonymous = forms.BooleanField(required=False, label="Anonymous (left out of acknowledgement lists)")
     comment = forms.CharField(required=False, max_length=500)
     key = forms.CharField(widget=forms.HiddenInput)

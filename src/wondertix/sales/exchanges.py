@@ -34,7 +34,7 @@ from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails, ProviderUnavailable
 from wondertix.payments.registry import get_provider
 from wondertix.payments.window import charge_at_window
-from wondertix.sales import errors, inventory
+from wondertix.sales import change_emails, errors, inventory
 from wondertix.sales.models import Order, Ticket, new_ticket_code
 from wondertix.sales.refund_models import Exchange, ExchangeItem
 from wondertix.sales.refund_settlement import RECONCILE_AFTER, send_pending_refunds
@@ -313,6 +313,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         plan_payments(order, -diff_paid, method=method, key=f"exchange:{key}", exchange=exchange)
     else:
         _audit_exchanged(exchange, order, before=before, difference=diff)
+        change_emails.queue_exchange_email(exchange, order)
     return exchange
 
 
@@ -452,6 +453,7 @@ def _complete(exchange: Exchange, order: Order) -> None:
     exchange.message = ""
     exchange.save(update_fields=["status", "message"])
     _audit_exchanged(exchange, order, before=state.get("before", {}), difference=state.get("difference", exchange.difference_cents))
+    change_emails.queue_exchange_email(exchange, order)
 
 
 def _undo(exchange: Exchange, order: Order, message: str) -> None:

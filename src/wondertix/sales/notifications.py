@@ -1,8 +1,9 @@
 """Emails to patrons. Queued in the order's transaction (ops.outbox), sent after it commits.
 
-The confirmation carries each ticket's code in plain text and a link to the order page,
-where the QR codes are: mail clients show inline SVG poorly, and a code can always be read
-out at the door.
+The confirmation carries each ticket's code in plain text, a link to the order page (where
+the QR codes are: mail clients show inline SVG poorly), and two attachments: the tickets as a
+PDF, one page per ticket with its QR, and the performances as a calendar file
+(sales.ticket_files).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -20,8 +22,8 @@ from wondertix.money import format_cents
 from wondertix.ops import audit, outbox
 from wondertix.ops.models import OutboxEmail
 from wondertix.payments import simulated
-from wondertix.sales import errors
-from wondertix.sales.models import Order
+from wondertix.sales import change_emails, errors, ticket_files
+from wondertix.sales.models import Order, Ticket
 
 
 def order_url(order: Order) -> str:
@@ -51,6 +53,8 @@ def _context(order: Order) -> dict[str, Any]:
         "THEATER_NAME": settings.THEATER_NAME,
         "TEST_MARK": simulated.TEST_MARK if simulated.payments_are_simulated() else "",
         "first_name": (order.patron.first_name if order.patron else "") or order.buyer_name.split(" ")[0],
+        # A gift with tickets: the confirmation carries its donation receipt.
+        "receipt": change_emails.receipt(order, gifts) if gifts else None,
     }
 
 
@@ -74,16 +78,54 @@ def order_confirmation_message(order: Order) -> EmailMultiAlternatives | None:
     if not order.buyer_email:
         return None
     context = _context(order)
+    if not context["tickets"]:  # a subscription sale or a gift: its own email (sales.change_emails)
+        subscriptions = list(order.subscriptions.select_related("subscription_type__season"))  # type: ignore[attr-defined]
+        if subscriptions:
+            return change_emails.subscription_email(order, subscriptions).message(order.buyer_email)
+        return change_emails.donation_email(order, context["gifts"]).message(order.buyer_email)
     if context["tickets"]:
         subject = f"Your tickets — {settings.THEATER_NAME} order {order.reference}"
     else:
         subject = f"Thank you for your gift — {settings.THEATER_NAME} receipt {order.reference}"
     if context["TEST_MARK"]:
         subject = f"[{context['TEST_MARK']}] {subject}"
+    files = ticket_files.attachments(order, context["tickets"], order_url=context["order_url"])
+    context["attached"] = [name for name, _, _ in files]
     text = render_to_string("sales/email/order_confirmation.txt", context)
     html = render_to_string("sales/email/order_confirmation.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [order.buyer_email])
     message.attach_alternative(html, "text/html")
+    for filename, content, mimetype in files:
+        message.attach(filename, content, mimetype)
+    return message
+
+
+LINKED_ORDER_STATUSES = (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED)
+MAX_LINKED_ORDERS = 50
+
+
+def order_links_message(address: str) -> EmailMultiAlternatives | None:
+    """"Find my tickets": a link to each order bought with this address (newest first), or
+    None — nothing is sent — when there is none. Rendered by the jobs program, never in the
+    request that asked (storefront.lookup)."""
+    orders = list(
+        Order.objects.filter(Q(buyer_email__iexact=address) | Q(patron__email__iexact=address), status__in=LINKED_ORDER_STATUSES)
+        .prefetch_related("tickets__performance__event").distinct().order_by("-created_at", "-id")[:MAX_LINKED_ORDERS]
+    )
+    if not orders:
+        return None
+    rows = []
+    for order in orders:
+        tickets = [t for t in order.tickets.all() if t.status == Ticket.VALID]
+        shows = sorted({t.performance for t in tickets}, key=lambda p: p.starts_at)
+        rows.append({"order": order, "url": order_url(order), "tickets": len(tickets), "shows": shows})
+    context = {"rows": rows, "THEATER_NAME": settings.THEATER_NAME,
+               "TEST_MARK": simulated.TEST_MARK if simulated.payments_are_simulated() else ""}
+    subject = f"Your orders at {settings.THEATER_NAME}"
+    if context["TEST_MARK"]:
+        subject = f"[{context['TEST_MARK']}] {subject}"
+    message = EmailMultiAlternatives(subject, render_to_string("sales/email/order_links.txt", context), settings.DEFAULT_FROM_EMAIL, [address])
+    message.attach_alternative(render_to_string("sales/email/order_links.html", context), "text/html")
     return message
 
 
@@ -110,7 +152,7 @@ def resend_confirmation(order_id: int, *, actor: User) -> OutboxEmail:
         order = Order.objects.select_for_update().get(pk=order_id)  # two clicks queue one email
         if order.status not in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED):
             raise errors.conflict("order_not_paid", "This order was never paid, so there is no confirmation to send.")
-        if not order.buyer_email:
+        if not order.buyer_email or order.buyer_email.lower().endswith(".invalid"):  # a walk-up's placeholder
             raise errors.conflict("no_email_address", "This order has no email address, so the confirmation cannot be sent. Print the tickets instead.")
         row = order.emails.filter(kind=OutboxEmail.ORDER_CONFIRMATION, status=OutboxEmail.PENDING).order_by("pk").first()  # type: ignore[attr-defined]
         if row is not None:

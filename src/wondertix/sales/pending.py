@@ -384,10 +384,8 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     )
     from wondertix.sales import notifications
 
-    if not package:
-        # Sent after the commit, retried by the outbox. (A subscription has no email of its
-        # own yet; the confirmation would thank the patron for a gift.)
-        notifications.queue_order_confirmation(order)
+    # Sent after the commit, retried by the outbox (a gift's receipt, a subscription's own email).
+    notifications.queue_order_confirmation(order)
     channel, count = order.channel, len(tickets)
 
     def after_commit() -> None:

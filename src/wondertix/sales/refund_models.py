@@ -49,6 +49,9 @@ class Refund(models.Model):
     before = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the refund is part of canceling this performance: the buyer is then told of the
+    # cancellation (one email) instead of getting a plain refund email.
+    canceled_performance = models.ForeignKey("catalog.Performance", null=True, blank=True, on_delete=models.PROTECT, related_name="cancellation_refunds")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -31,7 +31,7 @@ from wondertix.patrons.models import Donation, Redemption, Subscription
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import ProviderUnavailable, RefundResult
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory
+from wondertix.sales import change_emails, errors, inventory
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Refund, RefundSource
 
@@ -168,6 +168,7 @@ def _complete(refund: Refund, order: Order) -> None:
             "reason": refund.reason,
         },
     )
+    change_emails.queue_refund_email(refund, order)  # the buyer is told, once, with the refund
 
 
 def _fail(refund: Refund, order: Order, message: str) -> None:

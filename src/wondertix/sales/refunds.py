@@ -18,18 +18,14 @@ crash, a timeout): the provider gets the same key again, so it refunds once.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 from django.contrib.auth.models import User
 from django.db.models import F, Sum
-from django.utils import timezone
 
-from wondertix.catalog.models import Performance
 from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
-from wondertix.ops import audit
 from wondertix.patrons.models import Donation, Subscription
 from wondertix.payments.models import Payment
 from wondertix.sales import errors
@@ -198,8 +194,13 @@ def _amount(value: int | None, what: str) -> int | None:
     return value
 
 
-def refund_order(order_id: int, request: RefundRequest, *, idempotency_key: str, actor: User | None = None) -> Refund:
-    """Refund tickets, donations and/or subscriptions of one order. See the module docstring."""
+def refund_order(
+    order_id: int, request: RefundRequest, *, idempotency_key: str, actor: User | None = None, canceled_performance_id: int | None = None
+) -> Refund:
+    """Refund tickets, donations and/or subscriptions of one order. See the module docstring.
+
+    `canceled_performance_id`: the refund is part of canceling that performance (the buyer is
+    told of the cancellation instead of getting a plain refund email); see sales.cancellation."""
     key = _check_key(idempotency_key)
     fingerprint = request.fingerprint(order_id)
     if request.method not in METHODS:
@@ -208,14 +209,16 @@ def refund_order(order_id: int, request: RefundRequest, *, idempotency_key: str,
         raise errors.invalid("invalid_reason", "Please keep the reason under 300 characters.", field="reason")
     refund, _ = run_once(
         lambda: _existing(key, fingerprint),
-        lambda: _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
+        lambda: _refund_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor, canceled_performance_id=canceled_performance_id),
     )
     # The provider is called here, after the pending refund committed and outside every lock;
     # a repeat of the request (same key) resumes a refund left pending.
     return settle(refund)
 
 
-def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerprint: str, actor: User | None) -> Refund:
+def _refund_locked(
+    order_id: int, request: RefundRequest, *, key: str, fingerprint: str, actor: User | None, canceled_performance_id: int | None = None
+) -> Refund:
     """Lock the order, validate, and write the refund PENDING (see refund_settlement)."""
     order = Order.objects.select_for_update().filter(pk=order_id).first()
     if order is None:
@@ -325,6 +328,7 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
         amount_cents=total, tickets_cents=tickets_cents, fees_cents=fees_cents, donations_cents=donations_cents,
         subscriptions_cents=subs_cents, reason=request.reason.strip(), created_by=actor, status=Refund.PENDING,
         before={**before, "subscriptions": {str(s.pk): s.remaining for s in subs.values()}},
+        canceled_performance_id=canceled_performance_id,
     )
     for item in items:
         item.refund = refund
@@ -346,51 +350,3 @@ def _refund_locked(order_id: int, request: RefundRequest, *, key: str, fingerpri
     order.status = order_status_after_refund(order)
     order.save(update_fields=["refunded_cents", "status"])
     return refund
-
-
-# ---------------------------------------------------------------------------- canceled performances
-
-
-@dataclass
-class RefundAllResult:
-    refunded_orders: list[int] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
-    amount_cents: int = 0
-    tickets: int = 0
-
-
-def refund_performance_buyers(performance_id: int, *, method: str = Refund.ORIGINAL, actor: User | None = None, reason: str = "") -> RefundAllResult:
-    """Refund every buyer of a canceled performance in full (tickets and their fees).
-
-    Each order is its own refund transaction with a key derived from the performance, the
-    order and its tickets, so running this again only picks up what is still unrefunded and a
-    failure on one order (a provider outage) leaves the others refunded.
-    """
-    perf = Performance.objects.filter(pk=performance_id).select_related("event").first()
-    if perf is None:
-        raise errors.not_found("unknown_performance", "That performance does not exist.")
-    if perf.status != Performance.CANCELED:
-        raise errors.invalid("performance_not_canceled", "Cancel the performance first; then its buyers can be refunded.")
-    by_order: dict[int, list[int]] = defaultdict(list)
-    for ticket_id, order_id in Ticket.objects.filter(performance=perf, status=Ticket.VALID, order__status__in=REFUNDABLE_STATUSES).values_list("pk", "order_id"):
-        by_order[order_id].append(ticket_id)
-    result = RefundAllResult()
-    why = reason.strip() or f"Performance canceled: {perf}"
-    for order_id, ticket_ids in sorted(by_order.items()):
-        digest = hashlib.sha256(",".join(map(str, sorted(ticket_ids))).encode()).hexdigest()[:16]
-        request = RefundRequest(tickets=[TicketRefund(t) for t in sorted(ticket_ids)], include_fees=True, method=method, reason=why[:300])
-        try:
-            refund = refund_order(order_id, request, idempotency_key=f"cancel:{perf.pk}:{order_id}:{digest}", actor=actor)
-        except errors.SaleError as exc:
-            result.failed[order_id] = exc.message
-            continue
-        result.refunded_orders.append(order_id)
-        result.amount_cents += refund.amount_cents
-        result.tickets += len(ticket_ids)
-    audit.record(
-        "performance.buyers_refunded",
-        actor=actor,
-        obj=perf,
-        after={"orders": result.refunded_orders, "failed": {str(k): v for k, v in result.failed.items()}, "amount_cents": result.amount_cents, "tickets": result.tickets, "at": timezone.now().isoformat()},
-    )
-    return result

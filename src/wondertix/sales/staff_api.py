@@ -16,6 +16,7 @@ from wondertix.api.auth import StaffToken
 from wondertix.api.schemas import CARD_NUMBER, MAX_ID, answers, cents
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors
+from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
 from wondertix.sales.models import Order
 from wondertix.sales.refunds import (
@@ -23,7 +24,6 @@ from wondertix.sales.refunds import (
     RefundRequest,
     TicketRefund,
     refund_order,
-    refund_performance_buyers,
     refundable_cents,
     ticket_refundable,
 )

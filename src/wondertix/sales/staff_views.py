@@ -15,15 +15,17 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.boxoffice.views.pos_card import reader_choice
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.money import format_cents, parse_amount, parse_count, parse_id
+from wondertix.ops import audit
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
-from wondertix.sales import errors, notifications
+from wondertix.sales import errors, notifications, ticket_files
+from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Exchange, Refund
@@ -33,7 +35,6 @@ from wondertix.sales.refunds import (
     TicketRefund,
     charges_left,
     refund_order,
-    refund_performance_buyers,
     refundable_cents,
     ticket_refundable,
 )
@@ -88,7 +89,8 @@ def _order_context(order: Order) -> dict[str, Any]:
         "exchanges": list(order.exchanges.select_related("to_performance__event", "created_by")),
         "refundable": refundable_cents(order),
         "emails": list(order.emails.order_by("created_at", "id")),  # type: ignore[attr-defined]
-        "can_resend": bool(order.buyer_email) and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
+        "printable": len([t for t in tickets if t.status == Ticket.VALID]) if order.status in ticket_files.KEEPABLE_ORDER_STATUSES else 0,
+        "can_resend": bool(order.buyer_email) and not order.buyer_email.endswith(".invalid") and order.status in (Order.PAID, Order.PARTIALLY_REFUNDED, Order.REFUNDED),
         "can_refund": order.status in (Order.PAID, Order.PARTIALLY_REFUNDED),
         "valid_tickets": [t for t in tickets if t.status == Ticket.VALID],
         "performances": upcoming,
@@ -160,6 +162,28 @@ def _retry_key(key: str) -> str:
     if not key or len(key) > 100 or Refund.objects.filter(idempotency_key=key, status=Refund.FAILED).exists():
         return uuid.uuid4().hex
     return key
+
+
+@staff_only
+@require_GET
+def order_tickets_print(request: HttpRequest, order_id: int) -> HttpResponse:
+    """The order's valid tickets as a PDF to print: `?layout=stock` (the default) one per page
+    of ticket stock for the ticket printer, `?layout=page` the patron's full pages. Audited:
+    a printed ticket is an admission handed over the counter."""
+    order = get_object_or_404(Order.objects.select_related("patron"), pk=order_id)
+    layout = request.GET.get("layout", "stock")
+    if layout not in ("stock", "page"):
+        layout = "stock"
+    tickets = ticket_files.keepable_tickets(order)
+    if not tickets:
+        return _render_order(request, order, status=409, print_error="This order has no valid tickets to print.")
+    content = ticket_files.ticket_pdf(order, tickets, layout=layout)
+    audit.record("order.tickets_printed", actor=request.user, obj=order, after={"layout": layout, "tickets": [t.pk for t in tickets]})  # type: ignore[arg-type]
+    response = HttpResponse(content, content_type="application/pdf")
+    # inline: opens in the browser's PDF viewer, whose Print sends it to the ticket printer.
+    response["Content-Disposition"] = f'inline; filename="{ticket_files.pdf_filename(order)}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @staff_only

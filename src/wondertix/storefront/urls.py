@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wondertix.storefront import views
+from wondertix.storefront import lookup_views, views
 
 app_name = "storefront"
 
@@ -13,6 +13,9 @@ urlpatterns = [
     path("cart/hold-again/", views.cart_hold_again, name="cart_hold_again"),
     path("checkout/", views.checkout, name="checkout"),
     path("orders/<str:token>/", views.order_detail, name="order"),
+    path("orders/<str:token>/tickets.pdf", views.order_tickets_pdf, name="order_tickets_pdf"),
+    path("orders/<str:token>/calendar.ics", views.order_calendar, name="order_calendar"),
+    path("tickets/find/", lookup_views.find_tickets, name="find_tickets"),
     path("tickets/<str:code>/qr.svg", views.ticket_qr, name="ticket_qr"),
     path("donate/", views.donate, name="donate"),
 ]

@@ -26,7 +26,7 @@ from wondertix.money import format_cents
 from wondertix.ops.middleware import client_of
 from wondertix.patrons import donations, pending_sales
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory, services
+from wondertix.sales import errors, inventory, services, ticket_files
 from wondertix.sales.models import Order, Ticket
 from wondertix.storefront import cart as carts
 from wondertix.storefront.forms import CheckoutForm, DonationForm, TicketSelectionForm
@@ -408,6 +408,7 @@ def order_detail(request: HttpRequest, token: str) -> HttpResponse:
             "pending": order.status == Order.PENDING,
             # A season subscription bought online (its package, as priced when it was bought).
             "season_package": _season_package(order) if not tickets else None,
+            "keepable": bool(ticket_files.keepable_tickets(order, tickets)),
         },
     )
     # An order page is reached by its secret link: keep it out of shared caches and indexes.
@@ -422,6 +423,37 @@ def _season_package(order: Order) -> dict[str, Any] | None:
     checkout = getattr(order, "checkout_session", None) if order.status == Order.PENDING else None
     package = checkout.priced.get("subscription") if checkout is not None else None
     return {"name": package.get("name", ""), "tickets_included": package.get("tickets_included", 0)} if package else None
+
+
+def _keepable(token: str) -> tuple[Order, list[Ticket]]:
+    order = get_object_or_404(Order.objects.select_related("patron"), token=token)
+    tickets = ticket_files.keepable_tickets(order)
+    if not tickets:
+        raise Http404("This order has no valid tickets.")
+    return order, tickets
+
+
+def _file(content: bytes, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Reached by the order's secret link, like the order page: never in a shared cache or index.
+    response["Cache-Control"] = "private, no-store"
+    response["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@require_GET
+def order_tickets_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    """The order's valid tickets, one PDF page each (the file the confirmation email carries)."""
+    order, tickets = _keepable(token)
+    return _file(ticket_files.ticket_pdf(order, tickets), "application/pdf", ticket_files.pdf_filename(order))
+
+
+@require_GET
+def order_calendar(request: HttpRequest, token: str) -> HttpResponse:
+    order, tickets = _keepable(token)
+    url = request.build_absolute_uri(reverse("storefront:order", kwargs={"token": order.token}))
+    return _file(ticket_files.calendar_file(order, tickets, order_url=url), "text/calendar; charset=utf-8", ticket_files.calendar_filename(order))
 
 
 @require_GET

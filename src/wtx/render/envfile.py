@@ -126,10 +126,11 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         values["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(env.name, slot, var_dir))
     if email == "file":
         values["EMAIL_FILE_PATH"] = str(own / "mail")
-    if email == "smtp":
-        # A real mail server can be slow: requests only queue their emails and the
-        # environment's jobs program (`<env>-jobs`) sends them (docs/operations.md).
-        values["OUTBOX_SEND_ON_COMMIT"] = "false"
+    # Requests only queue their emails and the environment's jobs program (`<env>-jobs`) sends
+    # them (docs/operations.md): a real mail server can be slow, and a confirmation's ticket
+    # PDF and calendar file cost about 10 ms of CPU per order, which the sale path's budget
+    # (docs/sale-path.md) does not have.
+    values["OUTBOX_SEND_ON_COMMIT"] = "false"
     if email == "smtp" and env.app.email_catch_all_relay:
         host, _, port = env.app.email_catch_all_relay.rpartition(":")
         values["EMAIL_HOST"], values["EMAIL_PORT"] = host, port

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.support.specs import refused
 from typer.testing import CliRunner
 from wtx_testing import ROOT
 
@@ -21,13 +22,7 @@ from wtx import cli, ledger
 from wtx.backends import DeployError
 from wtx.backends.local import LocalBackend, backups, guards
 from wtx.backends.local import pgbackrest as pgbr
-from wtx.spec import SpecError, load_spec
-
-
-def refused(write_spec, data) -> str:
-    with pytest.raises(SpecError) as info:
-        load_spec(write_spec(data))
-    return str(info.value)
+from wtx.spec import load_spec
 
 
 # ------------------------------------------------------------------------------ spec

@@ -8,21 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from tests.support.specs import refused
 
 from wtx.backends.local import LocalBackend
 from wtx.backends.local.haproxy import render_config
 from wtx.backends.local.patroni import cluster_secrets
 from wtx.render.envfile import default_database_url
-from wtx.spec import SpecError, load_spec
-
-
-def refused(write_spec, data) -> str:
-    path = write_spec(data)
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    message = str(info.value)
-    assert str(path) in message, "the error names the file"
-    return message
+from wtx.spec import load_spec
 
 
 def ha_of(raw):

@@ -21,21 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tests.support.specs import refused
 
 from wtx.backends.local import LocalBackend
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.layout import Layout
-from wtx.spec import FrontDoor, SpecError, load_spec
+from wtx.spec import FrontDoor
 
 ROOT = Path(__file__).resolve().parents[3]
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
-def refused(write_spec, data) -> str:  # noqa: ANN001 - fixtures
-    path = write_spec(data)
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return str(info.value)
 
 
 # --------------------------------------------------------------------------------------------

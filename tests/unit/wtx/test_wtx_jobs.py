@@ -76,11 +76,11 @@ def test_a_jobs_interval_that_makes_no_sense_is_refused(raw_spec, write_spec, fi
         load_spec(path)
 
 
-def test_with_a_real_mail_server_requests_only_queue_and_the_jobs_program_sends(raw_spec, write_spec, var_dir):
+def test_in_every_environment_requests_only_queue_and_the_jobs_program_sends(raw_spec, write_spec, var_dir):
     raw_spec["environments"]["stg"]["app"]["email"] = "smtp"
     raw_spec["environments"]["stg"]["app"]["email_catch_all_relay"] = "127.0.0.1:1025"  # stg holds a copy of prd
     spec = load_spec(write_spec(raw_spec))
-    for name, inline in (("stg", "false"), ("dev", None)):
+    for name, inline in (("stg", "false"), ("dev", "false"), ("prd", "false")):
         env = spec.env(name)
         secrets = ensure_secrets(env, spec, var_dir)
         values = app_environment(env, spec, secrets, var_dir=var_dir, database_url=default_database_url(env, spec, secrets, var_dir))

@@ -44,6 +44,10 @@ DROP_DESCRIPTION = migration("migrations.RemoveField(model_name='event', name='d
     ("migrations.RenameField(model_name='event', old_name='title', new_name='name')", "RenameField event.title"),
     ("migrations.RenameModel(old_name='Venue', new_name='Hall')", "RenameModel Venue"),
     ("migrations.AlterField(model_name='event', name='notes', field=models.TextField())", "AlterField event.notes"),
+    # a nullable field that names another column: Django renames the column under the old release
+    ("migrations.AlterField(model_name='event', name='notes', field=models.TextField(null=True, db_column='remarks'))",
+     "AlterField event.notes"),
+    ("migrations.AlterModelTable(name='venue', table='catalog_hall')", "AlterModelTable venue"),
     ("migrations.AddField(model_name='event', name='rating', field=models.IntegerField(default=0))",
      "AddField event.rating"),
     ("migrations.RunSQL('ALTER TABLE catalog_event DROP COLUMN description')", "RunSQL DROP COLUMN"),

@@ -164,3 +164,13 @@ def test_bandit_levels_are_named_levels(raw_spec, write_spec):
     raw_spec["environments"]["stg"]["gates"][0]["bandit_severity"] = "severe"
     with pytest.raises(SpecError, match="bandit_severity"):
         load_spec(write_spec(raw_spec))
+
+
+def test_an_unreachable_audit_service_is_not_named_in_what_wtx_keeps():
+    # What urllib3 and pip-audit say when the service cannot be reached (names made up here).
+    said = ("ConnectionError: HTTPSConnectionPool(host='vulns.example.dev', port=443): Max retries exceeded "
+            "with url: /v1/query (Caused by NameResolutionError: Failed to resolve 'index.example.org:443'); "
+            "see https://index.example.org/simple/django/ for requirements.lock")
+    scrubbed = gates.scrub_addresses(said)
+    assert "example" not in scrubbed and "https://" not in scrubbed
+    assert "requirements.lock" in scrubbed and "Max retries exceeded" in scrubbed  # the cause stays readable

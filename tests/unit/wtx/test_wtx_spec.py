@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.specs import refused
 from wtx_testing import SPEC_FILE, use_the_real_processor
 
 from wtx.spec import APP_PORT_SLOTS, SpecError, load_spec, project_root
-
-
-def refused(write_spec, data) -> str:
-    path = write_spec(data)
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    message = str(info.value)
-    assert str(path) in message, "the error names the file"
-    return message
 
 
 def test_the_real_spec_declares_four_isolated_environments(spec):

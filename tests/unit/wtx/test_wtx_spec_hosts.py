@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.specs import refused
 
-from wtx.spec import SpecError, load_spec
-
-
-def refused(write_spec, data) -> str:
-    path = write_spec(data)
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return str(info.value)
+from wtx.spec import load_spec
 
 
 def test_every_environment_and_the_front_door_run_on_a_declared_host(spec):

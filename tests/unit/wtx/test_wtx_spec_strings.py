@@ -4,17 +4,13 @@ the spec when it could add or cut a line there (a newline, a space, a quote, a '
 from __future__ import annotations
 
 import pytest
+from tests.support.specs import refused
 
-from wtx.spec import SpecError, load_spec
+from wtx.spec import load_spec
 
 INJECTION = "\n    http-request return status 200 string owned"
 
 
-def refused(write_spec, data) -> str:
-    path = write_spec(data)
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    return str(info.value)
 
 
 def test_a_newline_in_the_basic_auth_user_is_refused_naming_env_and_field(raw_spec, write_spec):

@@ -13,8 +13,9 @@ from wondertix.boxoffice.roles import ADMIN, require_role
 from wondertix.boxoffice.views.common import attempt, form_page, refused_status
 from wondertix.catalog import staff
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
-from wondertix.money import parse_id
-from wondertix.sales.models import DiscountCode
+from wondertix.money import format_cents, parse_id
+from wondertix.sales import cancellation
+from wondertix.sales.models import DiscountCode, Order
 
 admin_only = require_role(ADMIN)
 
@@ -160,33 +161,30 @@ def performance_copy(request: HttpRequest, performance_id: int) -> HttpResponse:
 
 @admin_only
 def performance_cancel(request: HttpRequest, performance_id: int) -> HttpResponse:
+    """The confirmation page (what canceling does: orders, tickets, refund total), and the one
+    action that cancels, refunds every buyer and emails them (sales.cancellation)."""
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
     form = f.CancelPerformanceForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        done, err = attempt(request, lambda: staff.cancel_performance(performance_id, form.cleaned_data["reason"], actor=request.user), form)
+        data = form.cleaned_data
+        done, err = attempt(request, lambda: cancellation.cancel_and_refund(performance_id, data["reason"], method=data["method"],
+                                                                             actor=request.user), form)  # type: ignore[arg-type]
         if done is not None:
-            messages.success(request, "Performance canceled. Refund its buyers below.")
-            return redirect(f"/staff/performances/{performance_id}/cancel/")
+            if done.failed:
+                messages.warning(request, f"{len(done.failed)} order(s) could not be refunded: "
+                                 + "; ".join(f"{Order(pk=k).reference}: {v}" for k, v in done.failed.items())
+                                 + " Run the action again to retry them.")
+            messages.success(request, f"Performance canceled. Refunded {done.tickets} ticket(s) on {len(done.refunded_orders)} order(s), "
+                                      f"{format_cents(done.amount_cents)} in total; each buyer with an email address is told.")
+            return redirect("boxoffice:performance-cancel", performance_id=performance_id)
         status = refused_status(err)
     elif form.errors:
         status = 422
+    perf.refresh_from_db()
     return render(request, "boxoffice/events/cancel.html",
-                  {"perf": perf, "form": form, "buyers": staff.buyers_of(performance_id)}, status=status)
-
-
-@admin_only
-def performance_delete(request: HttpRequest, performance_id: int) -> HttpResponse:
-    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
-    status = 200
-    if request.method == "POST":
-        event_id = perf.event_id
-        done, err = attempt(request, lambda: staff.delete_performance(performance_id, actor=request.user))
-        if done:
-            messages.success(request, "Performance deleted.")
-            return redirect(f"/staff/events/{event_id}/")
-        status = refused_status(err)
-    return render(request, "boxoffice/events/delete.html", {"perf": perf}, status=status)
+                  {"perf": perf, "form": form, "plan": cancellation.plan(performance_id), "buyers": staff.buyers_of(performance_id)},
+                  status=status)
 
 
 # ---------------------------------------------------------------------------- price types
@@ -232,17 +230,6 @@ def price_type_active(request: HttpRequest, price_type_id: int) -> HttpResponse:
     else:
         messages.success(request, f"“{pt.name}” is now {'on sale' if active else 'off sale'}.")
     return redirect(f"/staff/events/{pt.event_id}/")
-
-
-@admin_only
-@require_POST
-def price_type_delete(request: HttpRequest, price_type_id: int) -> HttpResponse:
-    pt = get_object_or_404(PriceType, pk=price_type_id)
-    event_id, name = pt.event_id, pt.name
-    done, _ = attempt(request, lambda: staff.delete_price_type(price_type_id, actor=request.user))
-    if done:
-        messages.success(request, f"Deleted price type “{name}”.")
-    return redirect(f"/staff/events/{event_id}/")
 
 
 # ---------------------------------------------------------------------------- seasons
@@ -334,17 +321,6 @@ def season_price_edit(request: HttpRequest, price_id: int) -> HttpResponse:
     return form_page(request, form, title=title, back=back, status=422 if form.errors else 200)
 
 
-@admin_only
-@require_POST
-def season_price_delete(request: HttpRequest, price_id: int) -> HttpResponse:
-    row = get_object_or_404(SeasonPrice, pk=price_id)
-    season_id = row.season_id
-    done, _ = attempt(request, lambda: staff.delete_season_price(price_id, actor=request.user))
-    if done:
-        messages.success(request, "Default price removed.")
-    return redirect(f"/staff/seasons/{season_id}/")
-
-
 # ---------------------------------------------------------------------------- discount codes
 
 
@@ -410,14 +386,3 @@ def season_add_event(request: HttpRequest, season_id: int) -> HttpResponse:
     if event is not None:
         messages.success(request, f"Added “{event.title}” to the season, with its default prices.")
     return redirect(f"/staff/seasons/{season_id}/")
-
-
-@admin_only
-@require_POST
-def discount_delete(request: HttpRequest, discount_id: int) -> HttpResponse:
-    code = get_object_or_404(DiscountCode, pk=discount_id)
-    label = code.code
-    done, _ = attempt(request, lambda: staff.delete_discount(discount_id, actor=request.user))
-    if done:
-        messages.success(request, f"Deleted code {label}.")
-    return redirect("/staff/discounts/")

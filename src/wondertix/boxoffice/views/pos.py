@@ -88,7 +88,7 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
                 first_name=data["first_name"], last_name=data["last_name"], email=data["email"], phone=data["phone"],
                 accommodation=data["accommodation"], price_overrides=overrides, reason=data["reason"],
                 card=PaymentDetails(card_number=data["card_number"], exp_month=data["exp_month"], exp_year=data["exp_year"], cvc=data["cvc"]),
-                idempotency_key=data["idempotency_key"] or None,
+                idempotency_key=data["idempotency_key"] or None, cash_tendered_cents=data["cash_tendered"],
                 reader_id=request.POST.get("reader", "").strip()[:120],
             )
             if sale.reader_id:
@@ -113,7 +113,8 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
     return render(request, "boxoffice/pos/sell.html", {
         "perf": perf, "rows": rows, "avail": avail, "form": form, "patron": patron,
         "contact_q": request.GET.get("contact_q", ""), "contacts": _contacts(request.GET.get("contact_q", "")),
-        "holds": pos.active_house_holds(perf), "hold_form": f.HouseSeatsForm(performance=perf),
+        # Its own ids (hold_reason…): the sale form has a reason field too, and ids are unique on a page.
+        "holds": pos.active_house_holds(perf), "hold_form": f.HouseSeatsForm(performance=perf, auto_id="hold_%s"),
         # The buyer's season subscriptions; redeeming posts to the back office's redeem page.
         "subscriptions": pos.subscriptions_for(patron, perf) if patron else [],
         "redeem_key": uuid.uuid4().hex, "price_types": price_types,
@@ -129,7 +130,7 @@ def _or(value: int | None, default: int) -> int:
 def order_done(request: HttpRequest, order_id: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=order_id)
     tickets = order.tickets.select_related("performance__event", "price_type")
-    return render(request, "boxoffice/pos/done.html", {"order": order, "tickets": tickets})
+    return render(request, "boxoffice/pos/done.html", {"order": order, "tickets": tickets, "receipt": pos.receipt_for(order)})
 
 
 @sellers

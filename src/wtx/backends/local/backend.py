@@ -651,6 +651,10 @@ class LocalBackend:
 
     def probe(self, env: Environment, slot: str, path: str, timeout: float = 2.0) -> int:
         """Status of GET `path` straight at a slot (as HAProxy's check sends it); 0 if no answer."""
+        return self.probe_answer(env, slot, path, timeout)[0]
+
+    def probe_answer(self, env: Environment, slot: str, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        """(status, the start of the body) of GET `path` straight at a slot; (0, "") if no answer."""
         host = (self.primary(env).hostnames or ["localhost"])[0]
         conn = http.client.HTTPConnection(self.address(env), self.port(env, slot), timeout=timeout)
         try:
@@ -658,10 +662,9 @@ class LocalBackend:
                 "Host": host, "X-Forwarded-Proto": "https" if env.access.tls else "http",
             })
             resp = conn.getresponse()
-            resp.read()
-            return resp.status
+            return resp.status, resp.read(400).decode(errors="replace")
         except (OSError, http.client.HTTPException):
-            return 0
+            return 0, ""
         finally:
             conn.close()
 
@@ -670,16 +673,17 @@ class LocalBackend:
         name = self.program(env.name, slot)
         path = self.spec.defaults.readiness_path
         deadline = time.monotonic() + timeout
-        last = 0
+        last, said = 0, ""
         while time.monotonic() < deadline:
-            last = self.probe(env, slot, path)
+            last, said = self.probe_answer(env, slot, path)
             if last == 200:
                 return
             state = self.supervisor.state(name)
             if state in ("FATAL", "EXITED", "STOPPED", "ABSENT"):
                 raise DeployError(f"{env.name}: {name} is {state} (see {self.layout.logs_dir(env.name)}/app-{slot}.log)")
             time.sleep(0.1)
-        what = f"answered {last}" if last else "never answered"
+        # What the app said is its readiness verdict (pending migrations, database unreachable…).
+        what = f"answered {last}: {' '.join(said.split())[:300]}" if last else "never answered"
         raise DeployError(f"{env.name}: {name} not ready within {timeout:.0f}s ({path} {what})")
 
     def traffic_env(self, env: Environment) -> Environment:

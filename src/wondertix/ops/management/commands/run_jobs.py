@@ -65,8 +65,8 @@ class Command(BaseCommand):
                     break
                 if time.monotonic() >= next_run[name]:
                     close_old_connections()  # one the database dropped since the last pass is replaced
-                    run(name, job)
-                    next_run[name] = time.monotonic() + every
+                    result = run(name, job)
+                    next_run[name] = time.monotonic() + next_pass_in(name, result, every, options["outbox_batch"])
             stop.wait(max(0.0, min(next_run.values()) - time.monotonic()))
         log.info("jobs stopped")
 
@@ -83,6 +83,17 @@ def run(name: str, job: Callable[[], Any]) -> Any:
     if busy:
         log.info("job done", extra={"job": name, "result": result})
     return result
+
+
+def next_pass_in(name: str, result: Any, every: int, outbox_batch: int) -> int:
+    """Seconds until the job's next pass: `every`, except after a full batch of emails (an
+    on-sale rush, where each confirmation carries its tickets as a PDF): then at once, so the
+    queue drains at the speed of sending rather than one batch every few seconds."""
+    if name == "outbox" and isinstance(result, dict):
+        handled = sum(v for v in result.values() if isinstance(v, int))
+        if handled >= outbox_batch:
+            return 0
+    return every
 
 
 def _reconcile(limit: int) -> Any:
