@@ -92,6 +92,7 @@ def test_a_window_sale_on_the_reader_is_paid_by_the_webhook_exactly_once(window,
     assert (payment.provider, payment.reference, payment.amount_cents) == ("stripe", tp.payment_intent, 5000)
     assert window.get(f"/staff/pos/card/{tp.pk}/")["Location"] == f"/staff/pos/orders/{order.pk}/"
     assert AuditEntry.objects.filter(action="pos.sale", object_id=str(order.pk)).exists()
+    assert '<dd id="paid-by">Card</dd>' in window.get(f"/staff/pos/orders/{order.pk}/").content.decode()
 
     # Refunding a ticket of the window sale goes back to the card (the PaymentIntent).
     ticket = order.tickets.first()
