@@ -233,6 +233,9 @@ SIMULATED_PAYMENTS_ON_REAL_DATA = env.bool("SIMULATED_PAYMENTS_ON_REAL_DATA", de
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Card readers at the window (Stripe Terminal): the readers registered to this Terminal location
+# (tml_…) are offered at the point of sale; empty = every reader on the account.
+STRIPE_TERMINAL_LOCATION = env.str("STRIPE_TERMINAL_LOCATION", default="")
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 THEATER_NAME = env.str("THEATER_NAME", default="WonderTix Community Theater")
 # Donation receipts name the organization as the tax authority knows it, with its tax id, and

@@ -29,6 +29,7 @@ PAGE_RULES: dict[str, frozenset[str]] = {
     "door": DOOR, "door-list": DOOR, "door-print": DOOR, "door-csv": DOOR, "door-checkin": DOOR,
     "door-undo": DOOR, "door-admit": DOOR,
     "pos": SELLERS, "pos-sell": SELLERS, "pos-hold": SELLERS, "pos-release": SELLERS, "pos-order": SELLERS,
+    "pos-card": SELLERS, "pos-card-action": SELLERS,
     "audit": ADMINS,
 }
 CATALOG_PREFIXES = ("staff/events/", "staff/performances/", "staff/price-types/", "staff/seasons/",

@@ -280,6 +280,8 @@ class App(_Strict):
     replicas: int = Field(1, ge=1, le=16)
     base_port: Port = Field(ge=1024, le=65535 - APP_PORT_SLOTS)
     payments: Literal["test", "stripe"] = "test"
+    # Stripe Terminal: the location (tml_…) whose card readers the window offers; "" = all.
+    stripe_terminal_location: str = Field("", pattern=r"^(tml_[A-Za-z0-9]{1,60})?$")
     # Only for a local demo of a real-data environment: the exact SIMULATED_PAYMENTS_DEMO_PHRASE.
     simulated_payments_on_real_data: str = ""
     email: Literal["console", "file", "smtp"] = "file"

@@ -215,7 +215,7 @@ def test_lines_and_hold_token_together_are_refused(client, perf):
     refused(client, "/api/v1/orders", order_body(perf, hold_token="abcdefgh"), 422, "invalid_request", "either lines or hold_token")
 
 
-def test_one_call_order_is_refused_where_payment_needs_a_redirect(client, perf, settings):
+def test_one_call_order_with_a_card_is_refused_where_the_card_is_paid_on_stripes_page(client, perf, settings):
     settings.PAYMENT_PROVIDER = "stripe"
-    data = refused(client, "/api/v1/orders", order_body(perf), 422, "payment_method_unsupported", "POST /api/v1/holds")
-    assert "storefront checkout" in data["message"]
+    data = refused(client, "/api/v1/orders", order_body(perf), 422, "card_not_accepted", "payment_url")
+    assert data["field"] == "card"

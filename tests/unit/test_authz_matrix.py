@@ -18,6 +18,7 @@ from django.utils import timezone
 from wondertix.api.api import api
 from wondertix.catalog.models import Season, SeasonPrice
 from wondertix.ops import tokens
+from wondertix.payments.models import TerminalPayment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales.models import DiscountCode, Hold
 from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, create_hold, sell
@@ -72,6 +73,8 @@ def world(make_performance):
         "season_id": season.pk, "price_id": season_price.pk, "discount_id": code.pk, "hold_id": hold.pk,
         "patron_id": order.patron_id, "contact_id": order.patron_id, "pk": order.pk,
         "ticket_id": order.tickets.first().pk,
+        # A reader payment already canceled: its pages answer without calling a card service.
+        "payment_id": TerminalPayment.objects.create(order=order, reader_id="tmr_x", amount_cents=100, status=TerminalPayment.CANCELED).pk,
     }
     return {"ids": ids, "users": users, "order": order}
 

@@ -9,20 +9,16 @@ a repeated Idempotency-Key. Webhooks carry real signatures made with the test se
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import hmac
 import json
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import stripe
 from django.core import mail
 from django.utils import timezone
+from tests.support.recorded_stripe import WEBHOOK_SECRET, RecordedStripe, recorded, sign
 from tests.support.threadrace import gate_first_call, run_in_child, run_together
 from tests.support.threadrace import report as report_to_parent
 
@@ -38,61 +34,7 @@ from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, create
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
-WEBHOOK_SECRET = "whsec_test_fixture_secret"
 WEBHOOK_URL = "/payments/stripe/webhook/"
-
-
-def recorded(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
-
-
-class RecordedStripe(stripe.HTTPClient):
-    """Answers the Stripe API from recorded responses. Keeps every request for assertions."""
-
-    name = "recorded"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[dict[str, Any]] = []
-        self.replies: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
-        self.by_key: dict[str, tuple[str, int, dict[str, str]]] = {}
-        self.unreachable = False
-
-    def reply(self, method: str, path: str, body: dict[str, Any], status: int = 200) -> None:
-        self.replies.setdefault((method, path), []).append((status, body))
-
-    def request(self, method: str, url: str, headers: Any, post_data: Any = None, *, _usage: Any = None) -> tuple[str, int, dict[str, str]]:
-        path = urlsplit(url).path
-        params = dict(parse_qsl(post_data or urlsplit(url).query, keep_blank_values=True))
-        key = (headers or {}).get("Idempotency-Key", "")
-        self.requests.append({"method": method.upper(), "path": path, "params": params, "idempotency_key": key, "auth": (headers or {}).get("Authorization", "")})
-        if self.unreachable:
-            raise stripe.APIConnectionError("Could not connect to Stripe (test: network down).", should_retry=False)
-        if key and key in self.by_key:
-            return self.by_key[key]  # Stripe replays the first answer for a repeated key
-        answers = self.replies.get((method.upper(), path))
-        if not answers:
-            raise AssertionError(f"unexpected Stripe request {method.upper()} {path}")
-        status, body = answers.pop(0) if len(answers) > 1 else answers[0]
-        body = copy.deepcopy(body)
-        if path == "/v1/checkout/sessions" and method.upper() == "POST":
-            # Echo what Stripe echoes: our order token, total and the page's expiry.
-            token = params["metadata[order_token]"]
-            body["metadata"] = {"order_token": token, "order_reference": params["metadata[order_reference]"]}
-            body["client_reference_id"] = token
-            body["amount_total"] = body["amount_subtotal"] = int(params["line_items[0][price_data][unit_amount]"])
-            body["expires_at"] = int(params["expires_at"])
-            body["success_url"], body["cancel_url"] = params["success_url"], params["cancel_url"]
-            body["id"] = f"cs_test_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-            body["url"] = f"https://checkout.stripe.com/c/pay/{body['id']}"
-        answer = (json.dumps(body), status, {"Request-Id": f"req_test_{len(self.requests)}", "Content-Type": "application/json"})
-        if key:
-            self.by_key[key] = answer
-        return answer
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -111,12 +53,6 @@ def fake_stripe(monkeypatch, settings):
 @pytest.fixture
 def details():
     return CheckoutDetails(buyer=Buyer(first_name="Ada", last_name="Lovelace", email="ada@example.org"))
-
-
-def sign(payload: str, secret: str = WEBHOOK_SECRET, at: int | None = None) -> str:
-    at = int(time.time()) if at is None else at
-    digest = hmac.new(secret.encode(), f"{at}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
 
 
 def event_for(name: str, order: Order, **session_changes: Any) -> str:

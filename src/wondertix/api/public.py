@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from django.conf import settings
@@ -264,7 +265,7 @@ def order_out(order: Order) -> dict:
 
 @router.post(
     "/orders",
-    response={201: s.OrderOut, **s.answers(400, 402, 404, 409, 422, 429, 503)},
+    response={201: s.OrderOut, 202: s.OrderOut, **s.answers(400, 402, 404, 409, 422, 429, 503)},
     summary="Create an order and pay it in one call",
     description=(
         "Sells `lines` (or the seats of `hold_token`) and charges the card with the environment's "
@@ -279,8 +280,10 @@ def order_out(order: Order) -> dict:
         "`discount_exhausted`, `seat_taken` (409); `payment_declined`, `invalid_card`, `card_required` (402). "
         "Reserved seating: each line names its seats in `seat_ids` (`seats_required`, `invalid_seats`, "
         "`seat_not_for_sale`: 422). "
-        "Where payments go through Stripe Checkout this call is refused with "
-        "`payment_method_unsupported` (422): create a hold and finish on the storefront."
+        "Where payments go through Stripe Checkout the card is paid on Stripe's page: send no "
+        "`card` (`card_not_accepted`, 422); the answer is **202** with the order `pending` and "
+        "its `payment_url` to send the patron to; the order becomes `paid` when Stripe confirms "
+        "it (poll `GET /orders/{token}`). A retry with the same key returns the same order and page."
     ),
 )
 def create_order(
@@ -289,15 +292,10 @@ def create_order(
     idempotency_key: str | None = IdempotencyKey,
 ) -> tuple[int, dict]:
     idempotency_key = _checked_key(idempotency_key)
-    provider = get_provider()
-    if not provider.synchronous:
-        raise errors.invalid(
-            "payment_method_unsupported",
-            f"This box office takes payment through {provider.name.title()} Checkout, which needs the patron's browser: "
-            "hold the seats with POST /api/v1/holds and send the patron to the storefront checkout to pay.",
-        )
     if payload.hold_token and payload.lines:
         raise errors.invalid("invalid_request", "Send either lines or hold_token, not both.")
+    if not get_provider().synchronous:
+        return 202, _pending_order(request, payload, idempotency_key)
     card = payload.card
     details = services.CheckoutDetails(
         buyer=services.Buyer(**payload.buyer.dict()),
@@ -316,6 +314,31 @@ def create_order(
     else:
         order = services.sell(_lines(payload.lines), details, channel=Order.API, idempotency_key=idempotency_key)
     return 201, order_out(order)
+
+
+def _pending_order(request: HttpRequest, payload: s.OrderIn, idempotency_key: str | None) -> dict:
+    """Where the card is taken on the provider's page (Stripe Checkout): hold the seats (the
+    same hold on a retry with the same key), write the order pending, and answer with the page
+    to send the patron to. The webhook completes the order, as on the storefront."""
+    if payload.card:
+        raise errors.invalid(
+            "card_not_accepted",
+            "Card numbers are not taken through this API here: leave out `card` and send the patron to the "
+            "order's `payment_url` to pay.", field="card",
+        )
+    from wondertix.sales.pending import start_payment
+
+    details = services.CheckoutDetails(
+        buyer=services.Buyer(**payload.buyer.dict()), donation_cents=payload.donation_cents,
+        donation_anonymous=payload.donation_anonymous, discount_code=payload.discount_code,
+    )
+    token = payload.hold_token
+    if not token:
+        # The hold's own key, derived from the order's (kept apart from keys sent to POST /holds).
+        hold_key = f"order-{hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]}" if idempotency_key else None
+        token = services.create_hold(_lines(payload.lines), idempotency_key=hold_key, client=client_of(request)).token
+    order, page = start_payment(token, details)
+    return order_out(order) | {"payment_url": page if order.status == Order.PENDING else None}
 
 
 @router.get("/orders/{token}", response={200: s.OrderOut, **s.answers(404, 503)}, summary="Read an order by its token")

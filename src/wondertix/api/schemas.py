@@ -194,6 +194,7 @@ class OrderOut(Schema):
     created_at: datetime
     tickets: list[TicketOut]
     url: str
+    payment_url: str | None = Field(None, description="Stripe Checkout: the page where the patron pays a `pending` order")
 
 
 class ErrorOut(Schema):

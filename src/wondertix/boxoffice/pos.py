@@ -51,6 +51,8 @@ class PosSale:
     idempotency_key: str | None = None
     # Cash sales: what the buyer handed over (the receipt shows the change due).
     cash_tendered_cents: int | None = None
+    # The card reader, where cards are taken on one (Stripe Terminal).
+    reader_id: str = ""
 
 
 def _buyer(sale: PosSale) -> services.Buyer:
@@ -93,13 +95,6 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
         provider = CASH
     elif sale.payment_method == CARD:
         provider = settings.PAYMENT_PROVIDER
-        if not get_provider(provider).synchronous:
-            raise errors.invalid(
-                "card_needs_terminal",
-                f"Card payments at the window cannot go through “{provider}” (it only takes online checkout). "
-                "Take the card on the terminal and record the sale as cash.",
-                field="payment_method",
-            )
     else:
         raise errors.invalid("invalid_payment_method", "Choose cash, card or comp.", field="payment_method")
     if overrides and sale.payment_method != COMP and not reason:
@@ -107,6 +102,11 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
     if any(c < 0 for c in overrides.values()):
         raise errors.invalid("invalid_price", "An override price cannot be negative.", field="price_overrides")
     buyer = _buyer(sale)
+    if sale.payment_method == CARD and not get_provider(provider).synchronous:
+        # The card is taken on a reader: the sale waits, pending, for the processor.
+        from wondertix.boxoffice.pos_card import start_reader_sale
+
+        return start_reader_sale(sale, lines, overrides, buyer, reason=reason, actor=actor)
     replay = bool(sale.idempotency_key) and Order.objects.filter(idempotency_key=sale.idempotency_key).exists()
     with transaction.atomic():
         order = services.sell(
@@ -211,7 +211,7 @@ def active_house_holds(performance: Performance) -> list[dict]:
     now = timezone.now()
     holds = (
         Hold.objects.filter(created_by__isnull=False, consumed_at__isnull=True, expires_at__gt=now,
-                            lines__performance=performance)
+                            lines__performance=performance, orders__isnull=True)  # not a sale waiting for its card
         .select_related("created_by").prefetch_related("lines__price_type").distinct()
     )
     return [

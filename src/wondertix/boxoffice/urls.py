@@ -11,6 +11,7 @@ from wondertix.boxoffice.views import (
     door,
     emails,
     pos,
+    pos_card,
     seating,
 )
 
@@ -59,6 +60,8 @@ urlpatterns = [
     path("pos/<int:performance_id>/hold/", pos.hold_seats, name="pos-hold"),
     path("pos/holds/<int:hold_id>/release/", pos.release_seats, name="pos-release"),
     path("pos/orders/<int:order_id>/", pos.order_done, name="pos-order"),
+    path("pos/card/<int:payment_id>/", pos_card.card_payment, name="pos-card"),
+    path("pos/card/<int:payment_id>/act/", pos_card.card_action, name="pos-card-action"),
     # Door (ushers and up)
     path("door/", door.choose, name="door"),
     path("door/<int:performance_id>/", door.door, name="door-list"),

@@ -105,6 +105,7 @@ SCRUB: dict[str, dict[str, Rule]] = {
         "session_id": Text("cs_scrubbed_", PK),
         "url": Text(f"https://payments.{RESERVED_DOMAIN}/checkout/", PK),
     },
+    "payments.terminalpayment": {"payment_intent": Text("pi_scrubbed_", PK), "message": Text(SCRUBBED)},
     "ops.auditentry": {
         # Labels of system actors name no one; a staff member's becomes their scrubbed username.
         "actor_label": Text("staff-", Ref("actor_id"), keep=("public", "payments", "manage.py", "stripe", "test", "system")),
@@ -160,6 +161,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "payments.payment": {"kind", "provider", "status"},
     "payments.webhookevent": {"provider", "event_type"},
     "payments.checkoutsession": {"provider", "status", "priced"},
+    "payments.terminalpayment": {"provider", "reader_id", "status"},  # reader_id: the theater's device
     "ops.auditentry": {"action", "object_type", "object_id", "request_id"},
     "ops.outboxemail": {"kind", "status"},
     "auth.group": {"name"},

@@ -41,7 +41,8 @@ def donate(
     idempotency_key: str | None = None,
     provider_name: str | None = None,
 ) -> Order:
-    """Charge and record a gift in one transaction. A refused gift writes nothing.
+    """Charge and record a gift in one transaction. A refused gift writes nothing. Where the
+    card is paid on the provider's page, the gift is a pending order (see pending_sales).
 
     `idempotency_key` makes a double submit (or a retry after an unknown outcome) return the
     first gift instead of charging twice.
@@ -55,10 +56,12 @@ def donate(
         raise errors.invalid("invalid_comment", "Please keep the comment under 500 characters.", field="comment")
     provider = get_provider(provider_name)
     if not provider.synchronous:
-        raise errors.invalid(
-            "donations_unavailable",
-            "Online gifts are not available right now. Please call the box office — thank you!",
-        )
+        # Paid on the provider's page (Stripe Checkout): the order is pending until its
+        # webhook; the page to send the patron to is its CheckoutSession's url.
+        from wondertix.patrons.pending_sales import start_donation
+
+        order, _ = start_donation(amount, buyer, anonymous=anonymous, comment=comment, idempotency_key=idempotency_key or "")
+        return Order.objects.select_related("checkout_session").get(pk=order.pk)  # with the page's url
     key = f"donation:{idempotency_key}" if idempotency_key else None
     fingerprint = request_fingerprint({"donation": amount, "email": buyer.email, "anonymous": anonymous, "comment": comment})
     order, created = run_once(

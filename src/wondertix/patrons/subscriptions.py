@@ -129,7 +129,10 @@ def sell_subscription(
     online = channel == Order.ONLINE
     provider = get_provider(provider_name)
     if not provider.synchronous:
-        raise errors.invalid("subscriptions_unavailable", "Subscriptions cannot be bought online right now. Please call the box office.")
+        # The card is paid on the provider's page or a reader: a pending order completed by
+        # the webhook (patrons.pending_sales), which the subscription pages use.
+        raise errors.invalid("pay_through_pending_sale", "This subscription is paid on the card processor's page or reader: "
+                             "start it with patrons.pending_sales.pending_subscription.")
     key = f"subscription:{idempotency_key}" if idempotency_key else None
     fingerprint = request_fingerprint({"subscription_type": type_id, "email": buyer.email, "patron": patron_id, "channel": channel})
 
@@ -151,12 +154,8 @@ def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel
                  patron_id: int | None, key: str | None, fingerprint: str, actor: User | None) -> Subscription:
     now = timezone.now()
     st = SubscriptionType.objects.select_for_update(of=("self",)).select_related("season").filter(pk=type_id).first()
-    if st is None or not st.active or (online and (not st.on_sale_online or not st.season.active)):
-        raise errors.not_found("unknown_subscription_type", "That subscription is not on sale.")
-    if st.season.ends_on < timezone.localdate(now):
-        raise errors.invalid("season_over", f"The {st.season.name} season is over.")
-    if st.limit_sold is not None and sold_count(st) >= st.limit_sold:
-        raise errors.sold_out(f"Sorry, the “{st.name}” subscription is sold out.")
+    check_on_sale(st, online=online)
+    assert st is not None
     if patron_id is not None:
         patron = Patron.objects.filter(pk=patron_id).first()
         if patron is None:
@@ -188,6 +187,34 @@ def _sell_locked(type_id: int, buyer: Buyer, details: PaymentDetails, *, channel
         "patron": patron.pk, "channel": channel, "provider": payment.provider if payment else "free",
     })
     notifications.queue_order_confirmation(order)  # the subscription's own email, after the commit
+    return sub
+
+
+def check_on_sale(st: SubscriptionType | None, *, online: bool) -> None:
+    """Refuse a package that cannot be sold now. Call with the type's row locked."""
+    if st is None or not st.active or (online and (not st.on_sale_online or not st.season.active)):
+        raise errors.not_found("unknown_subscription_type", "That subscription is not on sale.")
+    if st.season.ends_on < timezone.localdate():
+        raise errors.invalid("season_over", f"The {st.season.name} season is over.")
+    if st.limit_sold is not None and sold_count(st) >= st.limit_sold:
+        raise errors.sold_out(f"Sorry, the “{st.name}” subscription is sold out.")
+
+
+def issue_paid_subscription(order: Order, package: dict, *, provider: str) -> Subscription:
+    """The payment for a pending subscription order arrived (pending.complete_payment, in the
+    webhook's transaction): issue the subscription at the price that was charged. Raises
+    SaleError when it can no longer be sold (then the payment is refunded)."""
+    st = SubscriptionType.objects.select_for_update(of=("self",)).select_related("season").filter(pk=package["type_id"]).first()
+    check_on_sale(st, online=bool(package.get("online")))
+    assert st is not None and order.patron is not None
+    sub = Subscription.objects.create(
+        patron=order.patron, subscription_type=st, order=order, price_cents=package["price_cents"],
+        tickets_included=package["tickets_included"], remaining=package["tickets_included"],
+    )
+    audit.record("subscription.sold", actor=order.created_by, obj=sub, actor_label=provider, after={
+        "order": order.pk, "type": st.name, "price_cents": sub.price_cents, "tickets": sub.tickets_included,
+        "patron": order.patron_id, "channel": order.channel, "provider": provider,
+    })
     return sub
 
 

@@ -17,13 +17,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
+from wondertix.boxoffice.views.pos_card import default_reader
 from wondertix.catalog.models import Performance, PriceType, Season
 from wondertix.money import MAX_ID, format_cents, parse_amount, parse_id, parse_int
 from wondertix.numberfields import WholeNumberField, card_number_characters
-from wondertix.patrons import crm, gifts
+from wondertix.patrons import crm, gifts, pending_sales
 from wondertix.patrons import subscriptions as subs
 from wondertix.patrons.models import Patron, Subscription, SubscriptionType
+from wondertix.payments import terminal
 from wondertix.payments.providers.base import PaymentDetails
+from wondertix.payments.registry import get_provider
 from wondertix.sales import errors
 from wondertix.sales.models import Order
 from wondertix.sales.services import Buyer
@@ -235,6 +238,14 @@ def subscription_sell(request: HttpRequest) -> HttpResponse:
             first_name=d["first_name"], last_name=d["last_name"], email=d["email"] or "", phone=d["phone"])
         card = PaymentDetails(card_number=d["card_number"], exp_month=d["exp_month"], exp_year=d["exp_year"], cvc=d["cvc"])
         try:
+            if d["payment"] != "cash" and not get_provider().synchronous:
+                # The card is taken on a reader: a pending order the processor completes.
+                order = pending_sales.pending_subscription(
+                    d["subscription_type"].pk, buyer, idempotency_key=f"staff:{d['key']}", channel=Order.BOX_OFFICE,
+                    patron=person, actor=request.user, minutes=terminal.MINUTES,  # type: ignore[arg-type]
+                )
+                tp = terminal.start_for_order(order, default_reader(request), actor=request.user)  # type: ignore[arg-type]
+                return redirect("boxoffice:pos-card", payment_id=tp.pk)
             sub = subs.sell_subscription(
                 d["subscription_type"].pk, buyer, payment=card, channel=Order.BOX_OFFICE,
                 provider_name="cash" if d["payment"] == "cash" else None, patron_id=person.pk if person else None,
@@ -310,6 +321,15 @@ def gift_new(request: HttpRequest, patron_id: int) -> HttpResponse:
         d = form.cleaned_data
         card = PaymentDetails(card_number=d["card_number"], exp_month=d["exp_month"], exp_year=d["exp_year"], cvc=d["cvc"])
         try:
+            if d["method"] == "card" and not get_provider().synchronous:
+                # The card is taken on a reader: a pending order the processor completes.
+                order = pending_sales.pending_donation(
+                    d["amount"], Buyer(first_name=patron.first_name, last_name=patron.last_name, email=patron.email),
+                    anonymous=d["anonymous"], comment=d["comment"], idempotency_key=f"gift:{d['key']}", channel=Order.BOX_OFFICE,
+                    patron=patron, actor=request.user, minutes=terminal.MINUTES,  # type: ignore[arg-type]
+                )
+                tp = terminal.start_for_order(order, default_reader(request), actor=request.user)  # type: ignore[arg-type]
+                return redirect("boxoffice:pos-card", payment_id=tp.pk)
             gift = gifts.record_gift(patron.pk, d["amount"], method=d["method"], card=card, anonymous=d["anonymous"],
                                      comment=d["comment"], idempotency_key=d["key"], actor=request.user)  # type: ignore[arg-type]
         except errors.SaleError as exc:

@@ -77,3 +77,46 @@ class CheckoutSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} checkout {self.session_id or '(creating)'} for order {self.order_id} ({self.status})"
+
+
+class TerminalPayment(models.Model):
+    """A card payment on a card reader at the box-office window (Stripe Terminal).
+
+    It pays a pending order (a window sale: its seats are held and its prices kept in the
+    order's CheckoutSession, exactly like an online payment) or the price difference of a
+    pending exchange. The webhook (or the clerk's page asking Stripe) confirms it; the row
+    only tracks what the reader is doing, so the clerk can see it, retry or cancel.
+    """
+
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    CANCELED = "canceled"
+    STATUS_CHOICES = [(WAITING, "Waiting for the card"), (SUCCEEDED, "Paid"), (DECLINED, "Declined"), (CANCELED, "Canceled")]
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="terminal_payments")
+    exchange = models.ForeignKey("sales.Exchange", null=True, blank=True, on_delete=models.PROTECT, related_name="terminal_payments")
+    provider = models.CharField(max_length=20, default="stripe")
+    reader_id = models.CharField(max_length=120)
+    # Empty until the provider has answered (the request is retried with the same key).
+    payment_intent = models.CharField(max_length=255, blank=True)
+    amount_cents = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=STATUS_CHOICES, default=WAITING)
+    message = models.CharField(max_length=300, blank=True)
+    # When the clerk's page first saw Stripe report the payment succeeded: the webhook confirms
+    # it; the page steps in only if the webhook is late (payments.terminal.WEBHOOK_GRACE).
+    succeeded_seen_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "payment_intent"], condition=~models.Q(payment_intent=""), name="terminal_payment_once"
+            ),
+            models.CheckConstraint(condition=models.Q(amount_cents__gt=0), name="terminal_payment_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"reader {self.reader_id} {self.amount_cents}¢ for order {self.order_id} ({self.status})"

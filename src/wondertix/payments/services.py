@@ -19,6 +19,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wondertix.payments import terminal
 from wondertix.payments.models import CheckoutSession, WebhookEvent
 from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
@@ -51,6 +52,14 @@ def _seen(event_id: str) -> bool:
 
 def _session_facts(session: dict[str, Any]) -> dict[str, Any]:
     metadata = session.get("metadata") or {}
+    if session.get("object") == "payment_intent":  # a card-reader payment (payments.terminal)
+        return {
+            "order_token": metadata.get("order_token") or "",
+            "session_id": session.get("id") or "",
+            "payment_reference": session.get("id") or "",
+            "amount_cents": int(session.get("amount_received") or session.get("amount") or 0),
+            "currency": session.get("currency") or "",
+        }
     return {
         "order_token": metadata.get("order_token") or session.get("client_reference_id") or "",
         "session_id": session.get("id") or "",
@@ -92,8 +101,13 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "checkout.session.async_payment_succeeded": _fulfil,
     "checkout.session.async_payment_failed": _failed,
     "checkout.session.expired": _expired,
-    # payment_intent.payment_failed is not a handler on purpose: on Stripe Checkout a declined
-    # card does not end the session, the patron may try another card until it expires.
+    # Card readers at the window (Stripe Terminal): only payments this system sent to a
+    # reader (metadata wondertix_flow=terminal); Checkout's own PaymentIntents are ignored.
+    "payment_intent.succeeded": lambda intent: terminal.succeeded(intent),
+    "payment_intent.payment_failed": lambda intent: terminal.failed(intent),
+    # On Stripe Checkout a declined card does not end the session (the patron may try another
+    # card until it expires), so payment_intent.payment_failed ends nothing: for a reader it
+    # only shows the clerk the decline.
 }
 
 
@@ -107,6 +121,12 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
     outcome = _apply(event_id, event_type, session, handler)
     log.info("stripe event processed", extra={"event_id": event_id, "event_type": event_type, "outcome": outcome})
     return outcome
+
+
+def apply_event(event_id: str, event_type: str, obj: dict[str, Any], handler: Callable[[dict[str, Any]], str]) -> str:
+    """Apply `handler` to `obj` exactly once per `event_id` (webhooks, and the reconciliation
+    and the clerk's page, which stand in for a webhook with an id of their own)."""
+    return _apply(event_id, event_type, obj, handler)
 
 
 def _apply(event_id: str, event_type: str, session: dict[str, Any], handler: Callable[[dict[str, Any]], str]) -> str:
@@ -135,6 +155,7 @@ def reconcile_stale_checkouts(*, now: datetime | None = None, limit: int = 200) 
     provider: Any = get_provider(PROVIDER)
     stale = (
         CheckoutSession.objects.filter(provider=PROVIDER, status=CheckoutSession.OPEN, order__status=Order.PENDING, expires_at__lt=now - RECONCILE_AFTER)
+        .filter(order__terminal_payments__isnull=True)  # reader payments: terminal.reconcile
         .select_related("order")
         .order_by("expires_at")[:limit]
     )

@@ -22,9 +22,8 @@ def charge_at_window(
     else:
         provider = get_provider(settings.PAYMENT_PROVIDER)
         if not provider.synchronous:
-            raise errors.invalid(
-                "card_unavailable", "Card payments are not available at the window here; take cash instead.", field="method"
-            )
+            # Cards are taken on a reader (payments.terminal); every window page routes there.
+            raise errors.invalid("card_on_reader", "Card payments here are taken on the card reader.", field="method")
         if card is None or not card.card_number:
             raise errors.invalid("card_required", "Enter the card number.", field="card_number")
         details = card

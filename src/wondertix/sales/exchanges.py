@@ -55,10 +55,13 @@ class ExchangeRequest:
     method: str = ""
     card: PaymentDetails | None = field(default=None, compare=False)
     reason: str = ""
+    # Where the processor takes cards on a reader (Stripe Terminal): the reader to charge.
+    reader_id: str = field(default="", compare=False)
 
     def fingerprint(self, order_id: int) -> str:
         data = asdict(self)
         data.pop("card", None)
+        data.pop("reader_id", None)
         data["ticket_ids"] = sorted(self.ticket_ids)
         data["order"] = order_id
         return request_fingerprint(data)
@@ -169,7 +172,38 @@ def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key
         lambda: _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
     )
     # Outside every lock: the provider (if the difference goes through it), then finish.
+    if _on_reader(exchange):
+        # The card is taken on a reader: the exchange stays pending until the processor
+        # confirms the payment (payments.terminal), which finishes it.
+        _send_to_reader(exchange, request.reader_id, actor)
+        return exchange
     return settle_exchange(exchange, request.card)
+
+
+def _on_reader(exchange: Exchange) -> bool:
+    if exchange.status != Exchange.PENDING or exchange.charge_id is None:
+        return False
+    payment = Payment.objects.get(pk=exchange.charge_id)
+    return not get_provider(payment.provider).synchronous
+
+
+def _send_to_reader(exchange: Exchange, reader_id: str, actor: User | None) -> None:
+    from wondertix.payments import terminal
+
+    tp = exchange.terminal_payments.exclude(status="canceled").first()
+    if tp is None:
+        with transaction.atomic():
+            tp = terminal.create(exchange.order, reader_id, amount_cents=exchange.difference_cents, actor=actor, exchange=exchange)
+    terminal.send(tp)
+
+
+def finish_card_payment(exchange_id: int, *, ok: bool, reference: str = "", message: str = "") -> Exchange:
+    """The card payment of a pending exchange's difference was confirmed (or will not happen):
+    finish the exchange, or undo it. Idempotent: a finished exchange is returned as it is."""
+    exchange = Exchange.objects.get(pk=exchange_id)
+    if exchange.charge_id is None:
+        return exchange
+    return _finish(exchange_id, {exchange.charge_id: _Answer(ok, reference, message)})
 
 
 def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, fingerprint: str, actor: User | None) -> Exchange:
@@ -214,7 +248,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     # a refused payment never needs a seat someone else may have bought meanwhile.
     via_provider = (diff > 0 and method == "card") or (diff < 0 and method == "original")
     if via_provider and diff > 0:
-        _check_card(request.card)
+        _check_card(request.card, request.reader_id)
 
     # Free the old seats first so an exchange within one performance does not count twice.
     old_ids = [p.old.pk for p in quote.lines]
@@ -286,10 +320,13 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     return exchange
 
 
-def _check_card(card: PaymentDetails | None) -> None:
+def _check_card(card: PaymentDetails | None, reader_id: str = "") -> None:
     """Refuse, before anything is written, a card difference that cannot be taken here."""
     if not get_provider(settings.PAYMENT_PROVIDER).synchronous:
-        raise errors.invalid("card_unavailable", "Card payments are not available at the window here; take cash instead.", field="method")
+        # Taken on a card reader after the commit (payments.terminal).
+        if not reader_id:
+            raise errors.invalid("reader_required", "Choose the card reader for the price difference.", field="reader")
+        return
     if card is None or not card.card_number:
         raise errors.invalid("card_required", "Enter the card number.", field="card_number")
 

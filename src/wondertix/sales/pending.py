@@ -288,6 +288,9 @@ def _open_page(order: Order, provider: Any, *, success_url: str | None, cancel_u
     return page.url
 
 
+open_page = _open_page
+
+
 def _describe(priced: dict) -> str:
     counts: dict[int, int] = defaultdict(int)
     for t in priced.get("tickets", []):
@@ -296,6 +299,8 @@ def _describe(priced: dict) -> str:
     parts = [f"{n} × {names.get(pk, 'ticket')}" for pk, n in counts.items()]
     if priced.get("donation", {}).get("cents"):
         parts.append("donation")
+    if priced.get("subscription"):
+        parts.append(str(priced["subscription"].get("name") or "subscription"))
     return ", ".join(parts) or "Order"
 
 
@@ -365,6 +370,14 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     gift = session.priced.get("donation", {})
     if gift.get("cents"):
         Donation.objects.create(patron=order.patron, order=order, amount_cents=gift["cents"], anonymous=gift.get("anonymous", False), comment=gift.get("comment", ""))
+    package = session.priced.get("subscription")
+    if package:
+        from wondertix.patrons.subscriptions import issue_paid_subscription
+
+        try:
+            issue_paid_subscription(order, package, provider=session.provider)
+        except errors.SaleError as exc:
+            raise NeedsRefund(f"the subscription could not be issued: {exc.message}") from None
     CheckoutSession.objects.filter(pk=session.pk).update(status=CheckoutSession.COMPLETE)
     audit.record(
         "order.paid",
@@ -374,7 +387,8 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     )
     from wondertix.sales import notifications
 
-    notifications.queue_order_confirmation(order)  # sent after the commit, retried by the outbox
+    # Sent after the commit, retried by the outbox (a gift's receipt, a subscription's own email).
+    notifications.queue_order_confirmation(order)
     channel, count = order.channel, len(tickets)
 
     def after_commit() -> None:

@@ -105,6 +105,8 @@ class ExchangeIn(Schema):
     exp_year: int | None = Field(None, ge=2000, le=2200, strict=True)
     cvc: str = Field("", max_length=8, pattern=r"^[0-9]*$")
     reason: str = Field("", max_length=300)
+    reader_id: str = Field("", max_length=120, pattern=r"^[A-Za-z0-9_]*$",
+                           description="Where cards are taken on a reader (Stripe Terminal): the reader (tmr_…) for a card difference")
 
 
 class ExchangeOut(Schema):
@@ -113,6 +115,8 @@ class ExchangeOut(Schema):
     to_performance_id: int
     difference_cents: int
     method: str
+    status: str = Field("succeeded", description="`pending` while a card difference waits on the reader (finished by Stripe's webhook)")
+    card_payment_id: int | None = Field(None, description="The reader payment to follow at /staff/pos/card/<id>/ while `pending`")
     new_ticket_codes: list[str]
 
 
@@ -185,7 +189,7 @@ def create_refund(request: HttpRequest, payload: RefundIn, order_id: int = Order
 
 @router.post(
     "/orders/{order_id}/exchanges",
-    response={201: ExchangeOut, **answers(400, 401, 402, 404, 409, 422, 503)},
+    response={201: ExchangeOut, 202: ExchangeOut, **answers(400, 401, 402, 404, 409, 422, 503)},
     auth=auth,
     summary="Move tickets to another performance or price type (idempotent)",
 )
@@ -193,13 +197,16 @@ def create_exchange(request: HttpRequest, payload: ExchangeIn, order_id: int = O
     card = PaymentDetails(card_number=payload.card_number, exp_month=payload.exp_month, exp_year=payload.exp_year, cvc=payload.cvc) if payload.card_number else None
     exchange = exchange_tickets(
         order_id,
-        ExchangeRequest(payload.ticket_ids, payload.to_performance_id, payload.price_type_id, payload.method, card, payload.reason),
+        ExchangeRequest(payload.ticket_ids, payload.to_performance_id, payload.price_type_id, payload.method, card, payload.reason,
+                        reader_id=payload.reader_id),
         idempotency_key=_key(idempotency_key),
         actor=request.user,  # type: ignore[arg-type]
     )
-    return 201, {
+    waiting = exchange.terminal_payments.exclude(status="canceled").first() if exchange.status == exchange.PENDING else None
+    return 202 if waiting else 201, {
         "id": exchange.pk, "order_id": exchange.order_id, "to_performance_id": exchange.to_performance_id,
-        "difference_cents": exchange.difference_cents, "method": exchange.method,
+        "difference_cents": exchange.difference_cents, "method": exchange.method, "status": exchange.status,
+        "card_payment_id": waiting.pk if waiting else None,
         "new_ticket_codes": [i.new_ticket.code for i in exchange.items.select_related("new_ticket")],
     }
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
+from wondertix.boxoffice.views.pos_card import reader_choice
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.money import format_cents, parse_amount, parse_count, parse_id
 from wondertix.ops import audit
@@ -220,6 +221,7 @@ def _exchange_request(post: Any) -> ExchangeRequest:
         price_type_id=parse_id(pt_raw),
         method=post.get("method", ""),
         card=card,
+        reader_id=post.get("reader", "").strip()[:120],
         reason=post.get("reason", "").strip(),
     )
 
@@ -236,8 +238,12 @@ def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
             return render(request, "sales/staff/exchange_confirm.html", {
                 "order": order, "quote": quote, "request_data": ex_req, "difference": quote.difference_cents,
                 "key": request.POST.get("key") or uuid.uuid4().hex,
+                **(reader_choice(request) if quote.difference_cents > 0 else {}),
             })
         exchange = exchange_tickets(order.pk, ex_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
+        waiting = exchange.terminal_payments.exclude(status="canceled").first() if exchange.status == Exchange.PENDING else None
+        if waiting is not None:  # the difference is being paid on the card reader
+            return redirect("boxoffice:pos-card", payment_id=waiting.pk)
     except errors.SaleError as exc:
         # An exchange left pending (the provider did not answer) is finished by sending the
         # same exchange again with the same key: the page offers exactly that.

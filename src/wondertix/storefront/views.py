@@ -24,7 +24,7 @@ from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event
 from wondertix.money import format_cents
 from wondertix.ops.middleware import client_of
-from wondertix.patrons import donations
+from wondertix.patrons import donations, pending_sales
 from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services, ticket_files
 from wondertix.sales.models import Order, Ticket
@@ -410,12 +410,23 @@ def order_detail(request: HttpRequest, token: str) -> HttpResponse:
             "valid_count": sum(1 for t in tickets if t.status == Ticket.VALID),
             "gifts": gifts,
             "pending": order.status == Order.PENDING,
+            # A season subscription bought online (its package, as priced when it was bought).
+            "season_package": _season_package(order) if not tickets else None,
             "keepable": bool(ticket_files.keepable_tickets(order, tickets)),
         },
     )
     # An order page is reached by its secret link: keep it out of shared caches and indexes.
     response["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _season_package(order: Order) -> dict[str, Any] | None:
+    sub = order.subscriptions.select_related("subscription_type").first()
+    if sub is not None:
+        return {"name": sub.subscription_type.name, "tickets_included": sub.tickets_included}
+    checkout = getattr(order, "checkout_session", None) if order.status == Order.PENDING else None
+    package = checkout.priced.get("subscription") if checkout is not None else None
+    return {"name": package.get("name", ""), "tickets_included": package.get("tickets_included", 0)} if package else None
 
 
 def _keepable(token: str) -> tuple[Order, list[Ticket]]:
@@ -476,6 +487,12 @@ def donate(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         d = form.cleaned_data
         try:
+            if not synchronous:
+                # Paid on the provider's page; the order page waits for its confirmation.
+                order, page = pending_sales.start_donation(
+                    d["amount"], form.buyer(), anonymous=bool(d.get("anonymous")), comment=d.get("comment", ""), idempotency_key=d["submission"],
+                )
+                return redirect(page)
             order = donations.donate(
                 d["amount"], form.buyer(), payment=form.payment(), anonymous=bool(d.get("anonymous")),
                 comment=d.get("comment", ""), idempotency_key=d["submission"],
@@ -490,4 +507,4 @@ def donate(request: HttpRequest) -> HttpResponse:
 
 
 def _donate_context(form: DonationForm, synchronous: bool) -> dict[str, Any]:
-    return {"form": form, "available": synchronous, "presets": DonationForm.PRESETS, "test_provider": settings.PAYMENT_PROVIDER == "test"}
+    return {"form": form, "available": True, "presets": DonationForm.PRESETS, "test_provider": settings.PAYMENT_PROVIDER == "test"}

@@ -137,6 +137,8 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
     if env.app.payments == "stripe":
         for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET"):
             values[name] = secrets[name]
+        if env.app.stripe_terminal_location:
+            values["STRIPE_TERMINAL_LOCATION"] = env.app.stripe_terminal_location
     return values
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from wondertix.boxoffice import forms as f
 from wondertix.boxoffice import pos
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
+from wondertix.boxoffice.views import pos_card as card_views
 from wondertix.boxoffice.views.common import attempt
 from wondertix.catalog.models import Performance
 from wondertix.money import parse_amount, parse_count, parse_id
@@ -88,8 +89,17 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
                 accommodation=data["accommodation"], price_overrides=overrides, reason=data["reason"],
                 card=PaymentDetails(card_number=data["card_number"], exp_month=data["exp_month"], exp_year=data["exp_year"], cvc=data["cvc"]),
                 idempotency_key=data["idempotency_key"] or None, cash_tendered_cents=data["cash_tendered"],
+                reader_id=request.POST.get("reader", "").strip()[:120],
             )
+            if sale.reader_id:
+                request.session[card_views.READER_KEY] = sale.reader_id
             order, err = attempt(request, lambda: pos.sell_at_box_office(sale, actor=request.user))  # type: ignore[arg-type]
+            if order is not None and order.status == Order.PENDING:
+                return redirect("boxoffice:pos-card", payment_id=order.terminal_payments.first().pk)  # type: ignore[union-attr]
+            if order is not None and order.status == Order.CANCELED:
+                # The same form again after its card payment was canceled: nothing was sold.
+                messages.error(request, f"The card payment of order {order.reference} was canceled; nothing was sold. Start the sale again.")
+                return redirect("boxoffice:pos-sell", performance_id=perf.pk)
             if order is not None:
                 messages.success(request, f"Sold {order.tickets.count()} ticket(s): order {order.reference}.")
                 return redirect(f"/staff/pos/orders/{order.pk}/")
@@ -108,6 +118,7 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
         # The buyer's season subscriptions; redeeming posts to the back office's redeem page.
         "subscriptions": pos.subscriptions_for(patron, perf) if patron else [],
         "redeem_key": uuid.uuid4().hex, "price_types": price_types,
+        **card_views.reader_choice(request),
     }, status=status)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from wondertix.payments import terminal
 from wondertix.payments.services import reconcile_stale_checkouts
 from wondertix.sales.exchanges import reconcile_exchanges
 from wondertix.sales.refund_settlement import reconcile_refunds
@@ -37,4 +38,5 @@ class Command(BaseCommand):
             out["skipped"] = "STRIPE_SECRET_KEY is not set"
         else:
             out.update(reconcile_stale_checkouts(limit=options["limit"]))
+            out.update(terminal.reconcile(limit=options["limit"]))
         self.stdout.write(json.dumps(out, sort_keys=True))
