@@ -186,7 +186,8 @@ class LocalBackend:
         owner = self.primary(env)
         if not owner.database.ha:
             return None
-        return HACluster(self.spec, owner, self.layout, self.root, archive=backups.cluster_settings(self, owner))
+        return HACluster(self.spec, owner, self.layout, self.root,
+                         archive=partial(backups.cluster_settings, self, owner))
 
     def cluster(self, env: Environment) -> Cluster:
         """The PostgreSQL wtx administers for `env`: its plain cluster, or its HA cluster's
