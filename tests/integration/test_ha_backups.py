@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.support.hastack import ROOT, HAStack, ha_stack, keep_logs
+from tests.support.hastack import ROOT, HAStack, Writer, ha_stack, keep_logs
 
+from wtx.backends import DeployError
 from wtx.backends.local import backups, dbha
 from wtx.backends.local import pgbackrest as pgbr
-from wtx.backends.local.patroni import patroni_program_name
+from wtx.backends.local.patroni import etcd_program_name, patroni_program_name
 from wtx.backends.local.postgres import PG_BIN, as_postgres_cmd
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgbackrest is installed by .ci/install-deps")
@@ -147,14 +148,71 @@ def test_status_fails_while_the_synchronous_standby_is_stopped_and_recovers_when
     standby = next(m for m in state["members"] if m["role"] == "sync_standby")
     assert standby["state"] == "streaming" and standby["lag_bytes"] is not None
 
-    backend.supervisor.stop_program(patroni_program_name("prd", standby["name"]))
-    try:
-        prd, err, took = _wait_status(stack, 1, 60)
-        FIGURES["status_red_after_standby_stopped_s"] = took
-        assert "no synchronous standby" in err and standby["name"] in err, err
-        assert prd["database_ha"]["in_sync"] is False
-    finally:
-        backend.supervisor.start_program(patroni_program_name("prd", standby["name"]))
-    prd, _, took = _wait_status(stack, 0, 90)
-    FIGURES["status_green_after_standby_started_s"] = took
-    assert prd["database_ha"]["in_sync"] is True
+    with Writer(stack.dsn) as writer:
+        writer.wait_writes(time.monotonic())
+        began = time.monotonic()
+        backend.supervisor.stop_program(patroni_program_name("prd", standby["name"]))
+        FIGURES["standby_stop_s"] = time.monotonic() - began
+        try:
+            prd, err, took = _wait_status(stack, 1, 60)
+            FIGURES["status_red_after_standby_stopped_s"] = took
+            assert "no synchronous standby" in err and standby["name"] in err, err
+            assert prd["database_ha"]["in_sync"] is False
+            writer.wait_writes(time.monotonic())
+            FIGURES["standby_down_longest_write_gap_s"] = writer.longest_gap(began)
+        finally:
+            backend.supervisor.start_program(patroni_program_name("prd", standby["name"]))
+        back = time.monotonic()
+        prd, _, took = _wait_status(stack, 0, 90)
+        FIGURES["status_green_after_standby_started_s"] = took
+        assert prd["database_ha"]["in_sync"] is True
+        writer.wait_writes(time.monotonic())
+        FIGURES["standby_return_longest_write_gap_s"] = writer.longest_gap(back)
+    assert set(writer.acknowledged) <= stack.orders()
+
+
+@pytest.mark.parametrize("whose", ["witness", "leader's host"])
+def test_losing_one_etcd_member_keeps_the_leader_and_write_service(stack: HAStack, whose: str) -> None:
+    backend, ha = stack.backend, stack.ha
+    lead = dbha.leader(ha)
+    host = lead if whose == "leader's host" else next(e.host for e in ha.ha.etcd if e.host not in
+                                                       {m.host for m in ha.ha.members})
+    program = etcd_program_name("prd", host)
+    with Writer(stack.dsn) as writer:
+        writer.wait_writes(time.monotonic())
+        began = time.monotonic()
+        backend.supervisor.stop_program(program)
+        try:
+            time.sleep(ha.ha.ttl + 2)  # a lease that could not be renewed would have expired by now
+            writer.wait_writes(time.monotonic())
+            assert dbha.leader(ha) == lead, f"the leader changed after etcd on {host} stopped ({dbha.describe(ha)})"
+            FIGURES[f"etcd_{host}_down_longest_write_gap_s"] = writer.longest_gap(began)
+        finally:
+            backend.supervisor.start_program(program)
+    assert set(writer.acknowledged) <= stack.orders()
+    dbha.wait_all_running(ha, 60)
+
+
+def test_an_unreachable_backup_repository_fails_backups_not_orders_and_archiving_catches_up(stack: HAStack) -> None:
+    backend = stack.backend
+    repo = backups.repository(backend, backend.env("prd"))
+    assert repo is not None
+    mode = repo.repo_path.stat().st_mode & 0o7777
+    with Writer(stack.dsn) as writer:
+        writer.wait_writes(time.monotonic())
+        began = time.monotonic()
+        repo.repo_path.chmod(0)  # the postgres user (pgBackRest) can no longer reach it
+        try:
+            with pytest.raises(pgbr.BackupError):
+                pgbr.run(repo, "--archive-timeout=5", "check", timeout=60)
+            with pytest.raises(DeployError, match="pgbackrest"):
+                backend.db_backup("prd", "incr")
+            writer.wait_writes(time.monotonic())
+            FIGURES["repo_unreachable_longest_write_gap_s"] = writer.longest_gap(began)
+        finally:
+            repo.repo_path.chmod(mode)
+        back = time.monotonic()
+        pgbr.check(repo)  # the WAL held back meanwhile is archived, the current segment with it
+        FIGURES["repo_back_archive_caught_up_s"] = time.monotonic() - back
+    assert backend.db_backup("prd", "incr")["type"] == "incr"
+    assert set(writer.acknowledged) <= stack.orders()

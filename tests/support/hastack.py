@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,3 +95,56 @@ def keep_logs(stack: HAStack) -> Path:
     if pgbr_log.is_dir():
         shutil.copytree(pgbr_log, kept / "pgbackrest", dirs_exist_ok=True)
     return kept
+
+
+class Writer:
+    """One thread placing orders through the entry point, each retried with its idempotency key
+    until acknowledged (as the app does across a failover); the times of the acknowledgements
+    give the longest stretch without write service. Bounded: it stops by itself after 300 s."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.acknowledged, self.commits = dsn, [], []  # type: ignore[var-annotated]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn: psycopg.Connection | None = None
+        key: str | None = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (self._stop.is_set() and key is None):
+            key = key or str(uuid.uuid4())
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self.dsn, autocommit=True)
+                conn.execute("INSERT INTO ha_probe_orders (idempotency_key) VALUES (%s) "
+                             "ON CONFLICT (idempotency_key) DO NOTHING", (key,))
+            except psycopg.Error:
+                if conn is not None:
+                    conn.close()
+                conn, _ = None, time.sleep(0.1)
+                continue
+            self.acknowledged.append(key)
+            self.commits.append(time.monotonic())
+            key = None
+            time.sleep(0.01)
+        if conn is not None:
+            conn.close()
+
+    def longest_gap(self, since: float) -> float:
+        times = [since] + [c for c in list(self.commits) if c > since]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
+
+    def wait_writes(self, since: float, count: int = 20, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(1 for c in list(self.commits) if c > since) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no write service within {timeout:.0f}s")
+            time.sleep(0.1)

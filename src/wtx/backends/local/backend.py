@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, FrontDoor, Progress
-from wtx.backends.local import backups, dbha, guards
+from wtx.backends.local import backups, dbha, guards, hastatus
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
@@ -1079,8 +1079,13 @@ class LocalBackend:
             out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
                                  database=self.database_label(env), last_deploy=last_txt,
                                  warm=self.warm_status(env, slots) if sup_up else "",
-                                 backups=backups.status(self, env)))
+                                 backups=backups.status(self, env), database_ha=self.ha_status(env)))
         return out
+
+    def ha_status(self, env: Environment) -> dict[str, Any] | None:
+        """The HA database's leader, members and sync verdict, on the environment that owns it."""
+        ha = self.ha_cluster(env) if self.owns_cluster(env) else None
+        return hastatus.status(ha) if ha is not None else None
 
     def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
                *, ready_timeout: float = 60.0) -> DeployResult:
@@ -1097,12 +1102,13 @@ class LocalBackend:
 
     def log_entries(self, envs: list[str] | None = None, lines: int = 100, follow: bool = False, *,
                     level: str | None = None, request_id: str | None = None, path: str | None = None,
-                    since: datetime | None = None) -> Iterator[logview.Entry]:
+                    since: datetime | None = None, sources: list[str] | None = None) -> Iterator[logview.Entry]:
         """Every log file of `envs` (default: all) and HAProxy's, as one time-ordered view in
-        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written."""
+        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written.
+        `sources`: only those files (a name like patroni-prd-db, or a kind like etcd)."""
         names = [self.env(n).name for n in envs] if envs else list(self.spec.environments)
         filters = logview.Filters(envs=frozenset(names), min_level=level, request_id=request_id,
-                                  path=path, since=since, all_envs=not envs)
+                                  path=path, since=since, all_envs=not envs, sources=frozenset(sources or ()))
         zone = ZoneInfo(self.spec.defaults.theater_time_zone)
         # --since may reach back past the last rotation: then the rotated copies are read too.
         yield from logview.view(logview.sources(self.var_dir, names, rotated=since is not None),

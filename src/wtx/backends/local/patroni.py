@@ -279,7 +279,7 @@ class HACluster:
             "bootstrap": {
                 "dcs": {
                     "ttl": ha.ttl, "loop_wait": ha.loop_wait, "retry_timeout": ha.retry_timeout,
-                    "maximum_lag_on_failover": 1048576,
+                    "maximum_lag_on_failover": ha.max_lag_mb * 1_048_576,
                     "synchronous_mode": ha.synchronous,
                     # Strict mode would refuse every write while the only standby is away.
                     "synchronous_mode_strict": False,
@@ -358,7 +358,9 @@ class HACluster:
                 directory=self.paths.member_dir(m.host), stdout_log=logs / f"patroni-{m.host}.log", host=m.host,
                 # Started by wtx, the first member first (it bootstraps a new cluster).
                 autostart=False, user=PG_USER, startsecs=2, startretries=3, stopwaitsecs=60, stopasgroup=False,
-                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": str(self.paths.member_dir(m.host))},
+                # TZ: Patroni writes its log's times in the process's zone; `wtx logs` reads UTC.
+                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "TZ": "UTC",
+                             "HOME": str(self.paths.member_dir(m.host))},
                 log_max_mb=lg.max_file_mb, log_keep=lg.keep_files,
             ))
         return out

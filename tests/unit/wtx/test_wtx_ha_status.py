@@ -1,0 +1,114 @@
+"""`wtx status` of prd's HA database without services: the verdict from Patroni's view of the
+cluster (fakes of its `GET /cluster` members) and the CLI's exit code. The same against a
+running cluster (the standby stopped, then started) is tests/integration/test_ha_backups.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+from wtx_testing import ROOT
+
+from wtx import cli
+from wtx.backends import EnvStatus
+from wtx.backends.local import hastatus
+
+MIB = 1_048_576
+HOSTS = ["prd-db", "bak-db"]
+
+
+def leader(name="prd-db"):
+    return {"name": name, "role": "leader", "state": "running", "timeline": 3}
+
+
+def standby(name="bak-db", lag=0, role="sync_standby", state="streaming"):
+    return {"name": name, "role": role, "state": state, "lag": lag}
+
+
+def verdict(*found, synchronous=True, limit=MIB):
+    return hastatus.evaluate(list(found), HOSTS, synchronous=synchronous, max_lag_bytes=limit)
+
+
+def test_a_leader_and_a_streaming_synchronous_standby_is_in_sync():
+    state = verdict(leader(), standby(lag=4096))
+    assert state["in_sync"] is True and state["problem"] == ""
+    assert state["leader"] == "prd-db" and state["sync_standbys"] == ["bak-db"]
+    assert [(m["name"], m["role"], m["lag_bytes"], m["sync"]) for m in state["members"]] == [
+        ("prd-db", "leader", None, False), ("bak-db", "sync_standby", 4096, True)]
+
+
+def test_after_a_failover_the_old_leader_as_sync_standby_is_in_sync_too():
+    state = verdict(leader("bak-db"), standby("prd-db"))
+    assert state["in_sync"] and state["leader"] == "bak-db"
+
+
+@pytest.mark.parametrize(("found", "words"), [
+    ((leader(),), "no synchronous standby (bak-db absent not answering)"),
+    ((leader(), standby(role="replica")), "no synchronous standby (bak-db replica streaming)"),
+    ((leader(), standby(state="starting", lag="unknown")), "no synchronous standby (bak-db sync_standby starting)"),
+    ((leader(), standby(lag=3 * MIB)), "bak-db is 3.0 MiB behind the leader (limit 1 MiB)"),
+    ((standby("prd-db", role="replica"), standby()), "no leader"),
+    ((), "no Patroni member answers"),
+])
+def test_bak_out_of_sync_is_named_with_the_reason(found, words):
+    state = verdict(*found)
+    assert state["in_sync"] is False
+    assert words in state["problem"], state["problem"]
+
+
+def test_without_synchronous_replication_a_streaming_replica_within_the_limit_is_enough():
+    assert verdict(leader(), standby(role="replica"), synchronous=False)["in_sync"] is True
+    assert "bak-db is not answering" in verdict(leader(), synchronous=False)["problem"]
+
+
+def test_the_lag_limit_is_the_specs_and_patroni_never_promotes_beyond_it(spec, tmp_path):
+    from wtx.backends.local import LocalBackend
+
+    ha = spec.env("prd").database.ha
+    assert ha is not None and ha.max_lag_mb >= 1
+    cluster = LocalBackend(spec, ROOT, tmp_path / "var").ha_cluster(spec.env("prd"))
+    assert cluster is not None
+    pw = dict.fromkeys(("REPLICATION_PASSWORD", "REWIND_PASSWORD", "SUPERUSER_PASSWORD", "REST_PASSWORD"), "x")
+    conf = cluster.patroni_config("prd-db", pw)
+    assert conf["bootstrap"]["dcs"]["maximum_lag_on_failover"] == ha.max_lag_mb * MIB
+
+
+# ------------------------------------------------------------------------------ CLI
+class FakeBackend:
+    state: dict = {}
+
+    def __init__(self, spec, root, var_dir):
+        self.spec = spec
+
+    def status(self):
+        backups = {"max_age_h": 26, "last_backup": "F (full)", "last_backup_age_h": 2.0,
+                   "wal_archive_age_s": 12.0, "stale": False, "problem": ""}
+        return [EnvStatus(env="prd", url="u", release="r", health="healthy", database="d", last_deploy="-",
+                          backups=backups, database_ha=FakeBackend.state),
+                EnvStatus(env="bak", url="u", release="r", health="healthy", database="d", last_deploy="-")]
+
+
+@pytest.fixture
+def run(var_dir, monkeypatch):
+    monkeypatch.setattr(cli, "_backend", lambda ctx: FakeBackend(ctx.spec, ctx.root, ctx.var_dir))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli.app, ["--root", str(ROOT), "--var-dir", str(var_dir), *args])
+
+
+def test_status_exits_1_naming_why_bak_is_not_in_sync_and_0_once_it_is(run):
+    FakeBackend.state = verdict(leader(), standby(role="replica"))
+    red = run("status")
+    assert red.exit_code == 1
+    assert "prd: database no synchronous standby (bak-db replica streaming)" in " ".join(red.stderr.split())
+    assert "NOT IN SYNC" in red.stdout and "bak-db: replica streaming, lag 0 B" in red.stdout
+    as_json = run("status", "--json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)[0]["database_ha"]["in_sync"] is False
+
+    FakeBackend.state = verdict(leader(), standby())
+    green = run("status", "--json")
+    assert green.exit_code == 0, green.stderr
+    row = json.loads(green.stdout)[0]["database_ha"]
+    assert row["leader"] == "prd-db" and row["sync_standbys"] == ["bak-db"]
+
