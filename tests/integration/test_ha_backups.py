@@ -171,6 +171,21 @@ def test_status_fails_while_the_synchronous_standby_is_stopped_and_recovers_when
     assert set(writer.acknowledged) <= stack.orders()
 
 
+def test_the_apps_role_reads_the_standbys_sync_state_and_lag_without_being_superuser(stack: HAStack) -> None:
+    import psycopg
+
+    from wondertix.ops import replication
+
+    with psycopg.connect(stack.dsn, autocommit=True) as conn:
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert superuser == (False,)
+        stack.place_orders(3)
+        found = replication.read(conn.cursor())
+    assert found.sync_standbys == 1 and found.streaming_replicas == len(stack.ha.ha.members) - 1
+    assert 0 <= found.lag_bytes < stack.ha.ha.max_lag_mb * 1_048_576
+    assert found.wal_archive_age_s >= 0
+
+
 @pytest.mark.parametrize("whose", ["witness", "leader's host"])
 def test_losing_one_etcd_member_keeps_the_leader_and_write_service(stack: HAStack, whose: str) -> None:
     backend, ha = stack.backend, stack.ha

@@ -112,3 +112,13 @@ def test_status_exits_1_naming_why_bak_is_not_in_sync_and_0_once_it_is(run):
     row = json.loads(green.stdout)[0]["database_ha"]
     assert row["leader"] == "prd-db" and row["sync_standbys"] == ["bak-db"]
 
+
+
+def test_apps_on_the_ha_database_report_its_replication_and_the_others_do_not(spec, tmp_path):
+    from wtx.render.envfile import app_environment
+
+    secrets = {"SECRET_KEY": "k", "STAFF_API_TOKEN_KEY": "t", "DB_PASSWORD": "p"}
+    flags = {name: app_environment(spec.env(name), spec, secrets, var_dir=tmp_path, database_url="x",
+                                   slot="blue")["DATABASE_REPLICATION_METRICS"] for name in spec.names()}
+    assert {n for n, v in flags.items() if v == "true"} == {n for n in spec.names() if spec.database_ha(spec.env(n))}
+    assert flags["prd"] == flags["bak"] == "true" and flags["stg"] == "false"

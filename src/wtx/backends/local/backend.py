@@ -931,6 +931,9 @@ class LocalBackend:
             lead = dbha.wait_one_primary(ha, self.runtime, 30)
             ha.member_cluster(lead).ensure_database(env.database.name, env.database.role,
                                                     self.secrets(env)["DB_PASSWORD"])
+            # Read-only monitoring rights, so the app's /metrics can see its standbys' sync
+            # state and lag (ops/replication.py; docs/operations.md#metrics says why this role).
+            ha.member_cluster(lead).psql(f'GRANT pg_monitor TO "{env.database.role}";')
         except (PatroniError, PostgresError) as exc:
             raise DeployError(f"{env.name}: {exc}") from None
         _say(progress, f"{env.name}: database leader {lead}")
