@@ -237,7 +237,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     rows = [_as_dict(s) for s in _backend(ctx).status()]
     stale = [f"{r['env']}: {r['backups']['problem']}" for r in rows if (r.get("backups") or {}).get("stale")]
     stale += [f"{r['env']}: database {r['database_ha']['problem']}" for r in rows
-              if r.get("database_ha") and not r["database_ha"]["in_sync"]]
+              if r.get("database_ha") and r["database_ha"]["in_sync"] is False]
     if as_json:
         _print_json(rows)
     else:
@@ -262,7 +262,8 @@ def _ha_cell(state: dict[str, Any] | None) -> str:
         return ""
     lines = [f"{m['name']}: {m['role']} {m['state']}" + ("" if m["role"] == "leader" else
              f", lag {m['lag_bytes'] if m['lag_bytes'] is not None else '?'} B") for m in state["members"]]
-    verdict = "[green]in sync[/]" if state["in_sync"] else f"[red]NOT IN SYNC: {escape(state['problem'])}[/]"
+    verdict = ("[green]in sync[/]" if state["in_sync"] else f"[red]NOT IN SYNC: {escape(state['problem'])}[/]"
+               if state["in_sync"] is False else f"[red]{escape(state['problem'])}[/]")
     return "\n" + escape("\n".join(lines)) + "\n" + verdict
 
 

@@ -33,7 +33,8 @@ def evaluate(found: list[dict[str, Any]], expected: list[str], *, synchronous: b
     In sync means: exactly one member leads and runs; with synchronous replication one replica
     is the streaming synchronous standby (a commit is acknowledged only once it has it); every
     other member streams; no streaming replica is more than `max_lag_bytes` behind. `problem`
-    says, in the operator's words, the first thing that is not so."""
+    says, in the operator's words, what is not so. in_sync is None when no member answers at
+    all: the database is down (or never started), which the health column reports."""
     by_name = {str(m.get("name")): m for m in found}
     members: list[dict[str, Any]] = []
     for name in [*expected, *sorted(set(by_name) - set(expected))]:
@@ -67,7 +68,8 @@ def evaluate(found: list[dict[str, Any]], expected: list[str], *, synchronous: b
         elif m["lag_bytes"] is None:
             problems.append(f"{m['name']}: its lag is unknown")
     return {"leader": leaders[0]["name"] if len(leaders) == 1 else None, "members": members,
-            "sync_standbys": sync, "max_lag_bytes": max_lag_bytes, "in_sync": not problems,
+            "sync_standbys": sync, "max_lag_bytes": max_lag_bytes,
+            "in_sync": None if not found else not problems,
             "problem": "; ".join(problems)}
 
 

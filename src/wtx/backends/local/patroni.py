@@ -279,7 +279,7 @@ class HACluster:
             "bootstrap": {
                 "dcs": {
                     "ttl": ha.ttl, "loop_wait": ha.loop_wait, "retry_timeout": ha.retry_timeout,
-                    "maximum_lag_on_failover": ha.max_lag_mb * 1_048_576,
+                    "maximum_lag_on_failover": 1048576,
                     "synchronous_mode": ha.synchronous,
                     # Strict mode would refuse every write while the only standby is away.
                     "synchronous_mode_strict": False,
