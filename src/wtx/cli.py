@@ -264,6 +264,9 @@ def _ha_cell(state: dict[str, Any] | None) -> str:
              f", lag {m['lag_bytes'] if m['lag_bytes'] is not None else '?'} B") for m in state["members"]]
     verdict = ("[green]in sync[/]" if state["in_sync"] else f"[red]NOT IN SYNC: {escape(state['problem'])}[/]"
                if state["in_sync"] is False else f"[red]{escape(state['problem'])}[/]")
+    etcd = state.get("etcd") or {}
+    if etcd.get("warning"):
+        verdict += f"\n[yellow]{escape(etcd['warning'])}[/]"
     return "\n" + escape("\n".join(lines)) + "\n" + verdict
 
 

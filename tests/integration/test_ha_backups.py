@@ -28,7 +28,7 @@ import pytest
 from tests.support.hastack import ROOT, HAStack, Writer, ha_stack, keep_logs
 
 from wtx.backends import DeployError
-from wtx.backends.local import backups, dbha
+from wtx.backends.local import backups, dbha, hastatus
 from wtx.backends.local import pgbackrest as pgbr
 from wtx.backends.local.patroni import etcd_program_name, patroni_program_name
 from wtx.backends.local.postgres import PG_BIN, as_postgres_cmd
@@ -201,6 +201,8 @@ def test_losing_one_etcd_member_keeps_the_leader_and_write_service(stack: HAStac
             time.sleep(ha.ha.ttl + 2)  # a lease that could not be renewed would have expired by now
             writer.wait_writes(time.monotonic())
             assert dbha.leader(ha) == lead, f"the leader changed after etcd on {host} stopped ({dbha.describe(ha)})"
+            etcd = hastatus.status(ha)["etcd"]
+            assert etcd["members"][host] is False and etcd["quorum"] is True and host in etcd["warning"]
             FIGURES[f"etcd_{host}_down_longest_write_gap_s"] = writer.longest_gap(began)
         finally:
             backend.supervisor.start_program(program)

@@ -125,3 +125,23 @@ def test_apps_on_the_ha_database_report_its_replication_and_the_others_do_not(sp
                                    slot="blue")["DATABASE_REPLICATION_METRICS"] for name in spec.names()}
     assert {n for n, v in flags.items() if v == "true"} == {n for n in spec.names() if spec.database_ha(spec.env(n))}
     assert flags["prd"] == flags["bak"] == "true" and flags["stg"] == "false"
+
+
+@pytest.mark.parametrize(("health", "quorum", "words"), [
+    ({"prd-db": True, "bak-db": True, "witness": True}, True, ""),
+    ({"prd-db": True, "bak-db": True, "witness": False}, True,
+     "etcd on witness not answering: 2 of 3 keep the quorum; one more loss stops every write"),
+    ({"prd-db": False, "bak-db": True, "witness": False}, False, "etcd has no quorum (1 of 3 answer)"),
+])
+def test_etcd_members_down_are_named_with_what_one_more_loss_would_do(health, quorum, words):
+    found = hastatus.etcd_verdict(health)
+    assert found["quorum"] is quorum and found["healthy"] == sum(health.values())
+    assert found["warning"] == words if not words else words in found["warning"]
+
+
+def test_an_etcd_member_down_shows_in_status_without_failing_it(run):
+    FakeBackend.state = {**verdict(leader(), standby()),
+                         "etcd": hastatus.etcd_verdict({"prd-db": True, "bak-db": True, "witness": False})}
+    res = run("status")
+    assert res.exit_code == 0, res.stderr
+    assert "etcd on witness not answering" in " ".join(res.stdout.split())

@@ -73,7 +73,26 @@ def evaluate(found: list[dict[str, Any]], expected: list[str], *, synchronous: b
             "problem": "; ".join(problems)}
 
 
+def etcd_verdict(health: dict[str, bool]) -> dict[str, Any]:
+    """etcd's members: how many answer, and what one more loss would do. Reported, never a
+    failure of `wtx status` by itself: the database keeps its leader while a majority answers."""
+    down = sorted(h for h, ok in health.items() if not ok)
+    majority = len(health) // 2 + 1
+    up = len(health) - len(down)
+    if not down:
+        warning = ""
+    elif up >= majority:
+        spare = up - majority
+        warning = (f"etcd on {', '.join(down)} not answering: {up} of {len(health)} keep the quorum"
+                   + ("; one more loss stops every write" if spare == 0 else ""))
+    else:
+        warning = f"etcd has no quorum ({up} of {len(health)} answer): no leader can hold its lease"
+    return {"members": health, "healthy": up, "quorum": up >= majority, "warning": warning}
+
+
 def status(cl: HACluster) -> dict[str, Any]:
-    return evaluate(dbha.members(cl), [m.host for m in cl.ha.members], synchronous=cl.ha.synchronous,
-                    max_lag_bytes=cl.ha.max_lag_mb * MIB)
+    found = evaluate(dbha.members(cl), [m.host for m in cl.ha.members], synchronous=cl.ha.synchronous,
+                     max_lag_bytes=cl.ha.max_lag_mb * MIB)
+    found["etcd"] = etcd_verdict(dbha.etcd_health(cl))
+    return found
 
