@@ -53,7 +53,8 @@ class HAStack:
 @contextmanager
 def ha_stack(prefix: str = "wtx-ha-", *, with_backups: bool = True) -> Iterator[HAStack]:
     """The stack up (about 15 s), then its data marker, pgBackRest config and stanza; on leaving
-    every program stopped and the var dir removed (its logs kept elsewhere when `keep_logs`)."""
+    scratch copies dropped, every program stopped and the var dir removed (`keep_logs` first
+    to keep the logs of a failed run)."""
     if not shutil.which("etcd") or not Path("/usr/sbin/haproxy").exists():
         raise RuntimeError("etcd-server and haproxy are required (.ci/install-deps installs them)")
     # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
@@ -103,7 +104,9 @@ class Writer:
     give the longest stretch without write service. Bounded: it stops by itself after 300 s."""
 
     def __init__(self, dsn: str) -> None:
-        self.dsn, self.acknowledged, self.commits = dsn, [], []  # type: ignore[var-annotated]
+        self.dsn = dsn
+        self.acknowledged: list[str] = []
+        self.commits: list[float] = []  # monotonic time of each acknowledgement
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -129,7 +132,8 @@ class Writer:
             except psycopg.Error:
                 if conn is not None:
                     conn.close()
-                conn, _ = None, time.sleep(0.1)
+                conn = None
+                time.sleep(0.1)
                 continue
             self.acknowledged.append(key)
             self.commits.append(time.monotonic())
