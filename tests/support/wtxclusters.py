@@ -9,16 +9,17 @@ supervisord. Used by the restore drill (tests/integration) and bench/backup_rest
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import tomli_w
 from tests.support.pgcluster import free_port
 
 from wtx.backends.local import LocalBackend, backups
@@ -53,28 +54,18 @@ class Clusters:
         return f"postgres://{env.database.role}:{pw}@127.0.0.1:{env.database.port}/{env.database.name}"
 
 
-def _without_table(text: str, table: str) -> str:
-    """The TOML text without `[table]` (its header and every line up to the next table)."""
-    out, skipping = [], False
-    for line in text.splitlines(keepends=True):
-        if re.match(r"^\[[a-z]", line):
-            skipping = line.strip() == f"[{table}]"
-        if not skipping:
-            out.append(line)
-    return "".join(out)
-
-
 def spec_variant(dest: Path) -> Path:
     """The checked-in spec with prd's (and bak's) and stg's database ports moved to free ones,
-    prd's database one plain cluster (its HA members run on fixed ports of their own hosts, which
-    this variant does not run; tests/integration/test_ha_backups.py covers them)."""
-    spec = load_spec(ROOT / "deploy" / "environments.toml")
-    text = _without_table((ROOT / "deploy" / "environments.toml").read_text(), "environments.prd.database.ha")
+    each a plain cluster (prd's HA members are exercised by the HA tests: this drill is about
+    what pgBackRest does with one cluster's WAL)."""
+    raw = tomllib.loads((ROOT / "deploy" / "environments.toml").read_text())
     for name in ("prd", "stg"):
-        text = text.replace(f"port = {spec.env(name).database.port}\n", f"port = {free_port()}\n")
+        database = raw["environments"][name]["database"]
+        database["port"] = free_port()
+        database.pop("ha", None)
     path = dest / "deploy" / "environments.toml"
     path.parent.mkdir(parents=True)
-    path.write_text(text)
+    path.write_text(tomli_w.dumps(raw))
     return path
 
 
