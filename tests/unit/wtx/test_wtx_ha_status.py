@@ -145,3 +145,36 @@ def test_an_etcd_member_down_shows_in_status_without_failing_it(run):
     res = run("status")
     assert res.exit_code == 0, res.stderr
     assert "etcd on witness not answering" in " ".join(res.stdout.split())
+
+
+def test_etcd_health_asks_each_member_and_counts_a_silent_one_as_down():
+    """Against a stand-in answering etcd's /health on one port; the other member's port is closed."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from types import SimpleNamespace
+
+    from wtx.backends.local import dbha
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            body = b'{"health":"true"}' if self.path == "/health" else b""
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    members = [SimpleNamespace(host="up", client_port=server.server_address[1]),
+               SimpleNamespace(host="down", client_port=closed)]
+    cluster = SimpleNamespace(ha=SimpleNamespace(etcd=members), address=lambda host: "127.0.0.1")
+    try:
+        assert dbha.etcd_health(cluster) == {"up": True, "down": False}  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
