@@ -134,6 +134,10 @@ if DATABASE_RIDE_THROUGH_S > 0 and DATABASES["default"]["ENGINE"] != "django.db.
     # A connection attempt to an address that drops packets must fail in seconds, not
     # hang for the kernel's TCP timeout: every attempt spends the budget.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+# An HA database (wtx sets it): /metrics reports its standbys and replication lag, read at most
+# once per REPLICATION_METRICS_CACHE_S seconds per worker (ops/replication.py).
+DATABASE_REPLICATION_METRICS = env.bool("DATABASE_REPLICATION_METRICS", default=False)
+REPLICATION_METRICS_CACHE_S = env.float("REPLICATION_METRICS_CACHE_S", default=10.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

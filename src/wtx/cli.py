@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wtx import ledger, logview, pipeline
@@ -230,10 +231,13 @@ def down(envs: list[str] | None = typer.Argument(None, help="Environments (defau
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Per environment: URL, release, health, database, backups, last deploy.
 
-    Exits 1 when an environment's last backup is older than its backups.max_age_h (or it has none)."""
+    Exits 1 when an environment's last backup is older than its backups.max_age_h (or it has
+    none), or its HA database is not in sync (no synchronous standby, a replica lagging)."""
     ctx = _ctx()
     rows = [_as_dict(s) for s in _backend(ctx).status()]
     stale = [f"{r['env']}: {r['backups']['problem']}" for r in rows if (r.get("backups") or {}).get("stale")]
+    stale += [f"{r['env']}: database {r['database_ha']['problem']}" for r in rows
+              if r.get("database_ha") and r["database_ha"]["in_sync"] is False]
     if as_json:
         _print_json(rows)
     else:
@@ -245,11 +249,25 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             colour = "green" if health == "healthy" else "red"
             release = _fmt(row.get("release")) + (f"\n[dim]{row['warm']}[/]" if row.get("warm") else "")
             table.add_row(_fmt(row.get("env")), _fmt(row.get("url")), release,
-                          f"[{colour}]{health}[/]", _fmt(row.get("database")), _backups_cell(row.get("backups")),
+                          f"[{colour}]{health}[/]", _fmt(row.get("database")) + _ha_cell(row.get("database_ha")),
+                          _backups_cell(row.get("backups")),
                           _fmt(row.get("last_deploy")))
         out.print(table)
     if stale:
         _die("; ".join(stale))
+
+
+def _ha_cell(state: dict[str, Any] | None) -> str:
+    if not state:
+        return ""
+    lines = [f"{m['name']}: {m['role']} {m['state']}" + ("" if m["role"] == "leader" else
+             f", lag {m['lag_bytes'] if m['lag_bytes'] is not None else '?'} B") for m in state["members"]]
+    verdict = ("[green]in sync[/]" if state["in_sync"] else f"[red]NOT IN SYNC: {escape(state['problem'])}[/]"
+               if state["in_sync"] is False else f"[red]{escape(state['problem'])}[/]")
+    etcd = state.get("etcd") or {}
+    if etcd.get("warning"):
+        verdict += f"\n[yellow]{escape(etcd['warning'])}[/]"
+    return "\n" + escape("\n".join(lines)) + "\n" + verdict
 
 
 def _backups_cell(b: dict[str, Any] | None) -> str:
@@ -274,23 +292,30 @@ def logs(
     request_id: str | None = typer.Option(None, "--request-id", help="Only entries of this request id."),
     path: str | None = typer.Option(None, "--path", help="Only requests to this path (or below it)."),
     since: str | None = typer.Option(None, "--since", help="Only entries since: 30s, 15m, 2h, 1d, or an ISO time (UTC)."),
+    source: list[str] | None = typer.Option(
+        None, "--source", help="Only this log: a program's file (patroni-prd-db, etcd-witness, access-blue) or a kind "
+                               "(patroni, etcd, app, access, postgres, haproxy); repeat for several."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per entry."),
 ) -> None:
-    """Every log of the environments (app, access, PostgreSQL, HAProxy) as one time-ordered
-    view in UTC; HAProxy's health checks are never in it."""
+    """Every log of the environments (app, access, PostgreSQL, HAProxy, and an HA database's
+    Patroni and etcd members) as one time-ordered view in UTC; HAProxy's health checks are
+    never in it."""
     ctx = _ctx()
     names = [*([env] if env else []), *(envs or [])]
     for name in names:
         ctx.env(name)
     if level is not None and level.upper() not in logview.LEVELS:
         raise CommandError(f"--level {level!r}: use one of {', '.join(logview.LEVELS)}")
+    unknown = [s for s in source or [] if s.split("-", 1)[0] not in (*logview.KINDS, "haproxy")]
+    if unknown:
+        raise CommandError(f"--source {unknown[0]!r}: a log's name or one of {', '.join((*logview.KINDS, 'haproxy'))}")
     try:
         since_ts = logview.parse_since(since) if since else None
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     entries = _backend(ctx).log_entries(
         names or None, lines, follow, level=level.upper() if level else None,
-        request_id=request_id, path=path, since=since_ts)
+        request_id=request_id, path=path, since=since_ts, sources=source)
     for entry in entries:
         if as_json:
             out.print(json.dumps(entry.as_dict()), markup=False, highlight=False, soft_wrap=True)

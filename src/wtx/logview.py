@@ -9,6 +9,9 @@ Each process writes its own format (see docs/operations.md, "Log files"):
                        gunicorn:  [2026-11-27 07:30:00 -0800] [123] [INFO] Booting worker …
     postgres.log       PostgreSQL: 2026-11-27 15:30:00.123 UTC [123] LOG:  …
     haproxy.log        HAProxy (TZ=UTC): 127.0.0.1:5000 [27/Nov/2026:15:30:00.123] fe_main be_prd/prd_blue … 200 … "GET /x HTTP/1.1" id=…
+    patroni-<host>.log an HA database member (Patroni, TZ=UTC): 2026-11-27 15:30:00,123 INFO: no action. …
+                       and its PostgreSQL's own lines, in postgres.log's format
+    etcd-<host>.log    an etcd member (zap): {"level":"info","ts":"2026-11-27T15:30:00.123Z","msg":…}
 
 A line with no time of its own (a traceback's next line) belongs to the entry before it.
 """
@@ -30,12 +33,16 @@ _LEVEL_ALIASES = {
     "STATEMENT": "INFO", "DETAIL": "INFO", "HINT": "INFO", "CONTEXT": "INFO", "EXCEPTION": "ERROR",
 }
 _MIN = datetime.min.replace(tzinfo=UTC)
+# The files of an environment's logs/ directory, by the first word of their name (HAProxy's
+# own file is read separately).
+KINDS = ("access", "app", "postgres", "patroni", "etcd")
 
 _ACCESS = re.compile(r"^env=(?P<env>\S+) slot=(?P<slot>\S+) ts=(?P<ts>\S+) .*?\"(?P<method>[A-Z]+) (?P<path>\S+)[^\"]*\" (?P<status>\d{3}) ")
 _RID = re.compile(r"(?:^| )(?:rid|id)=(?P<rid>[A-Za-z0-9._-]+)")
 _APP_PLAIN = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:[,.]\d+)?) (?P<level>[A-Z]+) \[(?P<env>\S+) (?P<rid>\S+)\]")
 _GUNICORN = re.compile(r"^\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4})\] \[\d+\] \[(?P<level>[A-Z]+)\]")
 _POSTGRES = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) (?P<zone>UTC|GMT|[+-]\d{2}(?::?\d{2})?) \[\d+\] (?:\S+ )*?(?P<level>[A-Z]+[0-9]?):")
+_PATRONI = re.compile(r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) (?P<level>[A-Z]+): ")
 _HAPROXY = re.compile(
     r"^\S+ \[(?P<ts>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2}(?:\.\d+)?)\] \S+ (?P<backend>[^/\s]+)/(?P<server>\S+) \S+ (?P<status>-?\d+) "
     r".*?\"(?:(?P<method>[A-Z]+) (?P<path>\S+))?[^\"]*\"")
@@ -46,7 +53,7 @@ class Source:
     """One log file: where it is, how it is written, whose it is ("" for HAProxy's: per line)."""
 
     path: Path
-    kind: str  # access | app | postgres | haproxy
+    kind: str  # access | app | postgres | haproxy | patroni | etcd
     env: str
 
 
@@ -129,6 +136,20 @@ def parse_line(line: str, source: Source, zone: ZoneInfo) -> Entry | None:
         if m:
             ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S %z").astimezone(UTC)
             return Entry(ts, source.env, name, _level(m["level"]), line)
+    elif source.kind == "patroni":
+        m = _PATRONI.match(line)
+        if m:
+            ts = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+            return Entry(ts, source.env, name, _level(m["level"]), line)
+        return parse_line(line, Source(source.path, "postgres", source.env), zone)  # its PostgreSQL's lines
+    elif source.kind == "etcd":
+        if line.startswith("{"):
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                rec = None
+            if isinstance(rec, dict) and isinstance(rec.get("ts"), str):
+                return Entry(_parse_iso(rec["ts"]), source.env, name, _level(str(rec.get("level", "info"))), line)
     elif source.kind == "postgres":
         m = _POSTGRES.match(line)
         if m:
@@ -213,7 +234,7 @@ def sources(var_dir: Path, envs: list[str], *, rotated: bool = False) -> list[So
         stems = sorted({_source_name(p) for p in logs.glob("*.log*")}) if logs.is_dir() else []
         for stem in stems:
             kind = stem.split("-", 1)[0]
-            if kind in ("access", "app", "postgres"):
+            if kind in KINDS:
                 found += [Source(path, kind, env) for path in _files(logs, stem, rotated)]
     found += [Source(path, "haproxy", "") for path in _files(Path(var_dir) / "haproxy", "haproxy", rotated)]
     return found
@@ -227,9 +248,13 @@ class Filters:
     path: str | None = None
     since: datetime | None = None
     all_envs: bool = False  # then HAProxy's lines of no environment (refused, unknown host) too
+    # Only these files: a name (patroni-prd-db, access-blue) or a kind (patroni, etcd, haproxy).
+    sources: frozenset[str] = frozenset()
 
     def keep(self, e: Entry) -> bool:
         if e.env not in self.envs and not (self.all_envs and e.env == ""):
+            return False
+        if self.sources and not (e.source in self.sources or e.source.split("-", 1)[0] in self.sources):
             return False
         if self.min_level and LEVELS.index(e.level) < LEVELS.index(self.min_level):
             return False

@@ -45,6 +45,9 @@ class DatabaseHA(_Strict):
     retry_timeout: int = Field(5, ge=1, le=120)
     # A commit is acknowledged only once a standby has it (Patroni's synchronous_mode).
     synchronous: bool = True
+    # A replica further behind the leader than this (MiB of WAL) is out of sync: `wtx status`
+    # fails while it lags (a synchronous standby's replay trails its flushed WAL in a burst).
+    max_lag_mb: int = Field(16, ge=1, le=65_536)
     # HAProxy's check of each member's REST /primary, and its connect timeout (also the
     # pause between its connection retries).
     check_inter_ms: int = Field(500, ge=100, le=10_000)

@@ -30,6 +30,25 @@ HOLDS_ACTIVE = Gauge(
     "wondertix_holds_active", "Unexpired holds at the last scrape", multiprocess_mode="livemax"
 )
 
+# An HA database (DATABASE_REPLICATION_METRICS, ops/replication.py), read at most once per
+# REPLICATION_METRICS_CACHE_S per worker; "mostrecent": the newest value any worker read.
+DATABASE_SYNC_STANDBYS = Gauge(
+    "wondertix_database_sync_standbys", "Streaming synchronous standbys of the database leader",
+    multiprocess_mode="mostrecent",
+)
+DATABASE_STREAMING_REPLICAS = Gauge(
+    "wondertix_database_streaming_replicas", "Streaming standbys of the database leader",
+    multiprocess_mode="mostrecent",
+)
+DATABASE_REPLICATION_LAG = Gauge(
+    "wondertix_database_replication_lag_bytes",
+    "WAL bytes the furthest streaming standby has yet to replay", multiprocess_mode="mostrecent",
+)
+WAL_ARCHIVE_AGE = Gauge(
+    "wondertix_wal_archive_age_seconds", "Seconds since the leader last archived a WAL segment",
+    multiprocess_mode="mostrecent",
+)
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(method, route, str(status)).inc()

@@ -92,6 +92,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     from wondertix.sales.models import Hold
 
     metrics.HOLDS_ACTIVE.set(Hold.objects.filter(expires_at__gt=timezone.now()).count())
+    if settings.DATABASE_REPLICATION_METRICS:
+        from wondertix.ops import replication
+
+        replication.refresh(settings.REPLICATION_METRICS_CACHE_S)
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)
 

@@ -41,6 +41,9 @@ class EnvStatus:
     warm: str = ""
     # With backups declared: last backup, its age, the WAL archive's age, stale (see backups.status).
     backups: dict[str, Any] | None = None
+    # With an HA database of its own: leader, members (role, state, lag), in_sync, problem
+    # (see backends/local/hastatus.py).
+    database_ha: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

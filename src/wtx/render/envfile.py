@@ -110,6 +110,8 @@ def app_environment(env: Environment, spec: Spec, secrets: dict[str, str], *, va
         "THEATER_TIME_ZONE": spec.defaults.theater_time_zone,
         "RETRY_AFTER_SECONDS": str(primary.front_door.retry_after_s),
         "DATABASE_RIDE_THROUGH_S": str(env.database.ride_through_s),
+        # prd's and bak's database is an HA cluster: /metrics reports its replication.
+        "DATABASE_REPLICATION_METRICS": _flag(spec.database_ha(env) is not None),
         "STATIC_ROOT": str((release_dir / "static") if release_dir else own / "static"),
         "SECURE_SSL_REDIRECT": "false",  # HAProxy redirects; health checks come over plain HTTP
         "SESSION_COOKIE_SECURE": _flag(tls),

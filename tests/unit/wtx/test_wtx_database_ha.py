@@ -137,3 +137,16 @@ def test_the_cluster_passwords_stay_in_one_private_file_and_out_of_the_programs(
     for p in programs:
         if p.name.startswith("prd-patroni-"):
             assert p.user == "postgres" and not p.autostart, "wtx starts the members, the first one first"
+
+
+def test_every_member_archives_with_its_own_data_directory_so_a_new_leader_archives_too(moved):
+    """The stanza lists every member (pg1, pg2); PostgreSQL hands archive-push a path relative
+    to the data directory, which pgBackRest reads against pg1-path: each member names its own."""
+    backend, ha = moved
+    pw = {n: "x" for n in ("REPLICATION_PASSWORD", "REWIND_PASSWORD", "SUPERUSER_PASSWORD", "REST_PASSWORD")}
+    for m in ha.ha.members:
+        params = ha.patroni_config(m.host, pw)["postgresql"]["parameters"]
+        assert params["archive_mode"] == "on" and "wal_level" not in params, "wal_level is cluster-wide"
+        command = params["archive_command"].split()
+        assert command[-2:] == ["archive-push", "%p"]
+        assert f"--pg1-path={ha.paths.pgdata(m.host)}" in command, command

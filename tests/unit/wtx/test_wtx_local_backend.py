@@ -287,13 +287,16 @@ def test_status_of_a_stack_that_is_not_running_names_every_field_and_why_it_is_d
     rows = {s.env: s.as_dict() for s in backend.status()}
     assert list(rows) == ["dev", "stg", "prd", "bak"]
     for row in rows.values():
-        assert set(row) == {"env", "url", "release", "health", "database", "last_deploy", "warm", "backups"}
+        assert set(row) == {"env", "url", "release", "health", "database", "last_deploy", "warm", "backups",
+                            "database_ha"}
         assert row["warm"] == ""  # nothing kept warm
         assert row["health"] == "down (supervisord not running)"
     assert rows["prd"]["url"] == "https://wondertix.localhost:8443"
     # Only prd declares backups; with none taken yet it is stale (`wtx status` exits 1).
     assert rows["prd"]["backups"]["stale"] is True and rows["prd"]["backups"]["problem"] == "no backup yet"
     assert [name for name, row in rows.items() if row["backups"] is not None] == ["prd"]
+    # prd owns the HA database (bak's copy is a member of it): judged once, on prd's row.
+    assert [name for name, row in rows.items() if row["database_ha"] is not None] == ["prd"]
     assert rows["bak"]["url"] == "https://wondertix.localhost:8443 (backup of prd)"
     assert rows["prd"]["release"] == "0123456789ab" and rows["dev"]["release"] == "-"
     assert rows["stg"]["database"] == "postgresql wondertix_stg@127.0.0.1:5533/wondertix_stg"

@@ -204,3 +204,50 @@ def test_lines_without_a_time_before_the_first_dated_one_take_its_time(spec, var
     (notice,) = [e for e in entries(spec, var) if e.text.startswith("[NOTICE]")]
     assert notice.ts == datetime(2026, 11, 27, 15, 30, 0, 150_000, tzinfo=UTC)
     assert notice.render().startswith("2026-11-27T15:30:00.150Z")
+
+
+# An HA database's members: Patroni (its own lines and its PostgreSQL's) and etcd, as written.
+PATRONI_PRD_DB = [
+    "2026-11-27 15:30:00,300 INFO: no action. I am (prd-db), the leader with the lock",
+    "2026-11-27 15:30:01.600 UTC [88] LOG:  archive command failed with exit code 32",
+    "ERROR: [032]: PostgreSQL working directory '/x' is not the same as option pg1-path '/y'",
+    "2026-11-27 15:30:02,500 WARNING: Loop time exceeded, rescheduling immediately.",
+]
+ETCD_WITNESS = [
+    '{"level":"info","ts":"2026-11-27T15:30:00.400Z","caller":"raft/raft.go:1","msg":"witness became follower"}',
+    '{"level":"warn","ts":"2026-11-27T15:30:02.600Z","caller":"rafthttp/probing_status.go:1","msg":"prober detected unhealthy status"}',
+]
+
+
+@pytest.fixture
+def ha_var(var: Path) -> Path:
+    logs = var / "envs" / "prd" / "logs"
+    (logs / "patroni-prd-db.log").write_text("\n".join(PATRONI_PRD_DB) + "\n")
+    (logs / "etcd-witness.log").write_text("\n".join(ETCD_WITNESS) + "\n")
+    return var
+
+
+def test_patroni_and_etcd_members_logs_are_merged_with_the_environments_in_utc(spec, ha_var):
+    got = entries(spec, ha_var, ["prd"])
+    mine = [(e.ts.strftime("%H:%M:%S.%f")[:12], e.source, e.level) for e in got
+            if e.source in ("patroni-prd-db", "etcd-witness")]
+    assert mine == [
+        ("15:30:00.300", "patroni-prd-db", "INFO"), ("15:30:00.400", "etcd-witness", "INFO"),
+        ("15:30:01.600", "patroni-prd-db", "INFO"), ("15:30:02.500", "patroni-prd-db", "WARNING"),
+        ("15:30:02.600", "etcd-witness", "WARNING")]
+    # pgBackRest's words (no time of their own) stay with the PostgreSQL line before them.
+    archive = next(e for e in got if "archive command failed" in e.text)
+    assert "pg1-path" in archive.text and all(e.env == "prd" for e in got if e.source.startswith(("patroni", "etcd")))
+
+
+def test_source_picks_programs_by_name_or_kind(spec, ha_var):
+    assert {e.source for e in entries(spec, ha_var, ["prd"], sources=["patroni"])} == {"patroni-prd-db"}
+    assert {e.source for e in entries(spec, ha_var, ["prd"], sources=["etcd-witness", "access-blue"])} == \
+        {"etcd-witness", "access-blue"}
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["--root", str(ROOT), "--var-dir", str(ha_var), "logs", "prd", "--source", "etcd",
+                                  "--level", "warning"])
+    assert res.exit_code == 0, res.output
+    assert [ln.split()[2] for ln in res.output.splitlines()] == ["etcd-witness"]
+    res = runner.invoke(cli.app, ["--root", str(ROOT), "--var-dir", str(ha_var), "logs", "--source", "zookeeper"])
+    assert res.exit_code == 1 and "--source 'zookeeper'" in res.output

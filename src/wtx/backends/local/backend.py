@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 from wtx import ledger, logview
 from wtx import release as releases
 from wtx.backends import DeployError, DeployResult, EnvStatus, FrontDoor, Progress
-from wtx.backends.local import backups, dbha, guards
+from wtx.backends.local import backups, dbha, guards, hastatus
 from wtx.backends.local import haproxy as hap
 from wtx.backends.local.gunicorn import GunicornConfig
 from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
@@ -186,7 +186,8 @@ class LocalBackend:
         owner = self.primary(env)
         if not owner.database.ha:
             return None
-        return HACluster(self.spec, owner, self.layout, self.root, archive=backups.cluster_settings(self, owner))
+        return HACluster(self.spec, owner, self.layout, self.root,
+                         archive=partial(backups.cluster_settings, self, owner))
 
     def cluster(self, env: Environment) -> Cluster:
         """The PostgreSQL wtx administers for `env`: its plain cluster, or its HA cluster's
@@ -934,6 +935,9 @@ class LocalBackend:
             lead = dbha.wait_one_primary(ha, self.runtime, 30)
             ha.member_cluster(lead).ensure_database(env.database.name, env.database.role,
                                                     self.secrets(env)["DB_PASSWORD"])
+            # Read-only monitoring rights, so the app's /metrics can see its standbys' sync
+            # state and lag (ops/replication.py; docs/operations.md#metrics says why this role).
+            ha.member_cluster(lead).psql(f'GRANT pg_monitor TO "{env.database.role}";')
         except (PatroniError, PostgresError) as exc:
             raise DeployError(f"{env.name}: {exc}") from None
         _say(progress, f"{env.name}: database leader {lead}")
@@ -1082,8 +1086,13 @@ class LocalBackend:
             out.append(EnvStatus(env=env.name, url=url, release=rid, health=health,
                                  database=self.database_label(env), last_deploy=last_txt,
                                  warm=self.warm_status(env, slots) if sup_up else "",
-                                 backups=backups.status(self, env)))
+                                 backups=backups.status(self, env), database_ha=self.ha_status(env)))
         return out
+
+    def ha_status(self, env: Environment) -> dict[str, Any] | None:
+        """The HA database's leader, members and sync verdict, on the environment that owns it."""
+        ha = self.ha_cluster(env) if self.owns_cluster(env) else None
+        return hastatus.status(ha) if ha is not None else None
 
     def deploy(self, env: str, release_id: str | None = None, progress: Progress | None = None,
                *, ready_timeout: float = 60.0) -> DeployResult:
@@ -1100,12 +1109,13 @@ class LocalBackend:
 
     def log_entries(self, envs: list[str] | None = None, lines: int = 100, follow: bool = False, *,
                     level: str | None = None, request_id: str | None = None, path: str | None = None,
-                    since: datetime | None = None) -> Iterator[logview.Entry]:
+                    since: datetime | None = None, sources: list[str] | None = None) -> Iterator[logview.Entry]:
         """Every log file of `envs` (default: all) and HAProxy's, as one time-ordered view in
-        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written."""
+        UTC: the last `lines` entries that pass the filters, then (follow) new ones as written.
+        `sources`: only those files (a name like patroni-prd-db, or a kind like etcd)."""
         names = [self.env(n).name for n in envs] if envs else list(self.spec.environments)
         filters = logview.Filters(envs=frozenset(names), min_level=level, request_id=request_id,
-                                  path=path, since=since, all_envs=not envs)
+                                  path=path, since=since, all_envs=not envs, sources=frozenset(sources or ()))
         zone = ZoneInfo(self.spec.defaults.theater_time_zone)
         # --since may reach back past the last rotation: then the rotated copies are read too.
         yield from logview.view(logview.sources(self.var_dir, names, rotated=since is not None),

@@ -41,10 +41,11 @@ def repository(b: LocalBackend, env: Environment) -> pgbr.Repository | None:
                            retention_full=owner.backups.retention_full)
 
 
-def cluster_settings(b: LocalBackend, env: Environment) -> dict[str, str]:
-    """The extra PostgreSQL parameters of `env`'s own cluster (archiving when it has backups)."""
+def cluster_settings(b: LocalBackend, env: Environment, pgdata: Path | None = None) -> dict[str, str]:
+    """The extra PostgreSQL parameters of `env`'s own cluster (archiving when it has backups);
+    `pgdata`: an HA member's data directory (its archive command names it, see archive_settings)."""
     repo = repository(b, env) if b.owns_cluster(env) else None
-    return pgbr.archive_settings(repo) if repo is not None else {}
+    return pgbr.archive_settings(repo, pgdata) if repo is not None else {}
 
 
 def write_repo_config(b: LocalBackend, env: Environment, repo: pgbr.Repository) -> None:

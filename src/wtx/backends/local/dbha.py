@@ -161,19 +161,24 @@ def wait_all_running(cl: HACluster, timeout: float) -> None:
              check, timeout, lambda: describe(cl))
 
 
-def _etcd_healthy(cl: HACluster) -> bool:
-    ok = 0
+def etcd_health(cl: HACluster) -> dict[str, bool]:
+    """Each etcd member (by host): does it answer /health with health true."""
+    found: dict[str, bool] = {}
     for e in cl.ha.etcd:
         conn = http.client.HTTPConnection(cl.address(e.host), e.client_port, timeout=1.0)
         try:
             conn.request("GET", "/health")
             resp = conn.getresponse()
-            ok += resp.status == 200 and b"true" in resp.read()
+            found[e.host] = resp.status == 200 and b"true" in resp.read()
         except (OSError, http.client.HTTPException):
-            pass
+            found[e.host] = False
         finally:
             conn.close()
-    return ok > len(cl.ha.etcd) // 2
+    return found
+
+
+def _etcd_healthy(cl: HACluster) -> bool:
+    return sum(etcd_health(cl).values()) > len(cl.ha.etcd) // 2
 
 
 def restart_members(cl: HACluster, timeout: float) -> None:

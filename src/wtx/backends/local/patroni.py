@@ -25,6 +25,7 @@ import secrets as _random
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,15 +192,21 @@ class HACluster:
     """The Patroni cluster of one environment, as the spec and the local layout place it."""
 
     def __init__(self, spec: Spec, env: Environment, layout: Layout, root: Path,
-                 archive: dict[str, str] | None = None) -> None:
+                 archive: Callable[[Path], dict[str, str]] | None = None) -> None:
         assert env.database.ha is not None
         self.spec, self.env, self.layout, self.root = spec, env, layout, root
-        # WAL archiving (pgbackrest.archive_settings) on every member: whichever leads archives.
-        # wal_level is Patroni's cluster-wide setting (cluster_parameters), never a member's.
-        self.archive = {k: v for k, v in (archive or {}).items() if k != "wal_level"}
+        # WAL archiving (pgbackrest.archive_settings, given a member's data directory) on every
+        # member: whichever leads archives.
+        self._archive = archive
         self.ha: DatabaseHA = env.database.ha
         self.paths = HAPaths(layout, env.name)
         self.scope = f"wtx-{env.name}"
+
+    def archive(self, host: str) -> dict[str, str]:
+        """`host`'s archive settings; wal_level is Patroni's cluster-wide setting
+        (cluster_parameters), never a member's."""
+        found = self._archive(self.paths.pgdata(host)) if self._archive else {}
+        return {k: v for k, v in found.items() if k != "wal_level"}
 
     # -- where things are ---------------------------------------------------------------------
     def address(self, host: str) -> str:
@@ -293,7 +300,7 @@ class HACluster:
                     "replication": {"username": REPLICATION_USER, "password": pw["REPLICATION_PASSWORD"]},
                     "rewind": {"username": REWIND_USER, "password": pw["REWIND_PASSWORD"]},
                 },
-                "parameters": {**postgresql_parameters(self.env, m, self.paths.sockdir(host)), **self.archive},
+                "parameters": {**postgresql_parameters(self.env, m, self.paths.sockdir(host)), **self.archive(host)},
                 "pg_hba": self.pg_hba(),
             },
             "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
@@ -351,7 +358,9 @@ class HACluster:
                 directory=self.paths.member_dir(m.host), stdout_log=logs / f"patroni-{m.host}.log", host=m.host,
                 # Started by wtx, the first member first (it bootstraps a new cluster).
                 autostart=False, user=PG_USER, startsecs=2, startretries=3, stopwaitsecs=60, stopasgroup=False,
-                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "HOME": str(self.paths.member_dir(m.host))},
+                # TZ: Patroni writes its log's times in the process's zone; `wtx logs` reads UTC.
+                environment={"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "TZ": "UTC",
+                             "HOME": str(self.paths.member_dir(m.host))},
                 log_max_mb=lg.max_file_mb, log_keep=lg.keep_files,
             ))
         return out

@@ -58,13 +58,18 @@ class Repository:
         return [PGBACKREST, f"--config-path={self.config_dir}", f"--stanza={self.stanza}", *args]
 
 
-def archive_settings(repo: Repository) -> dict[str, str]:
+def archive_settings(repo: Repository, pgdata: Path | None = None) -> dict[str, str]:
     """The PostgreSQL parameters continuous archiving needs, as name → value (unquoted).
 
     Call this from whatever writes the cluster's configuration (wtx.conf here, Patroni's
     `postgresql.parameters` there): archive_timeout bounds how old the newest archived WAL can
-    be on a quiet database, so a point-in-time restore can reach any second older than it."""
-    push = " ".join([*repo.command("archive-push"), "%p"])
+    be on a quiet database, so a point-in-time restore can reach any second older than it.
+    `pgdata`: the data directory of the member that runs the command. An HA stanza lists every
+    member (pg1, pg2…) and archive-push reads PostgreSQL's relative `%p` against pg1-path, so
+    each member names its own directory as pg1 (else the member that leads after a failover
+    fails every push: "working directory … is not the same as option pg1-path")."""
+    own = [f"--pg1-path={pgdata}"] if pgdata is not None else []
+    push = " ".join([*repo.command(*own, "archive-push"), "%p"])
     return {
         "wal_level": "replica",
         "archive_mode": "on",
@@ -263,18 +268,26 @@ def restore(repo: Repository, pgdata: Path, *, to: datetime | None, delta: bool 
 
 def start_scratch(pgdata: Path, sockdir: Path, port: int, log: Path, timeout: float = 300.0) -> None:
     """Start a restored cluster on its own port and socket (never the source's), archiving
-    off, and wait until recovery reached its target and the cluster was promoted."""
+    off, and wait until recovery reached its target and the cluster was promoted.
+
+    The settings go last into postgresql.auto.conf, which PostgreSQL reads after every other
+    file: a copy of a plain cluster includes wtx.conf, but a copy of an HA member carries the
+    postgresql.conf Patroni wrote for it (the member's port and socket, its synchronous
+    standby names: a promoted copy would wait for ever on every commit for a standby it never has)."""
     conf = "\n".join([
-        "# Written by wtx for a restored scratch copy: its own port and socket, no archiving.",
+        "# Added by wtx for a restored scratch copy: its own port and socket, no archiving,",
+        "# no synchronous standby.",
         "listen_addresses = '127.0.0.1'",
         f"port = {port}",
         f"unix_socket_directories = '{sockdir}'",
         "archive_mode = 'off'",
+        "synchronous_standby_names = ''",
         "logging_collector = off",
         "",
     ])
-    path = pgdata / "wtx.conf"
-    path.write_text(conf)
+    path = pgdata / "postgresql.auto.conf"
+    before = path.read_text() if path.exists() else ""
+    path.write_text(before + ("" if before.endswith("\n") or not before else "\n") + conf)
     _chown_pg(path)
     path.chmod(0o600)
     res = subprocess.run(as_postgres_cmd([str(PG_BIN / "pg_ctl"), "-D", str(pgdata), "-l", str(log),
