@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from drill_releases import CONTROL, DRILL, Broken, catalog_leaf, commit_variant, git
+from drill_releases import (
+    CONTROL,
+    DRILL,
+    RENAME_MIGRATION,
+    Broken,
+    catalog_leaf,
+    commit_variant,
+    git,
+)
 from pipeline_runs import last_gates, run_logged
 
 from wtx import ledger, pipeline
@@ -56,6 +64,10 @@ def drill_spec(stack) -> Spec:
     for gate in envs["stg"]["gates"]:
         if gate["check"] == "performance":
             gate["run_seconds"] = 10
+        if gate["check"] == "migrations":
+            # The linter names the rename (db_column); here a reviewer let it through by name
+            # by mistake, so what must stop it is the rehearsal: the previous release's reads.
+            gate["allow"] = [*gate.get("allow", []), f"catalog.{RENAME_MIGRATION}"]
     return parse_spec(raw, stack.spec.path)
 
 
