@@ -208,6 +208,11 @@ class Access(_Strict):
 # its work before the app server's worker timeout (gunicorn `timeout`, 30 s) kills it and
 # HAProxy's `timeout server` (30 s) gives up on it — either would turn a slow answer into an error.
 RIDE_THROUGH_MAX_S = 25
+# During a failover every worker of an app server may be riding through at once (up to
+# ride_through_s each), and the requests queued behind them in HAProxy wait that long plus the
+# time to work off the queue: a queue timeout shorter than that would turn a wait the platform
+# promised to absorb into a "very busy" 503. Seconds of that margin.
+QUEUE_AFTER_RIDE_THROUGH_S = 5
 
 
 class Database(_Strict):
@@ -262,8 +267,9 @@ class FrontDoor(_Strict):
 
     # Requests in flight per app server; 0 means the server's worker count (app.replicas).
     maxconn_per_server: int = Field(0, ge=0, le=1000)
-    # A request waits this long in HAProxy's queue, then gets the "very busy" 503.
-    queue_timeout_s: int = Field(10, ge=1, le=25)
+    # A request waits this long in HAProxy's queue, then gets the "very busy" 503. With a
+    # database ride-through, at least ride_through_s + QUEUE_AFTER_RIDE_THROUGH_S.
+    queue_timeout_s: int = Field(10, ge=1, le=60)
     # More requests than this waiting already: the next one gets the 503 at once.
     max_queue: int = Field(1000, ge=1, le=100_000)
     # The Retry-After of every 503/429 from HAProxy (and the busy page's refresh).
@@ -1049,6 +1055,16 @@ def _check_front_door(spec: Spec, name: str, env: Environment) -> None:
               "(at most 4 per worker; 0 means one per worker)")
     if env.logging.monitoring_networks and not env.logging.metrics:
         _fail(spec, name, "logging.monitoring_networks", "set only with metrics = true")
+    if not env.is_backup:
+        # The front door queues for the environment's servers and its backup's.
+        riders = [env] + [e for e in [spec.backup_for(env)] if e is not None]
+        rider = max(riders, key=lambda e: e.database.ride_through_s)
+        floor = rider.database.ride_through_s + QUEUE_AFTER_RIDE_THROUGH_S
+        if rider.database.ride_through_s and fd.queue_timeout_s < floor:
+            _fail(spec, name, "front_door.queue_timeout_s",
+                  f"{fd.queue_timeout_s} s is shorter than {rider.name}'s database.ride_through_s "
+                  f"({rider.database.ride_through_s} s) + {QUEUE_AFTER_RIDE_THROUGH_S} s: requests queued behind "
+                  f"ones riding through a failover would get the busy page; use at least {floor}")
 
 
 def _owned_secrets(spec: Spec, env: Environment) -> list[str]:

@@ -60,6 +60,27 @@ def test_front_door_limits_are_validated(raw_spec, write_spec):
     assert "environment 'prd': field 'front_door.queue_timeout_s'" in refused(write_spec, raw_spec)
 
 
+def test_the_queue_outlasts_a_database_ride_through(spec, raw_spec, write_spec):
+    from wtx.spec import QUEUE_AFTER_RIDE_THROUGH_S
+
+    prd, bak = spec.env("prd"), spec.env("bak")
+    longest = max(prd.database.ride_through_s, bak.database.ride_through_s)
+    assert longest and prd.front_door.queue_timeout_s >= longest + QUEUE_AFTER_RIDE_THROUGH_S
+    raw_spec["environments"]["prd"]["front_door"]["queue_timeout_s"] = longest + QUEUE_AFTER_RIDE_THROUGH_S - 1
+    message = refused(write_spec, raw_spec)
+    assert "environment 'prd': field 'front_door.queue_timeout_s'" in message and "ride_through_s" in message
+
+
+def test_the_backups_ride_through_counts_for_the_queue_too(raw_spec, write_spec):
+    from wtx.spec import QUEUE_AFTER_RIDE_THROUGH_S
+
+    envs = raw_spec["environments"]
+    envs["prd"]["database"]["ride_through_s"] = 5
+    envs["bak"]["database"]["ride_through_s"] = 20
+    envs["prd"]["front_door"]["queue_timeout_s"] = 5 + QUEUE_AFTER_RIDE_THROUGH_S
+    assert "shorter than bak's database.ride_through_s (20 s)" in refused(write_spec, raw_spec)
+
+
 def test_a_rate_limit_of_zero_is_refused(raw_spec, write_spec):
     raw_spec["environments"]["prd"]["front_door"]["orders_per_window"] = 0
     assert "environment 'prd': field 'front_door.orders_per_window'" in refused(write_spec, raw_spec)
