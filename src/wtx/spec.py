@@ -204,10 +204,15 @@ class Access(_Strict):
         return v
 
 
-# The longest ride-through: a request that waited this long still needs a few seconds to do
-# its work before the app server's worker timeout (gunicorn `timeout`, 30 s) kills it and
-# HAProxy's `timeout server` (30 s) gives up on it — either would turn a slow answer into an error.
-RIDE_THROUGH_MAX_S = 25
+# The longest ride-through. A request that waited this long still needs a few seconds to do
+# its work before HAProxy gives up on it (`timeout server`, rendered as the ride-through plus
+# SERVER_AFTER_RIDE_THROUGH_S); gunicorn's worker timeout does not limit a request's length with
+# threaded workers (it watches the worker's heartbeat). Patroni's failover of a dead leader
+# host takes ~21 s on a quiet machine and up to ~25 s on a busy one: the budget covers it.
+RIDE_THROUGH_MAX_S = 40
+# HAProxy waits this much longer than the ride-through for a server's answer (its backend's
+# `timeout server`, never below 30 s): the request that waited still does its work.
+SERVER_AFTER_RIDE_THROUGH_S = 10
 # During a failover every worker of an app server may be riding through at once (up to
 # ride_through_s each), and the requests queued behind them in HAProxy wait that long plus the
 # time to work off the queue: a queue timeout shorter than that would turn a wait the platform
@@ -647,6 +652,17 @@ class Spec(BaseModel):
     def backup_for(self, env: Environment) -> Environment | None:
         return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
 
+    def front_door_ride_through_s(self, env: Environment) -> int:
+        """The longest database ride-through of the servers behind `env`'s front door (its
+        own and its backup's): how long a request there may wait for the database."""
+        primary = self.primary_for(env)
+        backup = self.backup_for(primary)
+        return max(primary.database.ride_through_s, backup.database.ride_through_s if backup else 0)
+
+    def server_timeout_s(self, env: Environment) -> int:
+        """HAProxy's `timeout server` for `env`'s servers: a request riding through is slow, not dead."""
+        return max(30, self.front_door_ride_through_s(env) + SERVER_AFTER_RIDE_THROUGH_S)
+
     def host_name(self, env: Environment) -> str:
         """The host `env`'s app servers run on."""
         return env.host or self.defaults.host
@@ -1057,13 +1073,13 @@ def _check_front_door(spec: Spec, name: str, env: Environment) -> None:
         _fail(spec, name, "logging.monitoring_networks", "set only with metrics = true")
     if not env.is_backup:
         # The front door queues for the environment's servers and its backup's.
-        riders = [env] + [e for e in [spec.backup_for(env)] if e is not None]
-        rider = max(riders, key=lambda e: e.database.ride_through_s)
-        floor = rider.database.ride_through_s + QUEUE_AFTER_RIDE_THROUGH_S
-        if rider.database.ride_through_s and fd.queue_timeout_s < floor:
+        ride = spec.front_door_ride_through_s(env)
+        rider = next(e for e in (env, spec.backup_for(env)) if e is not None and e.database.ride_through_s == ride)
+        floor = ride + QUEUE_AFTER_RIDE_THROUGH_S
+        if ride and fd.queue_timeout_s < floor:
             _fail(spec, name, "front_door.queue_timeout_s",
                   f"{fd.queue_timeout_s} s is shorter than {rider.name}'s database.ride_through_s "
-                  f"({rider.database.ride_through_s} s) + {QUEUE_AFTER_RIDE_THROUGH_S} s: requests queued behind "
+                  f"({ride} s) + {QUEUE_AFTER_RIDE_THROUGH_S} s: requests queued behind "
                   f"ones riding through a failover would get the busy page; use at least {floor}")
 
 

@@ -352,6 +352,7 @@ class LocalBackend:
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
             quiet_paths=(d.health_check.path, d.readiness_path), address=self.address(env),
+            timeout=self.spec.server_timeout_s(env),
         ))
         gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
@@ -505,7 +506,7 @@ class LocalBackend:
                 maxconn=env.server_maxconn, backup_maxconn=backup_maxconn,
                 front_door=env.front_door,
                 monitoring_networks=tuple(env.logging.monitoring_networks),
-                address=self.address(env),
+                address=self.address(env), server_timeout_s=self.spec.server_timeout_s(env),
             ))
         d = self.spec.defaults
         text = hap.render_config(

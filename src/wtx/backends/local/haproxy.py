@@ -58,6 +58,9 @@ class Route:
     front_door: FrontDoor = field(default_factory=lambda: FrontDoor.model_validate({}))
     monitoring_networks: tuple[str, ...] = ()
     address: str = "127.0.0.1"  # the address of the host the environment's app servers run on
+    # How long HAProxy waits for a server's answer: a request riding through a database
+    # failover is slow, not dead.
+    server_timeout_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,14 @@ def render_config(
         host = r.hostnames[0] if r.hostnames else "localhost"
         proto = "https" if r.tls else "http"
         w(f"backend {backend_name(r.env)}")
-        w("    balance roundrobin")
+        # Not roundrobin: with roundrobin, requests that wait for a full server wait in the
+        # backend's queue, and when the last active server dies HAProxy hands that queue to
+        # no backup server (only a server that frees a slot or comes UP takes from it), so
+        # during an on-sale rush everyone queued at prd's death would wait out the queue
+        # timeout. With random, a request waits in its server's queue, and a server marked
+        # down hands its queue on (option redispatch): to bak's servers when prd has none left.
+        w("    balance random")
+        w(f"    timeout server {r.server_timeout_s}s")
         w("    option allbackups")
         w("    option httpchk")
         w(f"    http-check send meth GET uri {health_path} ver HTTP/1.1 hdr Host {host} hdr X-Forwarded-Proto {proto}")
