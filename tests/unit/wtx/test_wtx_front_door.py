@@ -362,3 +362,66 @@ def test_metrics_are_served_only_to_the_monitoring_network(front_door):
     for path in ("/metrics", "/%6detrics", "//metrics/"):
         status, _headers, _body = _ask(port, "GET", path, source="127.0.0.5")
         assert status == 403, path
+
+
+def test_requests_queued_for_a_server_that_dies_go_to_the_backup_before_the_queue_timeout(tmp_path):
+    """The on-sale rush meets prd's death: requests waiting in HAProxy's queue for prd's (full)
+    server are handed to bak's backup server once prd's is marked down, not left to wait out
+    the queue timeout for a server that will never free a slot."""
+    active_port, backup_port, http_port, stats_port = _free_ports(4)
+
+    def app(name: str, delay: float) -> http.server.ThreadingHTTPServer:
+        class App(_SlowApp):
+            def _answer(self) -> None:
+                if self.path != "/readyz":
+                    time.sleep(delay)
+                body = name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = _answer
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", active_port if name == "prd" else backup_port), App)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    prd, bak = app("prd", 1.0), app("bak", 0.0)
+    route = hap.Route(
+        env="prd", hostnames=("shop.localhost",), url="http://shop.localhost", allowed_networks=("127.0.0.0/8",),
+        basic_auth_user=None, basic_auth_hash=None, tls=False, base_port=active_port, replicas=1,
+        active_slot="blue", maxconn=1, backups=(("bak", backup_port, "blue", "127.0.0.1"),), backup_maxconn=1,
+        front_door=FrontDoor.model_validate({"queue_timeout_s": 8, "max_queue": 100}),
+    )
+    var_dir = tmp_path / "var"
+    (var_dir / "haproxy").mkdir(parents=True)
+    cfg = var_dir / "haproxy" / "haproxy.cfg"
+    cfg.write_text(_render(route, var_dir, http_port=http_port, stats_port=stats_port))
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if _ask(http_port, "GET", "/", timeout=3)[2] == b"prd":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            began = time.monotonic()
+            answers = [pool.submit(_ask, http_port, "GET", f"/{n}", timeout=20) for n in range(6)]
+            time.sleep(0.3)  # one request on prd's only slot, the others queued behind it
+            prd.shutdown()
+            prd.server_close()  # prd's server is gone: connections refused from now on
+            results = [a.result(timeout=30) for a in answers]
+            took = time.monotonic() - began
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        bak.shutdown()
+        bak.server_close()
+    assert [status for status, _h, _b in results] == [200] * 6
+    assert sorted(body for _s, _h, body in results).count(b"bak") >= 5
+    assert took < 8, f"the queued requests waited {took:.1f}s: the queue timeout, not the backup"

@@ -252,13 +252,7 @@ def render_config(
         host = r.hostnames[0] if r.hostnames else "localhost"
         proto = "https" if r.tls else "http"
         w(f"backend {backend_name(r.env)}")
-        # Not roundrobin: with roundrobin, requests that wait for a full server wait in the
-        # backend's queue, and when the last active server dies HAProxy hands that queue to
-        # no backup server (only a server that frees a slot or comes UP takes from it), so
-        # during an on-sale rush everyone queued at prd's death would wait out the queue
-        # timeout. With random, a request waits in its server's queue, and a server marked
-        # down hands its queue on (option redispatch): to bak's servers when prd has none left.
-        w("    balance random")
+        w("    balance roundrobin")
         w(f"    timeout server {r.server_timeout_s}s")
         w("    option allbackups")
         w("    option httpchk")
@@ -269,6 +263,15 @@ def render_config(
             " observe layer4 error-limit 1 on-error mark-down"
         )
         out.extend(_front_door(r))
+        # A request goes straight to the environment's own server that is up and not
+        # draining, so when every one is full it waits in *that server's* queue. When the
+        # server dies, HAProxy hands its queue on (option redispatch) to the servers left —
+        # bak's when prd has none. Left to the balancer, a request would wait in the
+        # backend's own queue, which HAProxy hands to a backup server only when one comes UP
+        # or frees a slot: everyone queued at prd's death would wait out the queue timeout.
+        for slot in SLOTS:
+            srv = f"{backend_name(r.env)}/{server_name(r.env, slot)}"
+            w(f"    use-server {server_name(r.env, slot)} if {{ srv_is_up({srv}) }} {{ srv_weight({srv}) gt 0 }}")
         limit = f" maxconn {r.maxconn}" if r.maxconn else ""
         for slot in SLOTS:
             state = "" if slot == r.active_slot else " disabled"
