@@ -388,7 +388,7 @@ def test_requests_queued_for_a_server_that_dies_go_to_the_backup_before_the_queu
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
-    prd, bak = app("prd", 1.0), app("bak", 0.0)
+    prd, bak = app("prd", 4.0), app("bak", 0.0)  # prd answers its one request in flight late
     route = hap.Route(
         env="prd", hostnames=("shop.localhost",), url="http://shop.localhost", allowed_networks=("127.0.0.0/8",),
         basic_auth_user=None, basic_auth_hash=None, tls=False, base_port=active_port, replicas=1,
@@ -411,17 +411,22 @@ def test_requests_queued_for_a_server_that_dies_go_to_the_backup_before_the_queu
             time.sleep(0.1)
         with ThreadPoolExecutor(max_workers=6) as pool:
             began = time.monotonic()
-            answers = [pool.submit(_ask, http_port, "GET", f"/{n}", timeout=20) for n in range(6)]
+            def timed(n: int) -> tuple[int, bytes, float]:
+                status, _h, body = _ask(http_port, "GET", f"/{n}", timeout=20)
+                return status, body, time.monotonic() - began
+
+            answers = [pool.submit(timed, n) for n in range(6)]
             time.sleep(0.3)  # one request on prd's only slot, the others queued behind it
             prd.shutdown()
             prd.server_close()  # prd's server is gone: connections refused from now on
             results = [a.result(timeout=30) for a in answers]
-            took = time.monotonic() - began
     finally:
         proc.terminate()
         proc.wait(10)
         bak.shutdown()
         bak.server_close()
-    assert [status for status, _h, _b in results] == [200] * 6
-    assert sorted(body for _s, _h, body in results).count(b"bak") >= 5
-    assert took < 8, f"the queued requests waited {took:.1f}s: the queue timeout, not the backup"
+    assert [status for status, _b, _t in results] == [200] * 6
+    by_bak = [took for _s, body, took in results if body == b"bak"]
+    assert len(by_bak) >= 5  # every queued request (prd's one in flight may be retried there too)
+    # Even while prd's dying server still holds a request, its queue goes to bak at once.
+    assert max(by_bak) < 3, f"the queued requests waited {max(by_bak):.1f}s for bak"

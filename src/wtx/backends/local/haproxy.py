@@ -252,7 +252,11 @@ def render_config(
         host = r.hostnames[0] if r.hostnames else "localhost"
         proto = "https" if r.tls else "http"
         w(f"backend {backend_name(r.env)}")
-        w("    balance roundrobin")
+        # leastconn, not roundrobin: with roundrobin, while the backend's own queue is not
+        # empty HAProxy queues every new or redispatched request there without asking the
+        # servers, so when prd dies nothing ever reaches bak's idle backup server (only a
+        # server that frees a slot or comes UP takes from that queue).
+        w("    balance leastconn")
         w(f"    timeout server {r.server_timeout_s}s")
         w("    option allbackups")
         w("    option httpchk")
