@@ -52,6 +52,9 @@ REJOIN_BOUND_S = 90.0
 # Patroni's floor when the leader's host dies is ~21 s (ttl 20; ../shared/notes/postgres-ha-facts.md);
 # the bound leaves room for a busy 2-core machine. The figures are what the docs report.
 WRITE_BACK_BOUND_S = 35.0
+# A cut-off leader stops accepting commits at once, but its demotion (a restart as a standby)
+# ends only when its WAL sender gives up on the unreachable standby: wal_sender_timeout, 60 s.
+DEMOTE_BOUND_S = 90.0
 
 CREATE_PERFORMANCES = """
 import uuid
@@ -132,9 +135,8 @@ def _lead_from_prd(stack: HostsStack) -> None:
     assert dbha.leader(ha) == prd_member
 
 
-def _wait_prd_serving(stack: HostsStack) -> float:
-    """Seconds until HAProxy has prd's own active server UP again."""
-    began = time.monotonic()
+def _wait_prd_serving(stack: HostsStack, began: float) -> float:
+    """Seconds from `began` until HAProxy has prd's own active server UP again."""
     slot = stack.backend.slots("prd").active
     assert slot is not None
     up = stack.backend.runtime.wait_status(hap.backend_name("prd"), hap.server_name("prd", slot), "UP", REJOIN_BOUND_S)
@@ -194,7 +196,7 @@ def test_killing_prds_host_mid_rush_loses_no_order_and_no_buyer_sees_an_error(ha
     dbha.wait_all_running(ha, REJOIN_BOUND_S)
     rejoined = round(time.monotonic() - powered, 1)
     assert "prd" in dbha.sync_standbys(ha), dbha.describe(ha)
-    prd_back = _wait_prd_serving(stack)
+    prd_back = _wait_prd_serving(stack, powered)
     figures.append({"without_write_service_s": round(outage, 1), "orders": sales["orders"],
                     "answers": dict(rush.statuses), "rejoined_as_sync_standby_s": rejoined,
                     "prd_serving_again_s": prd_back})
@@ -266,11 +268,12 @@ def test_a_partitioned_prd_commits_nothing_bak_serves_and_prd_rejoins_after_heal
         stack.backend.partition_host("prd")
         writer = _local_writer(stack, ha, log)
         # Patroni on prd cannot renew its lease (its etcd member is in the minority): it demotes.
-        deadline = cut_at + WRITE_BACK_BOUND_S + 30
+        deadline = cut_at + DEMOTE_BOUND_S
         while not _in_recovery(ha, "prd") and time.monotonic() < deadline:
             time.sleep(0.5)
         demoted = round(time.monotonic() - cut_at, 1)
         assert _in_recovery(ha, "prd"), "the cut-off primary was not demoted"
+        deadline = cut_at + WRITE_BACK_BOUND_S + 30
         while rush.acknowledged_since(cut_at) < 20 and time.monotonic() < deadline and rush.running():
             time.sleep(0.2)
         assert rush.acknowledged_since(cut_at) >= 1 or rush.sold_out, "bak's side did not take orders"
@@ -282,12 +285,16 @@ def test_a_partitioned_prd_commits_nothing_bak_serves_and_prd_rejoins_after_heal
             _end(writer)
         rush.stop()
         stack.backend.heal_host("prd")
+        healed = time.monotonic()
     outage = rush.outage_after(cut_at)
     sales = _check_sales(stack, rush, perf)
-    healed = time.monotonic()
+    # Just after the heal, prd's Patroni still answers with its view from before the cut (it
+    # leads): wait for the cluster's own view, bak leading and prd its synchronous standby.
+    dbha.wait_for("prd rejoins as bak's synchronous standby",
+                  lambda: dbha.leader(ha) == "bak" and "prd" in dbha.sync_standbys(ha), REJOIN_BOUND_S,
+                  lambda: dbha.describe(ha))
     dbha.wait_all_running(ha, REJOIN_BOUND_S)
     rejoined = round(time.monotonic() - healed, 1)
-    assert dbha.leader(ha) == "bak" and "prd" in dbha.sync_standbys(ha), dbha.describe(ha)
     lines = log.read_text().split("\n")
     tried = [ln.split()[1] for ln in lines if ln.startswith("TRY ")]
     acked = [ln.split()[1] for ln in lines if ln.startswith("ACK ")]
@@ -296,7 +303,7 @@ def test_a_partitioned_prd_commits_nothing_bak_serves_and_prd_rejoins_after_heal
         "without_write_service_s": round(outage, 1), "old_primary_demoted_s": demoted, "orders": sales["orders"],
         "answers": dict(rush.statuses), "local_commits_tried": len(tried), "acknowledged": len(acked),
         "present_after_heal": len(set(tried) & set(rows)), "rejoined_as_sync_standby_s": rejoined,
-        "prd_serving_again_s": _wait_prd_serving(stack)}
+        "prd_serving_again_s": _wait_prd_serving(stack, healed)}
     print(f"\npartition: {stack.figures['partition']}")
     assert tried, "the local writer never ran"
     assert acked == [], f"the cut-off primary acknowledged {len(acked)} commits"
