@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import tomli_w
 from tests.support.netns_spec import netns_ha_variant, netns_variant
+from tests.support.processes import kill_processes_naming
 
 from wtx import release as releases
 from wtx.backends.local import LocalBackend
@@ -38,19 +38,6 @@ class HostsStack:
     backend: LocalBackend
     var_dir: Path
     figures: dict[str, Any] = field(default_factory=lambda: FIGURES)
-
-
-def _leftover_pids(var_dir: Path) -> list[int]:
-    needle = str(var_dir).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
 
 
 def _stack(variant: Callable[[dict[str, Any]], dict[str, Any]], prefix: str) -> Iterator[HostsStack]:
@@ -93,11 +80,7 @@ def _stack(variant: Callable[[dict[str, Any]], dict[str, Any]], prefix: str) -> 
                 if backend.layout.haproxy_log.exists():
                     shutil.copy(backend.layout.haproxy_log, kept / "haproxy.log")
                 print(f"\nlogs kept in {kept}")
-            for pid in _leftover_pids(var_dir):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            kill_processes_naming(var_dir)
             shutil.rmtree(var_dir, ignore_errors=True)
             shutil.rmtree(spec_file.parents[1], ignore_errors=True)
             shutil.rmtree(clone, ignore_errors=True)
