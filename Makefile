@@ -37,7 +37,8 @@ integration: install
 deploy-tests: install
 	$(BIN)/pytest -q tests/deploy
 
-# prd, bak and the front door as network namespaces (root: ip netns).
+# prd, bak and the front door as network namespaces (root: ip netns); with prd's HA database
+# on them, prd's host killed and cut off mid on-sale rush (test_ha_netns.py, ~5 minutes).
 hosts-tests: install
 	$(BIN)/pytest -q tests/hosts
 

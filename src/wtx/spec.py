@@ -204,10 +204,20 @@ class Access(_Strict):
         return v
 
 
-# The longest ride-through: a request that waited this long still needs a few seconds to do
-# its work before the app server's worker timeout (gunicorn `timeout`, 30 s) kills it and
-# HAProxy's `timeout server` (30 s) gives up on it — either would turn a slow answer into an error.
-RIDE_THROUGH_MAX_S = 25
+# The longest ride-through. A request that waited this long still needs a few seconds to do
+# its work before HAProxy gives up on it (`timeout server`, rendered as the ride-through plus
+# SERVER_AFTER_RIDE_THROUGH_S); gunicorn's worker timeout does not limit a request's length with
+# threaded workers (it watches the worker's heartbeat). Patroni's failover of a dead leader
+# host takes ~21 s on a quiet machine and up to ~25 s on a busy one: the budget covers it.
+RIDE_THROUGH_MAX_S = 40
+# HAProxy waits this much longer than the ride-through for a server's answer (its backend's
+# `timeout server`, never below 30 s): the request that waited still does its work.
+SERVER_AFTER_RIDE_THROUGH_S = 10
+# During a failover every worker of an app server may be riding through at once (up to
+# ride_through_s each), and the requests queued behind them in HAProxy wait that long plus the
+# time to work off the queue: a queue timeout shorter than that would turn a wait the platform
+# promised to absorb into a "very busy" 503. Seconds of that margin.
+QUEUE_AFTER_RIDE_THROUGH_S = 5
 
 
 class Database(_Strict):
@@ -262,8 +272,9 @@ class FrontDoor(_Strict):
 
     # Requests in flight per app server; 0 means the server's worker count (app.replicas).
     maxconn_per_server: int = Field(0, ge=0, le=1000)
-    # A request waits this long in HAProxy's queue, then gets the "very busy" 503.
-    queue_timeout_s: int = Field(10, ge=1, le=25)
+    # A request waits this long in HAProxy's queue, then gets the "very busy" 503. With a
+    # database ride-through, at least ride_through_s + QUEUE_AFTER_RIDE_THROUGH_S.
+    queue_timeout_s: int = Field(10, ge=1, le=60)
     # More requests than this waiting already: the next one gets the 503 at once.
     max_queue: int = Field(1000, ge=1, le=100_000)
     # The Retry-After of every 503/429 from HAProxy (and the busy page's refresh).
@@ -642,6 +653,17 @@ class Spec(BaseModel):
 
     def backup_for(self, env: Environment) -> Environment | None:
         return self.environments[env.failover.backup] if env.failover.mode == "backup" else None
+
+    def front_door_ride_through_s(self, env: Environment) -> int:
+        """The longest database ride-through of the servers behind `env`'s front door (its
+        own and its backup's): how long a request there may wait for the database."""
+        primary = self.primary_for(env)
+        backup = self.backup_for(primary)
+        return max(primary.database.ride_through_s, backup.database.ride_through_s if backup else 0)
+
+    def server_timeout_s(self, env: Environment) -> int:
+        """HAProxy's `timeout server` for `env`'s servers: a request riding through is slow, not dead."""
+        return max(30, self.front_door_ride_through_s(env) + SERVER_AFTER_RIDE_THROUGH_S)
 
     def host_name(self, env: Environment) -> str:
         """The host `env`'s app servers run on."""
@@ -1051,6 +1073,16 @@ def _check_front_door(spec: Spec, name: str, env: Environment) -> None:
               "(at most 4 per worker; 0 means one per worker)")
     if env.logging.monitoring_networks and not env.logging.metrics:
         _fail(spec, name, "logging.monitoring_networks", "set only with metrics = true")
+    if not env.is_backup:
+        # The front door queues for the environment's servers and its backup's.
+        ride = spec.front_door_ride_through_s(env)
+        rider = next(e for e in (env, spec.backup_for(env)) if e is not None and e.database.ride_through_s == ride)
+        floor = ride + QUEUE_AFTER_RIDE_THROUGH_S
+        if ride and fd.queue_timeout_s < floor:
+            _fail(spec, name, "front_door.queue_timeout_s",
+                  f"{fd.queue_timeout_s} s is shorter than {rider.name}'s database.ride_through_s "
+                  f"({ride} s) + {QUEUE_AFTER_RIDE_THROUGH_S} s: requests queued behind "
+                  f"ones riding through a failover would get the busy page; use at least {floor}")
 
 
 def _owned_secrets(spec: Spec, env: Environment) -> list[str]:

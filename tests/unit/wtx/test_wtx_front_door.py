@@ -56,6 +56,27 @@ def test_front_door_limits_are_validated(raw_spec, write_spec):
     assert "environment 'prd': field 'front_door.queue_timeout_s'" in refused(write_spec, raw_spec)
 
 
+def test_the_queue_outlasts_a_database_ride_through(spec, raw_spec, write_spec):
+    from wtx.spec import QUEUE_AFTER_RIDE_THROUGH_S
+
+    prd, bak = spec.env("prd"), spec.env("bak")
+    longest = max(prd.database.ride_through_s, bak.database.ride_through_s)
+    assert longest and prd.front_door.queue_timeout_s >= longest + QUEUE_AFTER_RIDE_THROUGH_S
+    raw_spec["environments"]["prd"]["front_door"]["queue_timeout_s"] = longest + QUEUE_AFTER_RIDE_THROUGH_S - 1
+    message = refused(write_spec, raw_spec)
+    assert "environment 'prd': field 'front_door.queue_timeout_s'" in message and "ride_through_s" in message
+
+
+def test_the_backups_ride_through_counts_for_the_queue_too(raw_spec, write_spec):
+    from wtx.spec import QUEUE_AFTER_RIDE_THROUGH_S
+
+    envs = raw_spec["environments"]
+    envs["prd"]["database"]["ride_through_s"] = 5
+    envs["bak"]["database"]["ride_through_s"] = 20
+    envs["prd"]["front_door"]["queue_timeout_s"] = 5 + QUEUE_AFTER_RIDE_THROUGH_S
+    assert "shorter than bak's database.ride_through_s (20 s)" in refused(write_spec, raw_spec)
+
+
 def test_a_rate_limit_of_zero_is_refused(raw_spec, write_spec):
     raw_spec["environments"]["prd"]["front_door"]["orders_per_window"] = 0
     assert "environment 'prd': field 'front_door.orders_per_window'" in refused(write_spec, raw_spec)
@@ -337,3 +358,71 @@ def test_metrics_are_served_only_to_the_monitoring_network(front_door):
     for path in ("/metrics", "/%6detrics", "//metrics/"):
         status, _headers, _body = _ask(port, "GET", path, source="127.0.0.5")
         assert status == 403, path
+
+
+def test_requests_queued_for_a_server_that_dies_go_to_the_backup_before_the_queue_timeout(tmp_path):
+    """The on-sale rush meets prd's death: requests waiting in HAProxy's queue for prd's (full)
+    server are handed to bak's backup server once prd's is marked down, not left to wait out
+    the queue timeout for a server that will never free a slot."""
+    active_port, backup_port, http_port, stats_port = _free_ports(4)
+
+    def app(name: str, delay: float) -> http.server.ThreadingHTTPServer:
+        class App(_SlowApp):
+            def _answer(self) -> None:
+                if self.path != "/readyz":
+                    time.sleep(delay)
+                body = name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = _answer
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", active_port if name == "prd" else backup_port), App)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    prd, bak = app("prd", 4.0), app("bak", 0.0)  # prd answers its one request in flight late
+    route = hap.Route(
+        env="prd", hostnames=("shop.localhost",), url="http://shop.localhost", allowed_networks=("127.0.0.0/8",),
+        basic_auth_user=None, basic_auth_hash=None, tls=False, base_port=active_port, replicas=1,
+        active_slot="blue", maxconn=1, backups=(("bak", backup_port, "blue", "127.0.0.1"),), backup_maxconn=1,
+        front_door=FrontDoor.model_validate({"queue_timeout_s": 8, "max_queue": 100}),
+    )
+    var_dir = tmp_path / "var"
+    (var_dir / "haproxy").mkdir(parents=True)
+    cfg = var_dir / "haproxy" / "haproxy.cfg"
+    cfg.write_text(_render(route, var_dir, http_port=http_port, stats_port=stats_port))
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if _ask(http_port, "GET", "/", timeout=3)[2] == b"prd":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            began = time.monotonic()
+            def timed(n: int) -> tuple[int, bytes, float]:
+                status, _h, body = _ask(http_port, "GET", f"/{n}", timeout=20)
+                return status, body, time.monotonic() - began
+
+            answers = [pool.submit(timed, n) for n in range(6)]
+            time.sleep(0.3)  # one request on prd's only slot, the others queued behind it
+            prd.shutdown()
+            prd.server_close()  # prd's server is gone: connections refused from now on
+            results = [a.result(timeout=30) for a in answers]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        bak.shutdown()
+        bak.server_close()
+    assert [status for status, _b, _t in results] == [200] * 6
+    by_bak = [took for _s, body, took in results if body == b"bak"]
+    assert len(by_bak) >= 5  # every queued request (prd's one in flight may be retried there too)
+    # Even while prd's dying server still holds a request, its queue goes to bak at once.
+    assert max(by_bak) < 3, f"the queued requests waited {max(by_bak):.1f}s for bak"

@@ -46,11 +46,12 @@ from wtx.backends.local.gunicorn import write_config as write_gunicorn_config
 from wtx.backends.local.hosts import LocalHosts
 from wtx.backends.local.install import InstallError, install
 from wtx.backends.local.layout import SLOTS, UMASK, Layout, private_dir
+from wtx.backends.local.machines import HostFailures
 from wtx.backends.local.patroni import HACluster, PatroniError, ensure_venv, venv_dir
 from wtx.backends.local.postgres import Cluster, PostgresError
 from wtx.backends.local.supervisor import Program, SupervisorError
 from wtx.backends.local.supervisors import Supervisors
-from wtx.hosts import HostError, HostRunner
+from wtx.hosts import HostError
 from wtx.render.envfile import app_environment, default_database_url, write_envfile
 from wtx.secrets import ensure_env_dir, ensure_secrets, read_secrets_file, secrets_path
 from wtx.spec import Environment, Spec
@@ -352,6 +353,7 @@ class LocalBackend:
         conf = write_gunicorn_config(self.layout.gunicorn_conf(env.name, slot), GunicornConfig(
             env=env.name, slot=slot, port=self.port(env, slot), workers=env.app.replicas,
             quiet_paths=(d.health_check.path, d.readiness_path), address=self.address(env),
+            timeout=self.spec.server_timeout_s(env),
         ))
         gunicorn = [str(venv / "bin" / "python"), "-m", "gunicorn", "--config", str(conf)]
         steps = [f"set -a && . {shlex.quote(str(envfile))} && set +a"]
@@ -505,7 +507,7 @@ class LocalBackend:
                 maxconn=env.server_maxconn, backup_maxconn=backup_maxconn,
                 front_door=env.front_door,
                 monitoring_networks=tuple(env.logging.monitoring_networks),
-                address=self.address(env),
+                address=self.address(env), server_timeout_s=self.spec.server_timeout_s(env),
             ))
         d = self.spec.defaults
         text = hap.render_config(
@@ -1020,25 +1022,35 @@ class LocalBackend:
     # ----------------------------------------------------------------------------------------
     # Hosts: what a failure rehearsal does to a machine (netns hosts; this machine refuses)
     # ----------------------------------------------------------------------------------------
+    def host_failures(self) -> HostFailures:
+        """What kills, powers on, cuts off and heals a host (machines.py): the one code path
+        of `wtx host …`, the drills and the tests."""
+        clusters = [cl for env in self.spec.environments.values()
+                    if env.database.ha is not None and not env.is_backup
+                    for cl in [self.ha_cluster(env)] if cl is not None]
+        return HostFailures(self.spec, self.hosts, self.supervisor, clusters)
+
     def kill_host(self, name: str) -> None:
-        """Every process on host `name` dies at once, its supervisord with them: nothing
+        """Every process on host `name` dies at once (a netns host: its supervisord with
+        them; a this-machine database host: its database members, simulated): nothing
         restarts them until `power_on_host`."""
-        self._host_verb(name, "host-killed", lambda r: r.kill())
+        self._host_verb(name, "host-killed", lambda f: f.kill(name))
 
     def power_on_host(self, name: str) -> None:
-        """The host back: its supervisord starts and starts what is set to run there."""
-        self._host_verb(name, "host-powered-on", lambda r: self.supervisor.power_on(name))
+        """The host back: its supervisord starts what is set to run there, then its
+        database members (they rejoin as replicas)."""
+        self._host_verb(name, "host-powered-on", lambda f: f.power_on(name))
 
     def partition_host(self, name: str) -> None:
         """Host `name` cut off from every other host (and from wtx); its processes run on."""
-        self._host_verb(name, "host-partitioned", lambda r: r.partition())
+        self._host_verb(name, "host-partitioned", lambda f: f.partition(name))
 
     def heal_host(self, name: str) -> None:
-        self._host_verb(name, "host-healed", lambda r: r.heal())
+        self._host_verb(name, "host-healed", lambda f: f.heal(name))
 
-    def _host_verb(self, name: str, event: str, verb: Callable[[HostRunner], None]) -> None:
+    def _host_verb(self, name: str, event: str, verb: Callable[[HostFailures], object]) -> None:
         try:
-            verb(self.hosts[name])
+            verb(self.host_failures())
         except HostError as exc:
             raise DeployError(str(exc)) from None
         ledger.append(self.var_dir, event, host=name)

@@ -58,6 +58,9 @@ class Route:
     front_door: FrontDoor = field(default_factory=lambda: FrontDoor.model_validate({}))
     monitoring_networks: tuple[str, ...] = ()
     address: str = "127.0.0.1"  # the address of the host the environment's app servers run on
+    # How long HAProxy waits for a server's answer: a request riding through a database
+    # failover is slow, not dead.
+    server_timeout_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,12 @@ def render_config(
         host = r.hostnames[0] if r.hostnames else "localhost"
         proto = "https" if r.tls else "http"
         w(f"backend {backend_name(r.env)}")
-        w("    balance roundrobin")
+        # leastconn, not roundrobin: with roundrobin, while the backend's own queue is not
+        # empty HAProxy queues every new or redispatched request there without asking the
+        # servers, so when prd dies nothing ever reaches bak's idle backup server (only a
+        # server that frees a slot or comes UP takes from that queue).
+        w("    balance leastconn")
+        w(f"    timeout server {r.server_timeout_s}s")
         w("    option allbackups")
         w("    option httpchk")
         w(f"    http-check send meth GET uri {health_path} ver HTTP/1.1 hdr Host {host} hdr X-Forwarded-Proto {proto}")
@@ -259,6 +267,15 @@ def render_config(
             " observe layer4 error-limit 1 on-error mark-down"
         )
         out.extend(_front_door(r))
+        # A request goes straight to the environment's own server that is up and not
+        # draining, so when every one is full it waits in *that server's* queue. When the
+        # server dies, HAProxy hands its queue on (option redispatch) to the servers left —
+        # bak's when prd has none. Left to the balancer, a request would wait in the
+        # backend's own queue, which HAProxy hands to a backup server only when one comes UP
+        # or frees a slot: everyone queued at prd's death would wait out the queue timeout.
+        for slot in SLOTS:
+            srv = f"{backend_name(r.env)}/{server_name(r.env, slot)}"
+            w(f"    use-server {server_name(r.env, slot)} if {{ srv_is_up({srv}) }} {{ srv_weight({srv}) gt 0 }}")
         limit = f" maxconn {r.maxconn}" if r.maxconn else ""
         for slot in SLOTS:
             state = "" if slot == r.active_slot else " disabled"
