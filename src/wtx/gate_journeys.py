@@ -21,8 +21,10 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,10 +98,13 @@ def run_journeys(work: Any, gate: IntegrationGate, log: Any) -> tuple[dict[str, 
     args = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
             f"--maxfail={gate.journeys_max_failures + 1}", *gate.journeys]
     started = time.monotonic()
+    # Chromium's singleton socket lives in TMPDIR and a unix socket path holds at most 107
+    # bytes: under var/gates/<env>/<release>/<run>/ it does not fit ("Socket path too long").
+    short_tmp = Path(tempfile.mkdtemp(prefix="wtx-journeys-"))
     try:
         with browser_lock(gate.journeys_timeout_s, log) as waited, \
                 work.backend.scratch_database(work.env.name, progress=log) as url:
-            env = {**_clean_env(work.dir), "WONDERTIX_TEST_DATABASE_URL": url,
+            env = {**_clean_env(work.dir), "TMPDIR": str(short_tmp), "WONDERTIX_TEST_DATABASE_URL": url,
                    "WONDERTIX_E2E_ARTIFACTS": str(work.dir / "journeys")}
             log(f"$ {' '.join(args)}  (WONDERTIX_TEST_DATABASE_URL = a scratch database of {work.env.name}'s cluster)")
             try:
@@ -109,6 +114,8 @@ def run_journeys(work: Any, gate: IntegrationGate, log: Any) -> tuple[dict[str, 
                 raise CheckError(f"browser journeys did not finish within {gate.journeys_timeout_s} s") from None
     except DeployError as exc:
         raise CheckError(str(exc)) from None
+    finally:
+        shutil.rmtree(short_tmp, ignore_errors=True)
     log(out[-30000:])
     log(err[-5000:])
     if not report.is_file():

@@ -80,6 +80,9 @@ def test_the_journeys_run_after_the_suites_on_a_scratch_database_of_their_own(sp
     assert f"--maxfail={gate.journeys_max_failures + 1}" in args
     assert env["WONDERTIX_TEST_DATABASE_URL"].endswith("/wondertix_stg_integration")
     assert "DATABASE_URL" not in env and "DISPLAY" not in env  # nothing of the operator's shell
+    # Chromium's singleton socket goes in TMPDIR: a unix socket path holds at most 107 bytes
+    assert len(env["TMPDIR"] + "/org.chromium.Chromium.XXXXXX/SingletonSocket") < 108
+    assert not Path(env["TMPDIR"]).exists(), "the short temporary directory is removed afterwards"
     assert result.figures | {"journeys_passed": 5, "journeys_failed": 0, "journeys_skipped": 0} == result.figures
     assert result.figures["journeys_from"].startswith("checkout at ") and result.figures["journeys_seconds"] >= 0
     assert result.summary.endswith("; journeys 5 passed, 0 failed, 0 skipped in "
