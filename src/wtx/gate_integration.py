@@ -21,6 +21,8 @@ contest the last seats proves nothing).
    (`WONDERTIX_TEST_DATABASE_URL`; reached only by a one-off role; dropped afterwards, pass or
    fail). The tests start their own app servers (gunicorn from the release's dependencies) on
    free loopback ports. More than `max_failures` failures, or no test passing, fail the gate.
+
+5. With `journeys`, the browser journeys run last, the same way (wtx.gate_journeys).
 """
 
 from __future__ import annotations
@@ -230,6 +232,14 @@ def check_integration(work: Any, gate: IntegrationGate, log: Any) -> GateResult:
         problems += suite_problems
         suites = (f"; suites {suite_figures['suites_passed']} passed, {suite_figures['suites_failed']} failed, "
                   f"{suite_figures['suites_skipped']} skipped in {suite_figures['suites_seconds']} s")
+    if gate.journeys and not problems:
+        from wtx.gate_journeys import run_journeys
+
+        journey_figures, journey_problems = run_journeys(work, gate, log)
+        figures.update(journey_figures)
+        problems += journey_problems
+        suites += (f"; journeys {journey_figures['journeys_passed']} passed, {journey_figures['journeys_failed']} "
+                   f"failed, {journey_figures['journeys_skipped']} skipped in {journey_figures['journeys_seconds']} s")
     if problems:
         more = f" (and {len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
         return GateResult(gate.check, False, problems[0] + more, figures)

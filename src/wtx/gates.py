@@ -107,8 +107,11 @@ class Workspace:
             subprocess.run([_base_python(), "-m", "venv", "--without-pip", str(venv)], check=True,
                            capture_output=True, timeout=120)
             site = next((venv / "lib").glob("python3*/site-packages"))
-            tools = sysconfig.get_paths()["purelib"]
-            (site / "_wtx_gate.pth").write_text("\n".join([*release_paths, tools]) + "\n")
+            # The test tools as this interpreter finds them: its site-packages, and the paths
+            # a gate's own interpreter lists (a gate's tests that make a gate run inside one).
+            tools = [p for p in sys.path if p.endswith("site-packages") and p not in release_paths]
+            tools = tools or [sysconfig.get_paths()["purelib"]]
+            (site / "_wtx_gate.pth").write_text("\n".join([*release_paths, *tools]) + "\n")
             self._python = venv / "bin" / "python"
         return self._python
 

@@ -446,6 +446,11 @@ class IntegrationGate(_Gate):
     suites: list[str] = []
     max_failures: int = Field(0, ge=0)
     suites_timeout_s: int = Field(900, ge=10, le=7200)
+    # The browser journeys (pytest paths of the checkout's end-to-end tests, Chromium headless)
+    # the same way, on a scratch database of their own; at most journeys_max_failures may fail.
+    journeys: list[str] = []
+    journeys_max_failures: int = Field(0, ge=0)
+    journeys_timeout_s: int = Field(600, ge=10, le=7200)
 
 
 class PerformanceGate(_Gate):
@@ -1012,9 +1017,9 @@ def _check_gates(spec: Spec, name: str, env: Environment) -> None:
         if isinstance(gate, PerformanceGate) and gate.users > env.front_door.orders_per_window:
             _fail(spec, name, "gates", f"check 'performance': users = {gate.users} each buy once from one address, "
                   f"more than front_door.orders_per_window ({env.front_door.orders_per_window}): they would meet 429s")
-        if isinstance(gate, IntegrationGate) and gate.suites and env.database.engine != "postgresql":
-            _fail(spec, name, "gates", "check 'integration': suites run on a scratch database of this environment's "
-                  "PostgreSQL cluster: they need engine = \"postgresql\"")
+        if isinstance(gate, IntegrationGate) and (gate.suites or gate.journeys) and env.database.engine != "postgresql":
+            _fail(spec, name, "gates", "check 'integration': suites and journeys run on a scratch database of this "
+                  "environment's PostgreSQL cluster: they need engine = \"postgresql\"")
         if isinstance(gate, VerifyGate) and not (env.logging.metrics and env.logging.monitoring_networks):
             _fail(spec, name, "gates", "check 'verify' reads /metrics through the front door: it needs "
                   "logging.metrics = true and a logging.monitoring_networks entry")

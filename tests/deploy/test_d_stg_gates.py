@@ -120,7 +120,9 @@ def test_the_integration_gate_races_32_buyers_for_8_seats_on_stgs_database_and_n
     stg = stack.spec.env("stg")
     rel = releases.get(stack.backend.active_release("stg"), stack.var_dir)
     # The checked-in suites take a minute or more; one of them (the no-oversell races) here.
-    gate = stg.gate("integration").model_copy(update={"suites": ["tests/integration/test_concurrency.py"]})
+    # The browser journeys have their own test (test_e_stg_journeys.py).
+    gate = stg.gate("integration").model_copy(update={"suites": ["tests/integration/test_concurrency.py"],
+                                                      "journeys": []})
     with gates.Workspace(stack.spec, stack.backend, stack.builds.clone, stg, rel, "test-integration") as work:
         result = gates.run_check(work, gate)
     print(f"\n{result.summary} ({result.seconds} s) {result.figures}")

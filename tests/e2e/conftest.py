@@ -1,5 +1,11 @@
 """E2E layer: a real browser (Debian's /usr/bin/chromium driven by Playwright) against a live
-server. Browsers are never downloaded; CI installs the chromium package when missing."""
+server. Browsers are never downloaded; CI installs the chromium package when missing.
+
+The live server is pytest-django's, on a free loopback port, with the test database
+pytest-django makes — or, when WONDERTIX_TEST_DATABASE_URL is set (stg's integration gate
+runs the journeys so, as it runs the integration suites: wtx.gate_journeys), that given
+empty scratch database, migrated here and emptied after every journey as a test database is;
+nothing is created or dropped beside it."""
 
 from __future__ import annotations
 
@@ -23,11 +29,35 @@ CHROMIUM_ARGS = [
 ]
 EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (402|409|422)")
 PHONE = {"width": 390, "height": 844}
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "e2e"
+# Screenshots; stg's integration gate keeps them next to its log.
+ARTIFACTS = Path(os.environ.get("WONDERTIX_E2E_ARTIFACTS") or Path(__file__).resolve().parents[2] / "var" / "e2e")
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # from that same thread (arranging rows, counting tickets) are still plain synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+EXTERNAL_DATABASE = os.environ.get("WONDERTIX_TEST_DATABASE_URL", "")
+
+if EXTERNAL_DATABASE:
+
+    @pytest.fixture(scope="session")
+    def django_db_setup(django_db_blocker) -> Iterator[None]:  # noqa: ANN001
+        """The given database instead of a test database of pytest-django's making (the role
+        that reaches it may create nothing else)."""
+        import environ
+        from django.conf import settings
+        from django.core.management import call_command
+        from django.db import connections
+
+        config = connections.configure_settings({"default": environ.Env.db_url_config(EXTERNAL_DATABASE)})["default"]
+        config["CONN_MAX_AGE"] = 0
+        settings.DATABASES["default"] = config
+        connections.settings["default"] = config
+        connections["default"].close()
+        del connections["default"]  # the next use connects to the given database
+        with django_db_blocker.unblock():
+            call_command("migrate", "--noinput", verbosity=0)
+        yield
 
 
 @pytest.fixture(scope="session")

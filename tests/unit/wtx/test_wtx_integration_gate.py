@@ -124,7 +124,7 @@ def _gate(spec, var_dir, books, **thresholds):
     fake_release(var_dir, R1)
     backend = Stg(spec, var_dir, books)
     backend.running["stg"] = R1
-    gate = spec.env("stg").gate("integration").model_copy(update={"suites": [], **thresholds})
+    gate = spec.env("stg").gate("integration").model_copy(update={"suites": [], "journeys": [], **thresholds})
     with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
         return gates.run_check(work, gate), backend
 
@@ -151,7 +151,7 @@ def test_scratch_data_the_release_refuses_to_remove_stays_and_the_gate_says_so(s
     backend = Stg(spec, var_dir, box)
     backend.removal = {"removed": False, "reason": "ProtectedError: a refund refers to an order"}
     backend.running["stg"] = R1
-    gate = spec.env("stg").gate("integration").model_copy(update={"suites": []})  # the race alone
+    gate = spec.env("stg").gate("integration").model_copy(update={"suites": [], "journeys": []})  # the race alone
     with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run2") as work:
         result = gates.run_check(work, gate)
     assert result.passed, result.summary  # the verdict is the count; tidying never fails a gate
@@ -228,7 +228,7 @@ def _gate_with_suites(spec, var_dir, books, **thresholds):
     fake_release(var_dir, R1)
     backend = StgWithScratch(spec, var_dir, books)
     backend.running["stg"] = R1
-    gate = spec.env("stg").gate("integration").model_copy(update=thresholds)
+    gate = spec.env("stg").gate("integration").model_copy(update={"journeys": [], **thresholds})
     with gates.Workspace(spec, backend, ROOT, spec.env("stg"), releases.get(R1, var_dir), "run1") as work:
         return gates.run_check(work, gate), backend
 

@@ -209,5 +209,12 @@ def test_the_checked_in_window_keeps_the_pipeline_fast(spec):
 def test_integration_suites_need_a_postgresql_environment(raw_spec, write_spec):
     dev = raw_spec["environments"]["dev"]
     dev["gates"].append({"check": "integration", "suites": ["tests/integration/test_concurrency.py"]})
-    with pytest.raises(SpecError, match="suites run on a scratch database"):
+    with pytest.raises(SpecError, match="suites and journeys run on a scratch database"):
+        load_spec(write_spec(raw_spec))
+
+
+def test_browser_journeys_need_a_postgresql_environment(raw_spec, write_spec):
+    dev = raw_spec["environments"]["dev"]
+    dev["gates"].append({"check": "integration", "journeys": ["tests/e2e"]})
+    with pytest.raises(SpecError, match="suites and journeys run on a scratch database"):
         load_spec(write_spec(raw_spec))

@@ -10,6 +10,12 @@ once per distinct requirements.lock into a shared, content-addressed layer under
 (its directory is named by the lock's hash, so it never changes once built); each release's
 venv links that layer with a .pth file and installs its own app wheel on top. Releases that
 pin the same dependencies therefore install in a second or two instead of a quarter minute.
+
+A layer holds the lock and nothing else: it is made without pip (a plain `python -m venv`
+also drops the interpreter's bundled pip and setuptools into it, unlocked versions that then
+came first on every path built from the release — the dev `unit` gate's release tests ran
+that old pip and setuptools instead of the locked ones, built a different app wheel and
+failed on Django's hash). wtx's own pip installs into it (`pip --python`).
 """
 
 from __future__ import annotations
@@ -67,8 +73,17 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Part of a layer's name: layers made before they were pip-free keep their own directory.
+LAYER_FORMAT = b"wtx-deps-layer 2: the lock only, no bundled pip\0"
+
+
+def _pip(target: Path) -> list[str]:
+    """wtx's own pip, installing into the venv whose interpreter is `target`."""
+    return [sys.executable, "-m", "pip", "--python", str(target)]
+
+
 def _deps_layer(layout: Layout, release: Release) -> Path:
-    digest = hashlib.sha256(release.requirements.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(LAYER_FORMAT + release.requirements.read_bytes()).hexdigest()[:16]
     layer = layout.deps_dir / digest
     if (layer / DONE).exists():
         return layer
@@ -76,10 +91,10 @@ def _deps_layer(layout: Layout, release: Release) -> Path:
         if (layer / DONE).exists():
             return layer
         shutil.rmtree(layer, ignore_errors=True)  # a half-built layer from a crash
-        _run([_base_python(), "-m", "venv", str(layer)], "creating the dependency venv")
+        _run([_base_python(), "-m", "venv", "--without-pip", str(layer)], "creating the dependency venv")
         _run(
             [
-                str(layer / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+                *_pip(layer / "bin" / "python"), "install", "-q", "--no-index",
                 "--require-hashes", "--find-links", str(release.wheelhouse), "-r", str(release.requirements),
             ],
             "installing the release's locked dependencies",
@@ -112,12 +127,7 @@ def install(layout: Layout, release: Release) -> Path:
             f"{release.manifest['app']['name']} @ {release.app_wheel.resolve().as_uri()}"
             f" --hash=sha256:{release.manifest['files'][wheel_rel]}\n"
         )
-        _run(
-            [
-                str(deps / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python"),
-                "install", "-q", "--no-index", "--no-deps", "--require-hashes", "-r", str(wanted),
-            ],
-            "installing the app wheel",
-        )
+        _run([*_pip(venv / "bin" / "python"), "install", "-q", "--no-index", "--no-deps", "--require-hashes",
+              "-r", str(wanted)], "installing the app wheel")
         (venv / DONE).write_text(release.id + "\n")
     return venv
