@@ -14,7 +14,8 @@ A control release (nothing broken) goes first through the same gates: it proves 
 good release (a gate that failed everything would "catch" every breakage) and it is the
 performance gate's baseline for the slow page. The spec is the checked-in one with dev's
 lint and unit gates reduced (ruff only; one unit test file, the one the regression breaks)
-and a shorter locust run; stg's gates are all there, in the spec's order. The releases build
+and a shorter locust run; stg's gates are all there, in the spec's order (the integration gate
+without its browser journeys, which have a drill of their own: test_e_stg_journeys.py). The releases build
 in the background while the control goes through (drill_releases.py has the patches).
 """
 
@@ -64,6 +65,8 @@ def drill_spec(stack) -> Spec:
     for gate in envs["stg"]["gates"]:
         if gate["check"] == "performance":
             gate["run_seconds"] = 10
+        if gate["check"] == "integration":
+            gate["journeys"] = []  # the browser journeys' own drill: test_e_stg_journeys.py
         if gate["check"] == "migrations":
             # The linter names the rename (db_column); here a reviewer let it through by name
             # by mistake, so what must stop it is the rehearsal: the previous release's reads.
