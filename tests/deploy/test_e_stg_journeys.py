@@ -34,7 +34,7 @@ def _git(cwd: Path, *args: str) -> None:
                    cwd=cwd, check=True, capture_output=True, text=True)
 
 
-def _release_without_the_pay_button(stack, base: releases.Release) -> releases.Release:
+def _release_without_the_pay_button(stack, base: releases.Release) -> tuple[releases.Release, Path]:
     work = Path(tempfile.mkdtemp(prefix="wtx-journey-"))
     _git(work, "clone", "-q", str(stack.builds.clone), "repo")
     repo = work / "repo"
@@ -46,7 +46,7 @@ def _release_without_the_pay_button(stack, base: releases.Release) -> releases.R
     template.write_text(text[:start] + text[end:])
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "the checkout page loses its pay button")
-    return releases.build(repo, stack.var_dir)
+    return releases.build(repo, stack.var_dir), repo
 
 
 def _journeys_spec(stack):
@@ -84,11 +84,11 @@ def test_a_release_whose_checkout_lost_its_pay_button_is_stopped_at_stgs_integra
     assert integration_name(stg.database.name) not in _databases(stack)
     stack.figures["journeys_one_file_seconds"] = passed.figures["journeys_seconds"]
 
-    broken = _release_without_the_pay_button(stack, good)
+    broken, broken_repo = _release_without_the_pay_button(stack, good)  # its commit is in its own clone
     stack.promote_to("stg", broken.id)
     try:
         assert backend.active_release("stg") == broken.id
-        run = pipeline.run_gates(spec, backend, stack.builds.clone, "stg", broken.id)
+        run = pipeline.run_gates(spec, backend, broken_repo, "stg", broken.id)
         failed = run.failed
         print(f"{failed.summary if failed else run} ({failed.seconds if failed else '-'} s)")
         assert failed is not None and failed.check == "integration"
