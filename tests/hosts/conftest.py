@@ -45,7 +45,9 @@ def _stack(variant: Callable[[dict[str, Any]], dict[str, Any]], prefix: str) -> 
     end (a failure too) `wtx down`, every namespace, veth and the bridge removed, every
     process left of the var dir killed, the var dir removed."""
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("network namespaces need root and iproute2")
+        # Not a skip: `make test` (and CI, as root, with .ci/install-deps) must run these.
+        pytest.fail("the hosts tests create network namespaces: run them as root with iproute2 installed "
+                    "(.ci/install-deps installs it)")
     # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
     os.environ.setdefault("WTX_TOOLS_DIR", str(Path(tempfile.gettempdir()) / "wtx-tools"))
     var_dir = Path(tempfile.mkdtemp(prefix=f"wtx-{prefix}-", dir="/tmp"))

@@ -11,7 +11,6 @@ placed before that second.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,7 +31,6 @@ from wtx.backends.local.postgres import PG_BIN, Cluster, as_postgres_cmd
 
 ORDERS_EACH_SIDE = 4
 
-pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgbackrest is installed by .ci/install-deps")
 
 
 @pytest.fixture(scope="module")

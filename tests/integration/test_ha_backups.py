@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -33,7 +32,6 @@ from wtx.backends.local import pgbackrest as pgbr
 from wtx.backends.local.patroni import etcd_program_name, patroni_program_name
 from wtx.backends.local.postgres import PG_BIN, as_postgres_cmd
 
-pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None, reason="pgbackrest is installed by .ci/install-deps")
 FIGURES: dict[str, float] = {}
 
 
