@@ -9,12 +9,12 @@ from __future__ import annotations
 import http.server
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_wtx_pipeline import FakeBackend, fake_release
+from tests.support.loopback_http import serving
 from wtx_testing import ROOT
 
 from wtx import authz_rules, gate_authz, gate_integration, gates
@@ -104,12 +104,8 @@ def site():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.port = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as state.port:
+        yield state
 
 
 class Stg(FakeBackend):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.loopback_http import serving
 from typer.testing import CliRunner
 from wtx_testing import ROOT
 
@@ -330,7 +331,6 @@ def stg_site():
     """A stand-in for stg behind its front door: 403 to any source but 127.0.0.1, 401 without
     credentials, else a page with the headers and cookie the app sends."""
     import http.server
-    import threading
 
     behaviour = {"firewall": True}
 
@@ -352,11 +352,8 @@ def stg_site():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], behaviour
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as port:
+        yield port, behaviour
 
 
 def _security(spec, var_dir, port, deploy_output):

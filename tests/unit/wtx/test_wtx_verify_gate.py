@@ -7,13 +7,13 @@ prd verification is in tests/deploy/test_e_prd_verification.py.
 from __future__ import annotations
 
 import http.server
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from test_wtx_pipeline import FakeBackend, fake_release
+from tests.support.loopback_http import serving
 from wtx_testing import ROOT
 
 from wtx import gate_verify, gates
@@ -133,12 +133,8 @@ def app():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.port = server.server_address[1]
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as state.port:
+        yield state
 
 
 class Prd(FakeBackend):
