@@ -306,6 +306,21 @@ def test_readiness_without_a_budget_is_unready_at_once(settings, clock):
     assert response.status_code == 503 and response.json()["database"] == "unreachable"
 
 
+def test_an_unready_answer_says_why_in_the_log_once_per_interval(settings, clock, monkeypatch, caplog):
+    # The operator reading the app log after a red `wtx status` learns what failed; the
+    # proxy's probe every half second does not flood it.
+    from wondertix.ops import views
+
+    settings.DATABASE_RIDE_THROUGH_S = 0
+    monkeypatch.setattr(views, "_not_ready_logged_at", None)
+    with caplog.at_level("WARNING", logger="wondertix.ops.views"), database_away(None):
+        for _ in range(3):
+            assert Client(raise_request_exception=False).get("/readyz").status_code == 503
+    said = [r.getMessage() for r in caplog.records if r.name == "wondertix.ops.views"]
+    assert len(said) == 1, said
+    assert "OperationalError" in said[0] and LOST.split()[0] in said[0]
+
+
 def test_the_retry_policy_names_only_writes_that_store_a_key():
     from django.test import RequestFactory
 
