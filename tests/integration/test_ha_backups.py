@@ -224,10 +224,16 @@ def test_an_unreachable_backup_repository_fails_backups_not_orders_and_archiving
                 backend.db_backup("prd", "incr")
             writer.wait_writes(time.monotonic())
             FIGURES["repo_unreachable_longest_write_gap_s"] = writer.longest_gap(began)
+            # The operator's view: archiving is failing, so status is red and says so.
+            prd, err, took = _wait_status(stack, 1, 60)
+            assert "WAL archiving failing" in prd["backups"]["problem"] and "WAL archiving failing" in err, err
+            FIGURES["archiving_failing_status_red_s"] = took
         finally:
             repo.repo_path.chmod(mode)
         back = time.monotonic()
         pgbr.check(repo)  # the WAL held back meanwhile is archived, the current segment with it
         FIGURES["repo_back_archive_caught_up_s"] = time.monotonic() - back
+        prd, _, _ = _wait_status(stack, 0, 60)
+        assert prd["backups"]["problem"] == "" and prd["backups"]["wal_archive_age_s"] < 60
     assert backend.db_backup("prd", "incr")["type"] == "incr"
     assert set(writer.acknowledged) <= stack.orders()

@@ -226,7 +226,8 @@ def backups(b: LocalBackend, name: str) -> dict[str, Any]:
 
 def status(b: LocalBackend, env: Environment) -> dict[str, Any] | None:
     """Last backup's and the WAL archive's ages for `wtx status`; `stale` when the last
-    backup is older than backups.max_age_h (or there is none). None: no backups declared."""
+    backup is older than backups.max_age_h (or there is none) or WAL archiving is failing.
+    None: no backups declared."""
     if env.backups is None or not b.owns_cluster(env):
         return None
     repo = repository(b, env)
@@ -249,9 +250,14 @@ def status(b: LocalBackend, env: Environment) -> dict[str, Any] | None:
     try:
         cl = b.cluster(env)
         cl.wait_ready(1)
-        out["wal_archive_age_s"] = pgbr.archive_age_s(cl.psql(pgbr.ARCHIVER_SQL))
+        archiver = pgbr.archiver_state(cl.psql(pgbr.ARCHIVER_SQL))
     except PostgresError:
-        pass  # cluster down: the health column says so
+        return out  # cluster down: the health column says so
+    out["wal_archive_age_s"] = archiver.archived_age_s
+    if archiver.problem:
+        # WAL is piling up in pg_wal and the recovery point stopped moving: red, exit 1.
+        out["stale"] = True
+        out["problem"] = "; ".join(p for p in (out["problem"], archiver.problem) if p)
     return out
 
 
