@@ -224,10 +224,15 @@ def test_an_unreachable_backup_repository_fails_backups_not_orders_and_archiving
                 backend.db_backup("prd", "incr")
             writer.wait_writes(time.monotonic())
             FIGURES["repo_unreachable_longest_write_gap_s"] = writer.longest_gap(began)
-            # The operator's view: archiving is failing, so status is red and says so.
-            prd, err, took = _wait_status(stack, 1, 60)
+            # The operator's view: status is red at once (the repository cannot be read) and,
+            # once PostgreSQL has tried to archive a segment, says archiving is failing.
+            prd, err, _ = _wait_status(stack, 1, 60)
+            deadline = time.monotonic() + 60
+            while "WAL archiving failing" not in prd["backups"]["problem"] and time.monotonic() < deadline:
+                time.sleep(1)
+                _, prd, err = _status(stack)
             assert "WAL archiving failing" in prd["backups"]["problem"] and "WAL archiving failing" in err, err
-            FIGURES["archiving_failing_status_red_s"] = took
+            assert "no backup yet" not in prd["backups"]["problem"], prd["backups"]
         finally:
             repo.repo_path.chmod(mode)
         back = time.monotonic()

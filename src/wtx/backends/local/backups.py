@@ -235,18 +235,21 @@ def status(b: LocalBackend, env: Environment) -> dict[str, Any] | None:
     limit_h = env.backups.max_age_h
     out: dict[str, Any] = {"max_age_h": limit_h, "last_backup": None, "last_backup_age_h": None,
                            "wal_archive_age_s": None, "stale": True, "problem": ""}
+    found: pgbr.Info | None = None
     try:
-        last = pgbr.info(repo).last if repo.config_file.exists() else None
+        found = pgbr.info(repo) if repo.config_file.exists() else None
     except pgbr.BackupError as exc:
-        out["problem"] = str(exc)
-        return out
+        out["problem"] = str(exc)  # the archiver's state below does not need the repository
+    last = found.last if found is not None else None
     if last is not None:
         age_h = last.age_s() / 3600
         out.update(last_backup=f"{last.label} ({last.kind})", last_backup_age_h=round(age_h, 2), stale=age_h > limit_h)
-    if last is None:
+        if out["stale"]:
+            out["problem"] = f"last backup older than {limit_h} h"
+    elif found is not None and found.status not in ("ok", "no valid backups", "missing stanza", ""):
+        out["problem"] = f"the backup repository answers: {found.status}"  # pgBackRest's own word
+    elif not out["problem"]:
         out["problem"] = "no backup yet"
-    elif out["stale"]:
-        out["problem"] = f"last backup older than {limit_h} h"
     try:
         cl = b.cluster(env)
         cl.wait_ready(1)
