@@ -160,7 +160,7 @@
       showNotice("This phone cannot store the scan: write down ticket " + normalized + ".");
       return;
     }
-    showNotice("Ticket " + normalized + " queued (offline): it will be sent when the connection returns.");
+    showNotice("Ticket " + normalized + " queued (offline), not checked yet: it is sent when the connection returns.");
     statusEl.textContent = "No connection. Scans are kept on this phone and sent when it returns.";
     render();
   }
