@@ -118,10 +118,11 @@
   function startCamera() {
     start.classList.add("hidden");
     status.textContent = "Starting the camera…";
-    makeReader().then(function (reader) {
-      readFrame = reader;
-      return navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-    }).then(function (s) {
+    // Ask for the camera first, still inside the tap (iPhone Safari wants the gesture); the
+    // decoder loads meanwhile.
+    var reader = makeReader();
+    reader.catch(function () { /* reported below, once the camera promise chain reaches it */ });
+    navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false }).then(function (s) {
       stream = s;
       s.getTracks().forEach(function (t) { t.addEventListener("ended", stopCamera); });
       video.srcObject = s;
@@ -129,6 +130,9 @@
       stop.classList.remove("hidden");
       return video.play();
     }).then(function () {
+      return reader;
+    }).then(function (read) {
+      readFrame = read;
       status.textContent = "Point the camera at the ticket's QR code.";
       section.setAttribute("data-ready", "1");
       timer = setTimeout(tick, 0);
