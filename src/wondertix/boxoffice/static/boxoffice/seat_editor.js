@@ -14,7 +14,6 @@
 
   function $(id) { return document.getElementById(id); }
   function intOf(id, dflt) { var v = parseInt($(id).value, 10); return isNaN(v) ? dflt : v; }
-  function key(s) { return s.section.name + "\u0000" + s.row + "\u0000" + s.label; }
   function describe(s) {
     return s.section.name + " row " + s.row + " seat " + s.label + ", " + s.category +
       (s.flags.length ? " (" + s.flags.join(", ").replace(/_/g, " ") + ")" : "") +
@@ -77,7 +76,7 @@
       t.textContent = first.row;
     });
     seats.forEach(function (s) {
-      var g = el("g", { "class": "se-seat" + (selected.has(s) ? " se-selected" : "") + (s === cursor ? " se-cursor" : "") + (s.locked ? " se-locked" : ""), "data-key": key(s) }, svg);
+      var g = el("g", { "class": "se-seat" + (selected.has(s) ? " se-selected" : "") + (s === cursor ? " se-cursor" : "") + (s.locked ? " se-locked" : ""), "data-seat": s.section.name + "/" + s.row + "/" + s.label }, svg);
       el("circle", { cx: s.x * UNIT, cy: s.y * UNIT, r: UNIT * 0.4, fill: categoryColor(s.category) }, g);
       var label = el("text", { x: s.x * UNIT, y: s.y * UNIT + 4, "text-anchor": "middle" }, g);
       label.textContent = s.flags.indexOf("accessible") >= 0 ? "♿" : s.label;
@@ -247,15 +246,14 @@
     return p.matrixTransform(svg.getScreenCTM().inverse());
   }
   svg.addEventListener("mousedown", function (ev) {
-    var g = ev.target.closest && ev.target.closest(".se-seat");
-    svg.focus();
+    var g = ev.target.closest && ev.target.closest(".se-seat"), p = point(ev);
+    svg.focus({ preventScroll: true });
     if (g && g.__seat) {
       var s = g.__seat;
       if (ev.shiftKey || ev.ctrlKey || ev.metaKey) { if (selected.has(s)) selected.delete(s); else selected.add(s); }
       else selected = new Set([s]);
       cursor = s; draw(); ev.preventDefault(); return;
     }
-    var p = point(ev);
     drag = { x: p.x, y: p.y, add: ev.shiftKey, rect: el("rect", { "class": "se-band", x: p.x, y: p.y, width: 0, height: 0 }, svg) };
     ev.preventDefault();
   });
