@@ -217,3 +217,14 @@ def test_a_file_imported_into_a_chart_in_use_keeps_its_sold_seats(admin, buyer, 
     page = admin.post(f"/staff/seating/{chart.pk}/import/", {"file": SimpleUploadedFile("c.csv", csv, "text/csv"), "venue": "Test Hall", "name": "Main"}, follow=True)
     assert "Orchestra row C seat 1 (sold)" in page.content.decode()
     assert _snapshot(chart) == before
+
+
+def test_the_editor_page_draws_sold_seats_locked_and_says_the_chart_is_in_use(admin, buyer, good_card):
+    r = make_reserved()
+    sell([LineRequest(r.perf.pk, r.prices["Orchestra"].pk, 1, seat_ids=(r.seats["Orchestra/A/1"],))], CheckoutDetails(buyer=buyer, payment=good_card))
+    html = admin.get(f"/staff/seating/{r.perf.seating_chart_id}/").content.decode()
+    assert "Used by 1 performance" in html and "seat_editor.js" in html
+    start = html.index('<script id="chart-data" type="application/json">') + len('<script id="chart-data" type="application/json">')
+    data = json.loads(html[start : html.index("</script>", start)])
+    assert data["locked"] == {"Orchestra\u0000A\u00001": "sold"}
+    assert data["sold_categories"] == ["Balcony", "Orchestra"]
