@@ -10,7 +10,7 @@
   if (!root) return;
   var svg = document.getElementById("se-map");
   var state = JSON.parse(document.getElementById("chart-data").textContent);
-  var doc, seats, selected, cursor, drag = null;
+  var doc, seats, selected, cursor, soldBy, drag = null;
 
   function $(id) { return document.getElementById(id); }
   function intOf(id, dflt) { var v = parseInt($(id).value, 10); return isNaN(v) ? dflt : v; }
@@ -32,6 +32,7 @@
     });
     selected = new Set();
     cursor = seats[0] || null;
+    soldBy = new Set(doc.categories.filter(function (c) { return data.sold_categories.indexOf(c.name) >= 0; }).map(function (c) { return c.id; }));
     $("chart-name-input").value = doc.name;
     $("chart-venue-input").value = doc.venue;
     renderCategories();
@@ -129,6 +130,7 @@
       rm.type = "button"; rm.className = "btn btn-small btn-danger"; rm.textContent = "Remove";
       rm.setAttribute("aria-label", "Remove category " + c.name);
       rm.addEventListener("click", function () {
+        if (c.id && soldBy.has(c.id)) { say("Price types sell “" + c.name + "”: it cannot be removed (rename it instead).", true); return; }
         if (seats.some(function (s) { return s.category === c.name; })) { say("“" + c.name + "” still has seats: give them another category first.", true); return; }
         doc.categories.splice(i, 1); renderCategories(); draw();
       });
