@@ -14,8 +14,10 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
+from tests.support.seating import chart_document
 
 from wondertix.api.api import api
+from wondertix.catalog import chartfile
 from wondertix.catalog.models import Season, SeasonPrice
 from wondertix.ops import tokens
 from wondertix.payments.models import TerminalPayment
@@ -73,6 +75,8 @@ def world(make_performance):
         "season_id": season.pk, "price_id": season_price.pk, "discount_id": code.pk, "hold_id": hold.pk,
         "patron_id": order.patron_id, "contact_id": order.patron_id, "pk": order.pk,
         "ticket_id": order.tickets.first().pk,
+        # A seating chart: its editor, save, duplicate and import pages answer for a real one.
+        "chart_id": chartfile.save(chartfile.validate(chart_document())).pk,
         # A reader payment already canceled: its pages answer without calling a card service.
         "payment_id": TerminalPayment.objects.create(order=order, reader_id="tmr_x", amount_cents=100, status=TerminalPayment.CANCELED).pk,
     }

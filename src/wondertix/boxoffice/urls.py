@@ -12,6 +12,7 @@ from wondertix.boxoffice.views import (
     emails,
     pos,
     pos_card,
+    seat_editor,
     seating,
 )
 
@@ -55,6 +56,11 @@ urlpatterns = [
     # Point of sale (box office and admins)
     path("seating/", seating.charts, name="seating-charts"),
     path("seating/<int:chart_id>/export/", seating.chart_export, name="seating-chart-export"),
+    path("seating/new/", seat_editor.new_chart, name="seating-chart-new"),
+    path("seating/<int:chart_id>/", seat_editor.editor, name="seating-chart-edit"),
+    path("seating/<int:chart_id>/save/", seat_editor.save, name="seating-chart-save"),
+    path("seating/<int:chart_id>/duplicate/", seat_editor.duplicate, name="seating-chart-duplicate"),
+    path("seating/<int:chart_id>/import/", seat_editor.import_into, name="seating-chart-import"),
     path("pos/", pos.choose, name="pos"),
     path("pos/<int:performance_id>/", pos.sell, name="pos-sell"),
     path("pos/<int:performance_id>/hold/", pos.hold_seats, name="pos-hold"),

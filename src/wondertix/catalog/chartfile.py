@@ -81,6 +81,12 @@ def parse_json(text: str) -> ChartIn:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ChartFileError(f"line {exc.lineno}, column {exc.colno}", f"not valid JSON ({exc.msg})") from None
+    return validate(data)
+
+
+def validate(data: Any) -> ChartIn:
+    """A chart document already decoded (a file's JSON, or the editor's save): the schema and
+    the rules it cannot say, the first fault named by its field path."""
     try:
         chart = ChartIn.model_validate(data)
     except ValidationError as exc:
