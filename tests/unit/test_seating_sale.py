@@ -231,3 +231,29 @@ def test_the_capacity_of_a_reserved_performance_follows_its_chart(clerk):
     update_performance(r.perf.pk, {"capacity": r.perf.capacity, "note": "Matinee"}, actor=clerk)
     r.perf.refresh_from_db()
     assert r.perf.capacity == 40 and r.perf.note == "Matinee"
+
+
+@pytest.mark.parametrize("edit", ["deleted", "recategorised"])
+def test_a_seat_the_editor_changed_while_the_sale_waited_for_the_lock_is_refused_cleanly(buyer, good_card, monkeypatch, edit):
+    # A sale reads its seats, then takes the performance lock; the seat-map editor saves under
+    # that same lock. An edit that committed in between is seen under the lock: 409, nothing sold.
+    from wondertix.catalog.models import Seat
+
+    r = make_reserved()
+    target = r.seats["Orchestra/A/5"]
+    real = inventory.claim_seats
+
+    def edited_first(*args, **kwargs):  # noqa: ANN002, ANN003
+        seat = Seat.objects.get(pk=target)
+        if edit == "deleted":  # as committed by the editor before this sale wrote its tickets
+            Seat.objects.filter(pk=target)._raw_delete(Seat.objects.db)
+        else:
+            seat.category = r.prices["Balcony"].seat_category
+            seat.save(update_fields=["category"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, "claim_seats", edited_first)
+    err = _refused(sell, [_line(r, "Orchestra", "Orchestra/A/4", "Orchestra/A/5")], _details(buyer, good_card))
+    assert err.code == "seat_changed" and err.status == 409
+    assert "choose your seats again" in err.message and err.details["seat_ids"] == [target]
+    assert Order.objects.count() == 0 and Ticket.objects.count() == 0 and SeatClaim.objects.count() == 0

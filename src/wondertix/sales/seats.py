@@ -183,12 +183,31 @@ def _naive_check(wanted: dict[int, list[int]], chosen: ChosenSeats, *, now: date
     time.sleep(UNSAFE_RACE_WINDOW_SECONDS)
 
 
+def ensure_unchanged(chosen: ChosenSeats) -> None:
+    """Under the performance lock: the chosen seats still exist with the category they were
+    priced by. A sale reads its seats before it takes the lock (check_lines); the seat-map
+    editor saves under the same locks, so a seat it deleted or recategorised in between is
+    seen here and refused — never a database error at commit, never a seat sold at another
+    category's price."""
+    if not chosen.seats:
+        return
+    now_in = dict(Seat.objects.filter(pk__in=list(chosen.seats)).values_list("pk", "category_id"))
+    changed = sorted(i for i, seat in chosen.seats.items() if now_in.get(i) != seat.category_id)
+    if changed:
+        raise errors.conflict(
+            "seat_changed",
+            f"The seating plan changed while you were buying ({chosen.describe(changed)}). Please choose your seats again.",
+            seat_ids=changed,
+        )
+
+
 def claim_for_order(tickets: Sequence[Ticket], chosen: ChosenSeats, *, now: datetime, hold_id: int | None) -> None:
     """The seats of an order's tickets, under the performance lock. A hold's own claims are
     given up first (they become the tickets'); nobody else can have taken them while it lived."""
     seated = [t for t in tickets if t.seat_id is not None]
     if not seated:
         return
+    ensure_unchanged(chosen)
     if settings.WONDERTIX_UNSAFE_DISABLE_SALES_LOCK and hold_id is None:
         return  # checked by check_without_constraint, before the counter (test switch)
     if hold_id is not None:
