@@ -32,7 +32,7 @@ from wondertix.sales.models import DiscountCode, Ticket
 
 SEASON_FIELDS = ("name", "slug", "starts_on", "ends_on", "active")
 SEASON_PRICE_FIELDS = ("name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order")
-EVENT_FIELDS = ("title", "slug", "description", "image_url", "duration_minutes", "active", "season_id")
+EVENT_FIELDS = ("title", "slug", "description", "image_url", "image_alt", "duration_minutes", "active", "season_id")
 PERFORMANCE_FIELDS = ("event_id", "starts_at", "on_sale_from", "on_sale_until", "capacity", "status", "note", "tickets_sold")
 PERFORMANCE_EDITABLE = ("starts_at", "on_sale_from", "on_sale_until", "capacity", "note")
 PRICE_TYPE_FIELDS = (

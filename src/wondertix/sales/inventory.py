@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.sales import errors
 from wondertix.sales.models import HoldLine, Ticket
@@ -138,13 +139,17 @@ def _ensure_price_type_limits(
     )
     for pk, limit in limits.items():
         price_types[pk].limit_per_performance = limit
-    limited = {pair for pair in demand if price_types[pair[1]].limit_per_performance is not None}
+    # A performance's own limit for a type (performance_prices) wins over the type's.
+    own = {pair: row.limit_per_performance for pair, row in performance_prices.overrides_for(demand).items()
+           if row.limit_per_performance is not None}
+    limit_of = {pair: own.get(pair, price_types[pair[1]].limit_per_performance) for pair in demand}
+    limited = {pair for pair, limit in limit_of.items() if limit is not None}
     if not limited:
         return
     taken = taken_by_price_type(limited, now, exclude_hold_id, exclude_order_id)
     for pair in sorted(limited):
         pt = price_types[pair[1]]
-        left = max(0, (pt.limit_per_performance or 0) - taken[pair])
+        left = max(0, (limit_of[pair] or 0) - taken[pair])
         if demand[pair] > left:
             raise errors.SaleError(
                 "sold_out",
@@ -293,7 +298,7 @@ def availability_for(performance_ids: Iterable[int], now: datetime | None = None
 def price_type_availability(performance: Performance, price_types: Iterable[PriceType], now: datetime | None = None) -> dict[int, int | None]:
     """Seats left per price type (None = no limit of its own) for one performance."""
     now = now or timezone.now()
-    pts = list(price_types)
+    pts = performance_prices.for_performance(performance.pk, price_types)
     pairs = {(performance.pk, pt.pk) for pt in pts if pt.limit_per_performance is not None}
     taken = taken_by_price_type(pairs, now)
     return {

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
@@ -156,8 +157,9 @@ def _replace(order: Order, provider: Any) -> None:
 def _price(lines: list[LineRequest], price_types: dict[int, PriceType]) -> pricing.Totals:
     """The hold's prices (fixed when the seats were held) and today's fees, as the sale path does."""
     totals = pricing.Totals()
+    sold_as = performance_prices.effective_types(((line.performance_id, line.price_type_id) for line in lines), price_types)
     for line in lines:
-        pt = price_types[line.price_type_id]
+        pt = sold_as[(line.performance_id, line.price_type_id)]
         price = line.unit_price_cents if line.unit_price_cents is not None else pt.price_cents
         for _ in range(line.quantity):
             totals.tickets.append(pricing.PricedTicket(line.performance_id, pt, price, pt.fee_cents))
