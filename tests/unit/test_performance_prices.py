@@ -221,3 +221,26 @@ def test_service_refuses_bad_cents_and_a_price_type_of_another_event(make_perfor
         performance_prices.set_override(perf.pk, other.adult.pk, {"price_cents": 100}, actor=admin_user)
     assert wrong.value.code == "invalid_price_type"
     assert not PerformancePrice.objects.exists()
+
+
+def test_performances_without_their_own_prices_cost_the_sale_path_no_lookup(make_performance, buyer, good_card, admin_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    perf = make_performance()
+    with CaptureQueriesContext(connection) as sale:
+        sell([LineRequest(perf.pk, perf.student.pk, 1)], CheckoutDetails(buyer=buyer, payment=good_card))
+    assert not [q for q in sale.captured_queries if "catalog_performanceprice" in q["sql"]]
+    # The flag follows the overrides: set with the first, cleared with the last.
+    performance_prices.set_override(perf.pk, perf.adult.pk, {"price_cents": 100}, actor=admin_user)
+    performance_prices.set_override(perf.pk, perf.student.pk, {"limit_per_performance": 1}, actor=admin_user)
+    perf.refresh_from_db()
+    assert perf.has_own_prices
+    with pytest.raises(SaleError):  # the Student limit of 1 is already sold
+        sell([LineRequest(perf.pk, perf.student.pk, 1)], CheckoutDetails(buyer=buyer, payment=good_card))
+    performance_prices.clear_override(perf.pk, perf.adult.pk, actor=admin_user)
+    perf.refresh_from_db()
+    assert perf.has_own_prices
+    performance_prices.clear_override(perf.pk, perf.student.pk, actor=admin_user)
+    perf.refresh_from_db()
+    assert not perf.has_own_prices

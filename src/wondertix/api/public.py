@@ -116,7 +116,7 @@ def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -
     state = catalog.states_for([perf])[0]
     pts = catalog.public_price_types(perf)
     left = inventory.price_type_availability(perf, pts)
-    own = performance_prices.overrides_for((perf.pk, pt.pk) for pt in pts)
+    own = performance_prices.overrides_for(((perf.pk, pt.pk) for pt in pts), {perf.pk: perf})
     access_tags.annotate([perf])
     out = _perf_out(state)
     out["price_types"] = [

@@ -101,6 +101,9 @@ class Performance(models.Model):
     # same transaction that writes the tickets, so it always equals the valid ticket count.
     tickets_sold = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ON_SALE)
+    # True while some price type has its own price, fee or limit here (performance_prices).
+    # Lets the sale path skip looking for overrides on the (usual) performances without any.
+    has_own_prices = models.BooleanField(default=False, db_default=False)
     note = models.CharField(max_length=200, blank=True)
     # Reserved seating: the chart whose seats are sold (capacity = its sellable seats plus its
     # standing areas). Empty: general admission.

@@ -41,9 +41,14 @@ def _apply(pt: PriceType, row: PerformancePrice | None) -> PriceType:
     return out
 
 
-def overrides_for(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], PerformancePrice]:
-    """The override rows for these (performance id, price type id) pairs, in one query."""
+def overrides_for(
+    pairs: Iterable[tuple[int, int]], performances: dict[int, Performance] | None = None
+) -> dict[tuple[int, int], PerformancePrice]:
+    """The override rows for these (performance id, price type id) pairs, in one query — none
+    when `performances` (already read) says none of them has any."""
     wanted = set(pairs)
+    if performances is not None:
+        wanted = {pair for pair in wanted if pair[0] not in performances or performances[pair[0]].has_own_prices}
     if not wanted:
         return {}
     rows = PerformancePrice.objects.filter(
@@ -52,18 +57,20 @@ def overrides_for(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Per
     return {(r.performance_id, r.price_type_id): r for r in rows if (r.performance_id, r.price_type_id) in wanted}
 
 
-def effective_types(pairs: Iterable[tuple[int, int]], price_types: dict[int, PriceType]) -> dict[tuple[int, int], PriceType]:
+def effective_types(
+    pairs: Iterable[tuple[int, int]], price_types: dict[int, PriceType], performances: dict[int, Performance] | None = None
+) -> dict[tuple[int, int], PriceType]:
     """Each (performance, price type) pair's price type as sold at that performance."""
     wanted = set(pairs)
-    found = overrides_for(wanted)
+    found = overrides_for(wanted, performances)
     return {pair: _apply(price_types[pair[1]], found.get(pair)) for pair in wanted}
 
 
-def for_performance(performance_id: int, price_types: Iterable[PriceType]) -> list[PriceType]:
+def for_performance(performance: Performance, price_types: Iterable[PriceType]) -> list[PriceType]:
     """A performance's price types with its overrides applied, in the given order."""
     pts = list(price_types)
-    found = overrides_for((performance_id, pt.pk) for pt in pts)
-    return [_apply(pt, found.get((performance_id, pt.pk))) for pt in pts]
+    found = overrides_for(((performance.pk, pt.pk) for pt in pts), {performance.pk: performance})
+    return [_apply(pt, found.get((performance.pk, pt.pk))) for pt in pts]
 
 
 # ---------------------------------------------------------------------------- staff
@@ -135,6 +142,9 @@ def set_override(perf_id: int, price_type_id: int, data: dict[str, Any], *, acto
         for k, v in values.items():
             setattr(row, k, v)
         row.save()
+        if not perf.has_own_prices:
+            perf.has_own_prices = True
+            perf.save(update_fields=["has_own_prices"])
         audit.record("performance_price.set", actor=actor, obj=perf, before={"price_type": pt.pk, **before},
                      after={"price_type": pt.pk, **values})
     return row
@@ -142,11 +152,15 @@ def set_override(perf_id: int, price_type_id: int, data: dict[str, Any], *, acto
 
 def clear_override(perf_id: int, price_type_id: int, *, actor: Actor) -> bool:
     with transaction.atomic():
+        # The performance lock first, as set_override and every sale take it.
+        Performance.objects.select_for_update().filter(pk=perf_id).first()
         row = PerformancePrice.objects.select_for_update().filter(performance_id=perf_id, price_type_id=price_type_id).first()
         if row is None:
             return False
         before = {"price_type": price_type_id, **{k: getattr(row, k) for k in OVERRIDE_FIELDS}}
         row.delete()
+        if not PerformancePrice.objects.filter(performance_id=perf_id).exists():
+            Performance.objects.filter(pk=perf_id).update(has_own_prices=False)
         audit.record("performance_price.cleared", actor=actor, object_type="catalog.performance", object_id=perf_id, before=before)
     return True
 

@@ -65,7 +65,7 @@ def states_for(performances: list[Performance], now: datetime | None = None) -> 
 
 def public_price_types(perf: Performance) -> list[PriceType]:
     """The price types a patron can buy for this performance, priced as sold at it."""
-    return performance_prices.for_performance(perf.pk, perf.event.price_types.filter(active=True, staff_only=False))
+    return performance_prices.for_performance(perf, perf.event.price_types.filter(active=True, staff_only=False))
 
 
 def mark_own_prices(performances: list[Performance]) -> None:

@@ -126,9 +126,9 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
         if chosen is None:
             raise errors.invalid("invalid_price_type", "That ticket type is not sold for the performance you chose.", field="price_type_id")
     if chosen is not None:
-        chosen = performance_prices.for_performance(target.pk, [chosen])[0]
+        chosen = performance_prices.for_performance(target, [chosen])[0]
     # Priced as sold at the target performance (its overrides win).
-    by_name = {pt.name.casefold(): pt for pt in performance_prices.for_performance(target.pk, PriceType.objects.filter(event_id=target.event_id, active=True))}
+    by_name = {pt.name.casefold(): pt for pt in performance_prices.for_performance(target, PriceType.objects.filter(event_id=target.event_id, active=True))}
     lines = []
     for t in sorted(tickets, key=lambda t: t.pk):
         if t.status != Ticket.VALID:

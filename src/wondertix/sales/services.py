@@ -226,7 +226,7 @@ def _create_hold(
             _ensure_on_sale(perf, now, staff=staff)
         price_types = _load_price_types(lines, performances, staff=staff)
         chosen = seats.check_lines(lines, performances, price_types, staff=staff)
-        sold_as = performance_prices.effective_types(_demand(lines), price_types)
+        sold_as = performance_prices.effective_types(_demand(lines), price_types, performances)
         unit_prices = [pricing.unit_price(sold_as[(line.performance_id, line.price_type_id)], line.unit_price_cents) for line in lines]
         inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
         seats.ensure_category_limits(_demand(lines), price_types, now=now)
@@ -362,7 +362,7 @@ def _place_order(
     ticket_seats: list[int | None] = []
 
     totals = pricing.Totals(donation_cents=donation)
-    sold_as = performance_prices.effective_types(demand, price_types)
+    sold_as = performance_prices.effective_types(demand, price_types, performances)
     for line in lines:
         pt = sold_as[(line.performance_id, line.price_type_id)]
         if price_overrides and pt.pk in price_overrides:

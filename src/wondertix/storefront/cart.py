@@ -158,7 +158,8 @@ def load(session: SessionBase) -> Cart:
     if not rows or hold.is_expired():
         return Cart(EXPIRED, hold=hold)
     sold_as = performance_prices.effective_types(
-        ((row.performance_id, row.price_type_id) for row in rows), {row.price_type_id: row.price_type for row in rows}
+        ((row.performance_id, row.price_type_id) for row in rows), {row.price_type_id: row.price_type for row in rows},
+        {row.performance_id: row.performance for row in rows},
     )
     lines = [
         CartLine(row.performance, row.price_type, row.quantity, row.unit_price_cents, sold_as[(row.performance_id, row.price_type_id)].fee_cents)
@@ -175,7 +176,7 @@ def preview(lines: list[LineRequest]) -> list[CartLine]:
     types = {t.pk: t for t in PriceType.objects.filter(pk__in={x.price_type_id for x in lines})}
     out = []
     sold_as = performance_prices.effective_types(
-        ((x.performance_id, x.price_type_id) for x in lines if x.performance_id in perfs and x.price_type_id in types), types
+        ((x.performance_id, x.price_type_id) for x in lines if x.performance_id in perfs and x.price_type_id in types), types, perfs
     )
     for x in lines:
         perf, pt = perfs.get(x.performance_id), types.get(x.price_type_id)

@@ -37,7 +37,7 @@ class AccessForm(forms.Form):
 def _rows(perf: Performance, bound: tuple[int, OverrideForm] | None) -> list[dict[str, Any]]:
     pts = list(perf.event.price_types.all())
     own = {r.price_type_id: r for r in PerformancePrice.objects.filter(performance=perf)}
-    effective = {pt.pk: pt for pt in performance_prices.for_performance(perf.pk, pts)}
+    effective = {pt.pk: pt for pt in performance_prices.for_performance(perf, pts)}
     rows = []
     for pt in pts:
         row = own.get(pt.pk)

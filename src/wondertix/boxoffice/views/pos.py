@@ -60,7 +60,7 @@ def _int(value: str) -> int:
 @sellers
 def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
-    price_types = performance_prices.for_performance(perf.pk, perf.event.price_types.filter(active=True))
+    price_types = performance_prices.for_performance(perf, perf.event.price_types.filter(active=True))
     patron_id = request.POST.get("patron_id") or request.GET.get("patron") or ""
     patron_pk = parse_id(patron_id)
     patron = Patron.objects.filter(pk=patron_pk).first() if patron_pk else None
