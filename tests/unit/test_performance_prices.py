@@ -244,3 +244,16 @@ def test_performances_without_their_own_prices_cost_the_sale_path_no_lookup(make
     performance_prices.clear_override(perf.pk, perf.student.pk, actor=admin_user)
     perf.refresh_from_db()
     assert not perf.has_own_prices
+
+
+def test_lowering_a_type_limit_ignores_performances_with_their_own(shows, buyer, good_card, admin_user):
+    from wondertix.catalog import staff
+
+    weekday, saturday = shows  # Student: at most 3 per performance
+    performance_prices.set_override(saturday.pk, saturday.student.pk, {"limit_per_performance": 6}, actor=admin_user)
+    sell([LineRequest(saturday.pk, saturday.student.pk, 5)], CheckoutDetails(buyer=buyer, payment=good_card))
+    sell([LineRequest(weekday.pk, weekday.student.pk, 2)], CheckoutDetails(buyer=buyer, payment=good_card))
+    with pytest.raises(SaleError) as refused:  # the weekday, under the type's limit, has sold 2
+        staff.update_price_type(weekday.student.pk, {"limit_per_performance": 1}, actor=admin_user)
+    assert refused.value.code == "limit_below_sold" and refused.value.details["sold"] == 2
+    assert staff.update_price_type(weekday.student.pk, {"limit_per_performance": 2}, actor=admin_user).limit_per_performance == 2

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
+from wondertix.catalog.performance_models import PerformancePrice
 from wondertix.ops import audit
 from wondertix.ops.audit import Actor
 from wondertix.sales import errors
@@ -449,8 +450,11 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
         new_limit = changes.get("limit_per_performance", pt.limit_per_performance)
         if "limit_per_performance" in changes and new_limit is not None:
             lock_performances(Performance.objects.filter(event_id=pt.event_id).values_list("pk", flat=True))
+            # Performances with their own limit for this type (performance_prices) keep it.
+            own_limit = PerformancePrice.objects.filter(price_type_id=pt.pk, limit_per_performance__isnull=False).values("performance_id")
             most = (
                 Ticket.objects.filter(price_type_id=pt.pk, status=Ticket.VALID)
+                .exclude(performance_id__in=own_limit)
                 .values("performance_id").annotate(n=Count("id")).order_by("-n").first()
             )
             if most and new_limit < most["n"]:
