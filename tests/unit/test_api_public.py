@@ -66,13 +66,14 @@ def test_events_list_shows_upcoming_performances_with_availability(api, make_per
         "status": "on_sale",
         "capacity": 10,
         "available": 7,
+        "access": [],
     }
 
 
 def test_events_list_reads_availability_once_for_all_events(api, make_performance, django_assert_max_num_queries):
     for _ in range(4):
         make_performance()
-    with django_assert_max_num_queries(4):  # events, their performances, held seats, counters
+    with django_assert_max_num_queries(5):  # events, their performances, access tags, held seats, counters
         assert len(api.get("/api/v1/events").json()) == 4
 
 

@@ -11,6 +11,8 @@ from django.utils import timezone
 from ninja import Header, Path, Query, Router
 
 from wondertix.api import schemas as s
+from wondertix.catalog import access as access_tags
+from wondertix.catalog import performance_prices
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event, Performance, Seat
 from wondertix.ops.middleware import client_of
@@ -53,6 +55,7 @@ def _perf_out(state: catalog.PerformanceState) -> dict:
         "status": state.status,
         "capacity": p.capacity,
         "available": state.available,
+        "access": [{"code": c, "label": label} for c, label in getattr(p, "access", [])],
     }
 
 
@@ -63,21 +66,31 @@ def _event_out(event: Event, states: dict[int, catalog.PerformanceState]) -> dic
         "title": event.title,
         "description": event.description,
         "image_url": event.image_url,
+        "image_alt": event.image_alt if event.image_url else "",
         "season": event.season.name if event.season else None,
         "performances": [_perf_out(states[p.pk]) for p in event.upcoming],  # type: ignore[attr-defined]
     }
 
 
-def _events_out(events: list[Event]) -> list[dict]:
-    # One availability read for every listed performance, not one per event.
+def _events_out(events: list[Event], only_access: str | None = None) -> list[dict]:
     perfs = [p for e in events for p in e.upcoming]  # type: ignore[attr-defined]
+    access_tags.annotate(perfs)
+    if only_access:
+        for e in events:
+            e.upcoming = [p for p in e.upcoming if any(c == only_access for c, _ in p.access)]  # type: ignore[attr-defined]
+        events = [e for e in events if e.upcoming]  # type: ignore[attr-defined]
+        perfs = [p for e in events for p in e.upcoming]  # type: ignore[attr-defined]
+    # One availability read for every listed performance, not one per event.
     states = {st.performance.pk: st for st in catalog.states_for(perfs)}
     return [_event_out(e, states) for e in events]
 
 
-@router.get("/events", response={200: list[s.EventOut], **s.answers(503)}, summary="Events on sale, with their upcoming performances")
-def list_events(request: HttpRequest) -> list[dict]:
-    return _events_out(list(catalog.public_events()))
+@router.get("/events", response={200: list[s.EventOut], **s.answers(422, 503)}, summary="Events on sale, with their upcoming performances")
+def list_events(
+    request: HttpRequest,
+    access: str | None = Query(None, max_length=40, description="Only performances with this accessibility tag (asl, captioned, audio_described, relaxed)"),
+) -> list[dict]:
+    return _events_out(list(catalog.public_events()), access_tags.parse_filter(access))
 
 
 @router.get("/events/{slug}", response={200: s.EventOut, **s.answers(404, 503)}, summary="One event by its slug")
@@ -103,6 +116,8 @@ def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -
     state = catalog.states_for([perf])[0]
     pts = catalog.public_price_types(perf)
     left = inventory.price_type_availability(perf, pts)
+    own = performance_prices.overrides_for(((perf.pk, pt.pk) for pt in pts), {perf.pk: perf})
+    access_tags.annotate([perf])
     out = _perf_out(state)
     out["price_types"] = [
         {
@@ -116,6 +131,7 @@ def get_performance(request: HttpRequest, performance_id: int = PerformanceId) -
             "max_price_cents": pt.max_price_cents,
             "limit_per_performance": pt.limit_per_performance,
             "available": None if left[pt.pk] is None else min(left[pt.pk] or 0, state.available),
+            "performance_price": (perf.pk, pt.pk) in own,
         }
         for pt in pts
     ]
@@ -357,9 +373,14 @@ def get_order(request: HttpRequest, token: str) -> dict:
 def list_performances(
     request: HttpRequest,
     event_id: int | None = Query(None, ge=1, le=s.MAX_ID, description="Only this event's performances"),
+    access: str | None = Query(None, max_length=40, description="Only performances with this accessibility tag (asl, captioned, audio_described, relaxed)"),
 ) -> list[dict]:
+    wanted = access_tags.parse_filter(access)
     qs = Performance.objects.select_related("event").filter(event__active=True, starts_at__gt=timezone.now())
     if event_id is not None:
         qs = qs.filter(event_id=event_id)
+    if wanted:
+        qs = qs.filter(access_tags__tag=wanted)
     perfs = list(qs.order_by("starts_at", "pk"))
+    access_tags.annotate(perfs)
     return [_perf_out(st) for st in catalog.states_for(perfs)]

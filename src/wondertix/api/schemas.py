@@ -36,13 +36,19 @@ class PriceTypeOut(Schema):
     id: int
     name: str
     description: str
-    price_cents: int
-    fee_cents: int
+    price_cents: int = Field(..., description="The price at this performance (its own price where staff set one)")
+    fee_cents: int = Field(..., description="The online fee per ticket at this performance")
     pay_what_you_can: bool
     min_price_cents: int
     max_price_cents: int
-    limit_per_performance: int | None
+    limit_per_performance: int | None = Field(..., description="Most tickets of this type for this performance (null: no limit)")
+    performance_price: bool = Field(False, description="True when this performance overrides the type's price, fee or limit")
     available: int | None = Field(None, description="Seats left for this type (null: no limit of its own)")
+
+
+class AccessTagOut(Schema):
+    code: str = Field(..., description="asl, captioned, audio_described or relaxed (more may be added)")
+    label: str
 
 
 class PerformanceOut(Schema):
@@ -55,6 +61,7 @@ class PerformanceOut(Schema):
     status: str = Field(..., description="on_sale, sold_out, not_on_sale_yet, sales_closed or canceled")
     capacity: int
     available: int
+    access: list[AccessTagOut] = Field([], description="Accessibility of this performance (ASL-interpreted, captioned…)")
 
 
 class PerformanceDetailOut(PerformanceOut):
@@ -67,6 +74,7 @@ class EventOut(Schema):
     title: str
     description: str
     image_url: str
+    image_alt: str = Field("", description="Text alternative of the image (for screen readers)")
     season: str | None
     performances: list[PerformanceOut]
 

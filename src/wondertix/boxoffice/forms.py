@@ -71,11 +71,12 @@ class EventForm(forms.ModelForm):
     class Meta:
         formfield_callback = strict_formfield
         model = Event
-        fields = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
+        fields = ["title", "slug", "season", "description", "image_url", "image_alt", "duration_minutes"]
         labels = {"slug": "Short name for web addresses", "image_url": "Image (a path under static/ or a web address)",
-                  "duration_minutes": "Running time (minutes)"}
+                  "image_alt": "Image description (alt text)", "duration_minutes": "Running time (minutes)"}
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
-        help_texts = {"slug": "The event's web address (/events/<slug>/). Leave empty to make one from the title."}
+        help_texts = {"slug": "The event's web address (/events/<slug>/). Leave empty to make one from the title.",
+                      "image_alt": "What the image shows, read aloud to patrons who cannot see it. Required with an image."}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -32,6 +32,8 @@ class Event(models.Model):
     description = models.TextField(blank=True)
     # A path under static/ or an absolute URL; the storefront shows a placeholder when empty.
     image_url = models.CharField(max_length=500, blank=True)
+    # Read aloud by screen readers in place of the image; required whenever image_url is set.
+    image_alt = models.CharField(max_length=300, blank=True, default="", db_default="")
     duration_minutes = models.PositiveIntegerField(null=True, blank=True)
     active = models.BooleanField(default=False, help_text="Shown on the storefront and on sale.")
 
@@ -40,6 +42,12 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.image_url.strip() and not self.image_alt.strip():
+            raise ValidationError({"image_alt": "Describe the image for patrons who cannot see it (alt text), or remove the image."})
 
 
 class PriceType(models.Model):
@@ -93,6 +101,9 @@ class Performance(models.Model):
     # same transaction that writes the tickets, so it always equals the valid ticket count.
     tickets_sold = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=ON_SALE)
+    # True while some price type has its own price, fee or limit here (performance_prices).
+    # Lets the sale path skip looking for overrides on the (usual) performances without any.
+    has_own_prices = models.BooleanField(default=False, db_default=False)
     note = models.CharField(max_length=200, blank=True)
     # Reserved seating: the chart whose seats are sold (capacity = its sellable seats plus its
     # standing areas). Empty: general admission.
@@ -143,5 +154,6 @@ class SeasonPrice(models.Model):
         return f"{self.name} ({self.season})"
 
 
-# Reserved seating lives in its own module; imported here so Django sees the models.
+# Reserved seating and per-performance prices/tags live in their own modules; imported here so Django sees the models.
+from wondertix.catalog.performance_models import ACCESS_TAGS, PerformancePrice, PerformanceTag  # noqa: E402, F401
 from wondertix.catalog.seating_models import Seat, SeatCategory, SeatingChart, Section, Venue  # noqa: E402, F401

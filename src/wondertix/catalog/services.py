@@ -8,7 +8,8 @@ from datetime import datetime
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from wondertix.catalog.models import Event, Performance, PriceType
+from wondertix.catalog import performance_prices
+from wondertix.catalog.models import Event, Performance, PerformancePrice, PriceType
 from wondertix.sales import inventory
 
 ON_SALE = "on_sale"
@@ -63,7 +64,20 @@ def states_for(performances: list[Performance], now: datetime | None = None) -> 
 
 
 def public_price_types(perf: Performance) -> list[PriceType]:
-    return list(perf.event.price_types.filter(active=True, staff_only=False))
+    """The price types a patron can buy for this performance, priced as sold at it."""
+    return performance_prices.for_performance(perf, perf.event.price_types.filter(active=True, staff_only=False))
+
+
+def mark_own_prices(performances: list[Performance]) -> None:
+    """Set `own_prices` on each performance whose price for some type differs from the list
+    price (a preview, a Saturday night): the event page says so next to that date."""
+    ids = set(
+        PerformancePrice.objects.filter(performance__in=performances)
+        .exclude(price_cents__isnull=True, fee_cents__isnull=True)
+        .values_list("performance_id", flat=True)
+    )
+    for p in performances:
+        p.own_prices = p.pk in ids  # type: ignore[attr-defined]
 
 
 def get_public_performance(pk: int) -> Performance | None:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
+from wondertix.catalog.performance_models import PerformancePrice
 from wondertix.ops import audit
 from wondertix.ops.audit import Actor
 from wondertix.sales import errors
@@ -32,7 +33,7 @@ from wondertix.sales.models import DiscountCode, Ticket
 
 SEASON_FIELDS = ("name", "slug", "starts_on", "ends_on", "active")
 SEASON_PRICE_FIELDS = ("name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order")
-EVENT_FIELDS = ("title", "slug", "description", "image_url", "duration_minutes", "active", "season_id")
+EVENT_FIELDS = ("title", "slug", "description", "image_url", "image_alt", "duration_minutes", "active", "season_id")
 PERFORMANCE_FIELDS = ("event_id", "starts_at", "on_sale_from", "on_sale_until", "capacity", "status", "note", "tickets_sold")
 PERFORMANCE_EDITABLE = ("starts_at", "on_sale_from", "on_sale_until", "capacity", "note")
 PRICE_TYPE_FIELDS = (
@@ -449,8 +450,11 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
         new_limit = changes.get("limit_per_performance", pt.limit_per_performance)
         if "limit_per_performance" in changes and new_limit is not None:
             lock_performances(Performance.objects.filter(event_id=pt.event_id).values_list("pk", flat=True))
+            # Performances with their own limit for this type (performance_prices) keep it.
+            own_limit = PerformancePrice.objects.filter(price_type_id=pt.pk, limit_per_performance__isnull=False).values("performance_id")
             most = (
                 Ticket.objects.filter(price_type_id=pt.pk, status=Ticket.VALID)
+                .exclude(performance_id__in=own_limit)
                 .values("performance_id").annotate(n=Count("id")).order_by("-n").first()
             )
             if most and new_limit < most["n"]:

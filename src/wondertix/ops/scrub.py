@@ -136,10 +136,11 @@ EMPTIED: dict[str, str] = {
 # Text fields that identify no one: the catalog, statuses, codes, random keys.
 NOT_PERSONAL: dict[str, set[str]] = {
     "catalog.season": {"name", "slug"},
-    "catalog.event": {"title", "slug", "description", "image_url"},
+    "catalog.event": {"title", "slug", "description", "image_url", "image_alt"},
     "catalog.pricetype": {"name", "description"},
     "catalog.performance": {"status", "note"},
     "catalog.seasonprice": {"name"},
+    "catalog.performancetag": {"tag"},
     # Reserved seating: the theater's rooms and seat plans.
     "catalog.venue": {"name", "address"},
     "catalog.seatingchart": {"name"},

@@ -26,6 +26,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.idempotency import find_by_key, run_once
 from wondertix.money import format_cents
@@ -124,7 +125,10 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
         chosen = PriceType.objects.filter(pk=request.price_type_id, event_id=target.event_id, active=True).first()
         if chosen is None:
             raise errors.invalid("invalid_price_type", "That ticket type is not sold for the performance you chose.", field="price_type_id")
-    by_name = {pt.name.casefold(): pt for pt in PriceType.objects.filter(event_id=target.event_id, active=True)}
+    if chosen is not None:
+        chosen = performance_prices.for_performance(target, [chosen])[0]
+    # Priced as sold at the target performance (its overrides win).
+    by_name = {pt.name.casefold(): pt for pt in performance_prices.for_performance(target, PriceType.objects.filter(event_id=target.event_id, active=True))}
     lines = []
     for t in sorted(tickets, key=lambda t: t.pk):
         if t.status != Ticket.VALID:

@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.sales import errors
 from wondertix.sales.models import HoldLine, Ticket
@@ -103,7 +104,7 @@ def ensure_capacity(
         left = perf.capacity - perf.tickets_sold - held.get(perf_id, 0)
         if qty > left:
             raise _seats_left(perf_id, left)
-    _ensure_price_type_limits(demand, price_types, now=now, exclude_hold_id=exclude_hold_id)
+    _ensure_price_type_limits(demand, price_types, performances, now=now, exclude_hold_id=exclude_hold_id)
 
 
 def _per_performance(demand: dict[tuple[int, int], int]) -> dict[int, int]:
@@ -126,6 +127,7 @@ def _seats_left(perf_id: int, left: int) -> errors.SaleError:
 def _ensure_price_type_limits(
     demand: dict[tuple[int, int], int],
     price_types: dict[int, PriceType],
+    performances: dict[int, Performance],
     *,
     now: datetime,
     exclude_hold_id: int | None = None,
@@ -138,13 +140,17 @@ def _ensure_price_type_limits(
     )
     for pk, limit in limits.items():
         price_types[pk].limit_per_performance = limit
-    limited = {pair for pair in demand if price_types[pair[1]].limit_per_performance is not None}
+    # A performance's own limit for a type (performance_prices) wins over the type's.
+    own = {pair: row.limit_per_performance for pair, row in performance_prices.overrides_for(demand, performances).items()
+           if row.limit_per_performance is not None}
+    limit_of = {pair: own.get(pair, price_types[pair[1]].limit_per_performance) for pair in demand}
+    limited = {pair for pair, limit in limit_of.items() if limit is not None}
     if not limited:
         return
     taken = taken_by_price_type(limited, now, exclude_hold_id, exclude_order_id)
     for pair in sorted(limited):
         pt = price_types[pair[1]]
-        left = max(0, (pt.limit_per_performance or 0) - taken[pair])
+        left = max(0, (limit_of[pair] or 0) - taken[pair])
         if demand[pair] > left:
             raise errors.SaleError(
                 "sold_out",
@@ -209,21 +215,23 @@ def claim_seats(
             cursor.execute(
                 f'UPDATE "{table}" SET "tickets_sold" = "tickets_sold" + %s '  # noqa: S608 - table name from the model
                 f'WHERE "id" = %s AND "status" <> %s AND "tickets_sold" + %s <= "capacity" '
-                f'RETURNING "tickets_sold", "capacity"',
+                f'RETURNING "tickets_sold", "capacity", "has_own_prices"',
                 [qty, perf_id, Performance.CANCELED, qty],
             )
             row = cursor.fetchone()
             if row is None:
                 _refuse(perf_id, now, exclude_hold_id)
             else:
-                performances[perf_id].tickets_sold, performances[perf_id].capacity = row
+                perf = performances[perf_id]
+                # has_own_prices as of the lock: a performance limit set meanwhile still binds.
+                perf.tickets_sold, perf.capacity, perf.has_own_prices = row
     held = _held_now(list(per_performance), now, exclude_hold_id)
     for perf_id, qty in per_performance.items():
         perf = performances[perf_id]
         # The counter already includes this sale.
         if perf.tickets_sold + held.get(perf_id, 0) > perf.capacity:
             raise _seats_left(perf_id, perf.capacity - (perf.tickets_sold - qty) - held.get(perf_id, 0))
-    _ensure_price_type_limits(demand, price_types, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=exclude_order_id)
+    _ensure_price_type_limits(demand, price_types, performances, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=exclude_order_id)
 
 
 def _held_now(performance_ids: list[int], now: datetime, exclude_hold_id: int | None) -> dict[int, int]:
@@ -271,7 +279,7 @@ def _claim_without_lock(
         perf = performances[perf_id]
         if qty > perf.capacity - perf.tickets_sold - held.get(perf_id, 0):
             raise _seats_left(perf_id, perf.capacity - perf.tickets_sold - held.get(perf_id, 0))
-    _ensure_price_type_limits(demand, price_types, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=exclude_order_id)
+    _ensure_price_type_limits(demand, price_types, performances, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=exclude_order_id)
     time.sleep(UNSAFE_RACE_WINDOW_SECONDS)
     for perf_id, qty in per_performance.items():
         perf = performances[perf_id]
@@ -293,7 +301,7 @@ def availability_for(performance_ids: Iterable[int], now: datetime | None = None
 def price_type_availability(performance: Performance, price_types: Iterable[PriceType], now: datetime | None = None) -> dict[int, int | None]:
     """Seats left per price type (None = no limit of its own) for one performance."""
     now = now or timezone.now()
-    pts = list(price_types)
+    pts = performance_prices.for_performance(performance, price_types)
     pairs = {(performance.pk, pt.pk) for pt in pts if pt.limit_per_performance is not None}
     taken = taken_by_price_type(pairs, now)
     return {

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
@@ -153,11 +154,12 @@ def _replace(order: Order, provider: Any) -> None:
             _cancel(locked, "replaced by a new checkout of the same cart", release_hold=False)
 
 
-def _price(lines: list[LineRequest], price_types: dict[int, PriceType]) -> pricing.Totals:
+def _price(lines: list[LineRequest], price_types: dict[int, PriceType], performances: dict[int, Performance]) -> pricing.Totals:
     """The hold's prices (fixed when the seats were held) and today's fees, as the sale path does."""
     totals = pricing.Totals()
+    sold_as = performance_prices.effective_types(((line.performance_id, line.price_type_id) for line in lines), price_types, performances)
     for line in lines:
-        pt = price_types[line.price_type_id]
+        pt = sold_as[(line.performance_id, line.price_type_id)]
         price = line.unit_price_cents if line.unit_price_cents is not None else pt.price_cents
         for _ in range(line.quantity):
             totals.tickets.append(pricing.PricedTicket(line.performance_id, pt, price, pt.fee_cents))
@@ -199,7 +201,7 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
             demand[(line.performance_id, line.price_type_id)] += line.quantity
         inventory.ensure_capacity(performances, dict(demand), price_types, now=now, exclude_hold_id=hold.pk)
 
-        totals = _price(lines, price_types)
+        totals = _price(lines, price_types, performances)
         totals.donation_cents = donation
         if discount is not None:
             discount = DiscountCode.objects.select_for_update().get(pk=discount.pk)

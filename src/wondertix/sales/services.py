@@ -24,6 +24,7 @@ from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.idempotency import find_by_key, run_once
 from wondertix.ops import audit, metrics
@@ -225,7 +226,8 @@ def _create_hold(
             _ensure_on_sale(perf, now, staff=staff)
         price_types = _load_price_types(lines, performances, staff=staff)
         chosen = seats.check_lines(lines, performances, price_types, staff=staff)
-        unit_prices = [pricing.unit_price(price_types[line.price_type_id], line.unit_price_cents) for line in lines]
+        sold_as = performance_prices.effective_types(_demand(lines), price_types, performances)
+        unit_prices = [pricing.unit_price(sold_as[(line.performance_id, line.price_type_id)], line.unit_price_cents) for line in lines]
         inventory.ensure_capacity(performances, _demand(lines), price_types, now=now)
         seats.ensure_category_limits(_demand(lines), price_types, now=now)
         hold = Hold.objects.create(
@@ -360,8 +362,9 @@ def _place_order(
     ticket_seats: list[int | None] = []
 
     totals = pricing.Totals(donation_cents=donation)
+    sold_as = performance_prices.effective_types(demand, price_types, performances)
     for line in lines:
-        pt = price_types[line.price_type_id]
+        pt = sold_as[(line.performance_id, line.price_type_id)]
         if price_overrides and pt.pk in price_overrides:
             price = price_overrides[pt.pk]
         elif hold is not None:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from wondertix.catalog import access
 from wondertix.money import format_cents
 from wondertix.payments import simulated
 from wondertix.sales.models import Order, Ticket
@@ -108,6 +109,8 @@ def faces(order: Order, tickets: list[Ticket]) -> list[TicketFace]:
         per_performance[t.performance_id] = per_performance.get(t.performance_id, 0) + 1
     seen: dict[int, int] = {}
     accessibility = _accessibility(order)
+    # The performance's own accessibility (ASL-interpreted, captioned…), first on its tickets.
+    tags = access.tags_by_performance({t.performance_id for t in tickets})
     mark = simulated.TEST_MARK if simulated.payments_are_simulated() else ""
     result = []
     for t in tickets:
@@ -125,7 +128,7 @@ def faces(order: Order, tickets: list[Ticket]) -> list[TicketFace]:
             buyer_name=order.buyer_name,
             venue=settings.THEATER_VENUE,
             address=settings.THEATER_ADDRESS,
-            accessibility=accessibility,
+            accessibility=[f"Accessibility: {access.label(code)}" for code in tags[t.performance_id]] + accessibility,
             performance_note=perf.note,
             number=seen[t.performance_id],
             of=per_performance[t.performance_id],

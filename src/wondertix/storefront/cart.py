@@ -15,6 +15,7 @@ from typing import Any
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
 
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.sales import pricing
 from wondertix.sales.models import Hold, Order
@@ -156,8 +157,12 @@ def load(session: SessionBase) -> Cart:
     rows = list(hold.lines.select_related("performance__event", "price_type").order_by("performance__starts_at", "price_type__sort_order", "pk"))
     if not rows or hold.is_expired():
         return Cart(EXPIRED, hold=hold)
+    sold_as = performance_prices.effective_types(
+        ((row.performance_id, row.price_type_id) for row in rows), {row.price_type_id: row.price_type for row in rows},
+        {row.performance_id: row.performance for row in rows},
+    )
     lines = [
-        CartLine(row.performance, row.price_type, row.quantity, row.unit_price_cents, row.price_type.fee_cents)
+        CartLine(row.performance, row.price_type, row.quantity, row.unit_price_cents, sold_as[(row.performance_id, row.price_type_id)].fee_cents)
         for row in rows
     ]
     return Cart(ACTIVE, hold=hold, lines=lines)
@@ -170,10 +175,14 @@ def preview(lines: list[LineRequest]) -> list[CartLine]:
     perfs = {p.pk: p for p in Performance.objects.filter(pk__in={x.performance_id for x in lines}).select_related("event")}
     types = {t.pk: t for t in PriceType.objects.filter(pk__in={x.price_type_id for x in lines})}
     out = []
+    sold_as = performance_prices.effective_types(
+        ((x.performance_id, x.price_type_id) for x in lines if x.performance_id in perfs and x.price_type_id in types), types, perfs
+    )
     for x in lines:
         perf, pt = perfs.get(x.performance_id), types.get(x.price_type_id)
         if perf is None or pt is None:
             continue
+        pt = sold_as[(x.performance_id, x.price_type_id)]
         price = x.unit_price_cents if x.unit_price_cents is not None else pt.price_cents
         out.append(CartLine(perf, pt, x.quantity, price, pt.fee_cents))
     return out

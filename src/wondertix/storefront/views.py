@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from wondertix.catalog import access
 from wondertix.catalog import services as catalog
 from wondertix.catalog.models import Event
 from wondertix.money import format_cents
@@ -71,11 +72,17 @@ def _add_sale_error(form: Any, exc: errors.SaleError, mapping: dict[str, str]) -
 @require_GET
 def events(request: HttpRequest) -> HttpResponse:
     listing: list[dict[str, Any]] = []
+    try:
+        wanted = access.parse_filter(request.GET.get("access"))
+    except errors.SaleError as exc:
+        return _page(request, "storefront/events.html", {"listing": [], "access_tags": access.ACCESS_TAGS, "access_error": exc.message}, 400)
     events_on = list(catalog.public_events())
+    perfs = [p for e in events_on for p in e.upcoming]  # type: ignore[attr-defined]
+    access.annotate(perfs)
     # One availability read for every listed performance, not one per event.
-    all_states = {s.performance.pk: s for s in catalog.states_for([p for e in events_on for p in e.upcoming])}  # type: ignore[attr-defined]
+    all_states = {s.performance.pk: s for s in catalog.states_for(perfs)}
     for event in events_on:
-        states = [all_states[p.pk] for p in event.upcoming]  # type: ignore[attr-defined]
+        states = [all_states[p.pk] for p in event.upcoming if not wanted or any(c == wanted for c, _ in p.access)]  # type: ignore[attr-defined]
         if not states:
             continue
         buyable = [s for s in states if s.buyable]
@@ -91,13 +98,17 @@ def events(request: HttpRequest) -> HttpResponse:
             }
         )
     listing.sort(key=lambda item: item["first"])
-    return _page(request, "storefront/events.html", {"listing": listing})
+    return _page(request, "storefront/events.html", {
+        "listing": listing, "access_tags": access.ACCESS_TAGS, "access": wanted, "access_label": access.label(wanted) if wanted else "",
+    })
 
 
 @require_GET
 def event_detail(request: HttpRequest, slug: str) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("season"), slug=slug, active=True)
     upcoming = list(event.performances.filter(starts_at__gt=timezone.now()).select_related("event").order_by("starts_at"))
+    access.annotate(upcoming)
+    catalog.mark_own_prices(upcoming)
     states = catalog.states_for(upcoming)
     price_types = list(event.price_types.filter(active=True, staff_only=False))
     return _page(request, "storefront/event.html", {"event": event, "states": states, "price_types": price_types})
@@ -136,6 +147,7 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
     if perf is None:
         raise Http404("No such performance")
     state = catalog.states_for([perf])[0]
+    access.annotate([perf])
     form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
     if perf.seating_chart_id is not None:
         # Reserved seats are chosen on a seat map, which this page does not have yet: no form

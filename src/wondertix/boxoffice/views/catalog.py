@@ -19,7 +19,7 @@ from wondertix.sales.models import DiscountCode, Order
 
 admin_only = require_role(ADMIN)
 
-EVENT_FIELDS = ["title", "slug", "season", "description", "image_url", "duration_minutes"]
+EVENT_FIELDS = ["title", "slug", "season", "description", "image_url", "image_alt", "duration_minutes"]
 PERF_FIELDS = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
 PT_FIELDS = ["name", "description", "price_cents", "fee_cents", "limit_per_performance", "pay_what_you_can",
              "min_price_cents", "max_price_cents", "staff_only", "sort_order"]

@@ -17,6 +17,7 @@ from wondertix.boxoffice import pos
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.boxoffice.views import pos_card as card_views
 from wondertix.boxoffice.views.common import attempt
+from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance
 from wondertix.money import parse_amount, parse_count, parse_id
 from wondertix.patrons.models import Patron
@@ -59,7 +60,7 @@ def _int(value: str) -> int:
 @sellers
 def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
-    price_types = list(perf.event.price_types.filter(active=True))
+    price_types = performance_prices.for_performance(perf, perf.event.price_types.filter(active=True))
     patron_id = request.POST.get("patron_id") or request.GET.get("patron") or ""
     patron_pk = parse_id(patron_id)
     patron = Patron.objects.filter(pk=patron_pk).first() if patron_pk else None

@@ -20,6 +20,7 @@ SHOWS: list[dict[str, Any]] = [
         "description": "Shakespeare's last play: a storm, an island, a magician and his daughter. Outdoors-feel staging with live music.",
         "duration": 150,
         "image": "storefront/img/tempest.svg",
+        "alt": "A ship tossed on storm waves under a dark sky",
     },
     {
         "slug": "a-raisin-in-the-sun",
@@ -27,6 +28,7 @@ SHOWS: list[dict[str, Any]] = [
         "description": "Lorraine Hansberry's landmark drama about a family's dreams on Chicago's South Side.",
         "duration": 140,
         "image": "storefront/img/raisin.svg",
+        "alt": "A potted plant on a sunlit windowsill",
     },
     {
         "slug": "little-shop-of-horrors",
@@ -34,6 +36,7 @@ SHOWS: list[dict[str, Any]] = [
         "description": "The musical comedy about a florist's assistant and a plant with an appetite. Not for the squeamish!",
         "duration": 120,
         "image": "storefront/img/little-shop.svg",
+        "alt": "A giant flowering plant with an open mouth",
     },
 ]
 
@@ -58,7 +61,7 @@ class Command(BaseCommand):
         for index, show in enumerate(SHOWS):
             event = Event.objects.create(
                 season=season, slug=show["slug"], title=show["title"], description=show["description"],
-                duration_minutes=show["duration"], image_url=show["image"], active=True,
+                duration_minutes=show["duration"], image_url=show["image"], image_alt=show["alt"], active=True,
             )
             adult = PriceType.objects.create(event=event, name="Adult", price_cents=3500, fee_cents=250, sort_order=1)
             PriceType.objects.create(event=event, name="Student", description="Bring a student ID", price_cents=1500, fee_cents=250, limit_per_performance=20, sort_order=2)
