@@ -1,6 +1,7 @@
 """Accessibility audits in the e2e suite: axe-core (vendored in tests/e2e/vendor/axe-core,
 no network at test time) run in the page against the WCAG 2.0/2.1 A and AA rules, and
-screenshots of a page at phone and desktop size.
+screenshots of a page at phone and desktop size. Frames are not entered: a page shown in a
+frame (an email's HTML preview) is audited as a page of its own.
 
 axe is added to every document of a browser context as an init script (Playwright's, which
 the pages' Content-Security-Policy does not apply to), so each audit is one `axe.run` call."""
@@ -15,8 +16,11 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 800}}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
-_RUN = """async (tags) => {
-  const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+# One audit is given AUDIT_SECONDS; a page it cannot finish in that time fails the test.
+AUDIT_SECONDS = 20
+_RUN = """async ([tags, seconds]) => {
+  const late = new Promise((_, reject) => setTimeout(() => reject(new Error(`axe did not finish in ${seconds} s`)), seconds * 1000));
+  const result = await Promise.race([axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations'], iframes: false}), late]);
   return result.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
     targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5),
@@ -35,18 +39,19 @@ def audit(page, label: str) -> list[str]:  # noqa: ANN001
     """The WCAG A/AA violations on the page as it is now, one line each
     (page, rule id, impact, target selectors)."""
     page.wait_for_load_state("load")
-    found = page.evaluate(_RUN, WCAG_TAGS)
+    found = page.evaluate(_RUN, [WCAG_TAGS, AUDIT_SECONDS])
     return [f"{label} ({page.url}): {v['id']} [{v['impact']}] {v['help']} at {' | '.join(v['targets'])}" for v in found]
 
 
-def screenshot(page, name: str) -> list[Path]:  # noqa: ANN001
-    """The page's viewport at each size, saved as var/screenshots/<name>-<size>.png; the page is
-    left at the size it had."""
+def audit_at_sizes(page, name: str, problems: list[str]) -> list[Path]:  # noqa: ANN001
+    """At each size (phone, desktop): audit the page into `problems` and save its viewport as
+    var/screenshots/<name>-<size>.png. The page is left at the size it had."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     before = page.viewport_size
     paths = []
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
+        problems.extend(audit(page, f"{name} at {size} size"))
         path = SCREENSHOTS / f"{name}-{size}.png"
         page.screenshot(path=str(path))
         paths.append(path)
