@@ -78,7 +78,8 @@ def scan(request: HttpRequest, performance_id: int) -> HttpResponse:
             status = exc.status
         else:
             party = ticket.order.buyer_name
-            result = {"ok": True, "message": f"Welcome! {ticket.price_type.name} — {party}", "code": ticket.code,
+            seat = f"{ticket.place} · " if ticket.seat_id else ""
+            result = {"ok": True, "message": f"Welcome! {seat}{ticket.price_type.name} — {party}", "code": ticket.code,
                       "accommodation": ticket.order.buyer_accommodation or (ticket.order.patron.accommodation if ticket.order.patron else "")}
     return render(request, "boxoffice/door/scan.html", {"perf": perf, "result": result, "stats": _stats(perf)}, status=status)
 
