@@ -45,6 +45,7 @@
   function draw(svg, seats, opts) {
     var box = opts.box;
     svg.setAttribute("viewBox", [box.minX - 1, box.minY - 1, box.width + 2, box.height + 2].join(" "));
+    svg.style.aspectRatio = (box.width + 2) + " / " + Math.max(box.height + 2, (box.width + 2) / 2);
     var frag = document.createDocumentFragment(), shapes = [];
     for (var i = 0; i < seats.length; i++) {
       var g = shapeFor(seats[i], opts.colors);
