@@ -62,10 +62,11 @@ class PatronMap:
     min_y: int
 
 
-def patron_map(perf: Performance, price_types: Iterable[PriceType], chosen: Iterable[int] = (), *, mine: Iterable[int] = ()) -> PatronMap:
+def patron_map(perf: Performance, price_types: Iterable[PriceType], chosen: Iterable[int] = (), *, mine: Iterable[int] = (), staff: bool = False) -> PatronMap:
     """The seat map as the storefront shows it: categories with the price types that sell them
     (a category nobody can buy online is shown as not offered), sections → rows → seats.
-    `chosen`: ticked seats; `mine`: seats the patron's own hold holds (free to them)."""
+    `chosen`: ticked seats; `mine`: seats the patron's own hold holds (free to them).
+    `staff` (the box office): house seats are for sale, and a seat held by staff says why."""
     smap = seating.seat_map(perf)
     by_category: dict[int, list[PriceType]] = defaultdict(list)
     for pt in price_types:
@@ -78,6 +79,7 @@ def patron_map(perf: Performance, price_types: Iterable[PriceType], chosen: Iter
     index = {c.pk: c for c in categories}
     picked = set(chosen)
     own = set(mine)
+    notes = staff_hold_notes(perf) if staff else {}
     sections: list[MapSection] = []
     xs: list[int] = []
     ys: list[int] = []
@@ -87,6 +89,9 @@ def patron_map(perf: Performance, price_types: Iterable[PriceType], chosen: Iter
         for s in sec["seats"]:
             cat = index.get(s["category_id"])
             status = "available" if s["id"] in own and s["status"] == "held" else s["status"]
+            house = staff and status == "house"
+            if house:
+                status = "available"
             if status == "available" and (cat is None or not cat.price_types):
                 status = "house"  # no price is sold online for its category
             row = rows.get(s["row"])
@@ -96,7 +101,9 @@ def patron_map(perf: Performance, price_types: Iterable[PriceType], chosen: Iter
             row.seats.append({
                 "id": s["id"], "label": s["label"], "open": status == "available", "checked": s["id"] in picked and status == "available",
                 "m": f'{s["x"]} {s["y"]} {cat.index if cat else 0} {STATUS_CODE[status]}{"w" if s["accessible"] else ""}',
-                "note": ", ".join(flags + ([STATUS_WORDS[status]] if status in STATUS_WORDS else [])),
+                "note": ", ".join(flags + (["house seat"] if house else [])
+                                  + ([f"held by staff: {notes[s['id']]}"] if s["id"] in notes
+                                     else [STATUS_WORDS[status]] if status in STATUS_WORDS else [])),
                 "price": cat.default_price_type.price_cents if cat and cat.default_price_type else 0,
             })
             out.available += status == "available"
@@ -147,6 +154,18 @@ def lines_for_seats(perf: Performance, seat_ids: list[int], price_types: list[Pr
         pt = next((p for p in offered if str(p.pk) == wanted), offered[0])
         grouped[pt.pk].append(seat.pk)
     return [LineRequest(perf.pk, pt_id, len(ids), None, tuple(ids)) for pt_id, ids in grouped.items()]
+
+
+def staff_hold_notes(perf: Performance) -> dict[int, str]:
+    """seat id → the reason of the staff (house-seat) hold holding it, for the box office's map."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from wondertix.sales.models import SeatClaim
+
+    rows = SeatClaim.objects.filter(performance=perf, hold_line__hold__created_by__isnull=False).filter(
+        Q(expires_at__gt=timezone.now())).values_list("seat_id", "hold_line__hold__reason")
+    return {seat_id: reason or "no reason given" for seat_id, reason in rows}
 
 
 def seat_names(seat_ids: Iterable[int]) -> dict[int, str]:
