@@ -136,3 +136,14 @@ def test_a_performance_not_on_sale_refuses_seat_choice(client):
     refused = client.post(f"/performances/{r.perf.pk}/", {"action": "seats", "seat": [str(r.seats["Orchestra/A/1"])]})
     assert refused.status_code == 409
     assert Hold.objects.count() == 0
+
+
+def test_the_api_seat_map_is_sent_compressed_to_clients_that_accept_it(client):
+    import json
+
+    r = make_reserved()
+    plain = client.get(f"/api/v1/performances/{r.perf.pk}/seats")
+    packed = client.get(f"/api/v1/performances/{r.perf.pk}/seats", HTTP_ACCEPT_ENCODING="gzip")
+    assert "Content-Encoding" not in plain and packed["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(packed.content)) == plain.json()
+    assert len(packed.content) < len(plain.content) / 4
