@@ -22,6 +22,16 @@
     width: +svg.getAttribute("data-width"), height: +svg.getAttribute("data-height")};
   wrap.hidden = false;
   var shapes = M.draw(svg, seats, {colors: colors, box: box});
+  /* Staff pages: each seat's shape says in a tooltip what its list entry says (a house hold's note). */
+  var titled = form.hasAttribute("data-seat-titles");
+  function title(i) {
+    if (!titled) { return; }
+    var t = document.createElementNS("http://www.w3.org/2000/svg", "title");
+    var row = inputs[i].closest("[data-row]"), sec = inputs[i].closest("[data-section]");
+    t.textContent = sec.getAttribute("data-section") + " row " + row.getAttribute("data-row") + ": " + inputs[i].parentNode.textContent.trim();
+    shapes[i].appendChild(t);
+  }
+  shapes.forEach(function (_, i) { title(i); });
 
   function money(cents) {
     return "$" + Math.floor(cents / 100).toLocaleString("en-US") + "." + ("0" + cents % 100).slice(-2);
@@ -58,6 +68,7 @@
   function changed(i) {
     seats[i].chosen = inputs[i].checked;
     shapes[i] = M.update(shapes[i], seats[i], colors);
+    title(i);
     refresh();
   }
   inputs.forEach(function (input, i) { input.addEventListener("change", function () { changed(i); }); });
