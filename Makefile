@@ -32,15 +32,15 @@ unit: install
 	$(BIN)/pytest -q tests/unit -n 2
 
 integration: install
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=8 tests/integration
 
 deploy-tests: install
-	$(BIN)/pytest -q tests/deploy
+	$(BIN)/pytest -q --durations=12 tests/deploy
 
 # prd, bak and the front door as network namespaces (root: ip netns); with prd's HA database
 # on them, prd's host killed and cut off mid on-sale rush (test_ha_netns.py, ~5 minutes).
 hosts-tests: install
-	$(BIN)/pytest -q tests/hosts
+	$(BIN)/pytest -q --durations=8 tests/hosts
 
 e2e: install
 	$(BIN)/pytest -q tests/e2e

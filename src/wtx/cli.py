@@ -278,7 +278,10 @@ def _backups_cell(b: dict[str, Any] | None) -> str:
             else b.get("problem") or "none")
     wal = b.get("wal_archive_age_s")
     wal_txt = f"WAL archived {wal:.0f} s ago" if isinstance(wal, int | float) else "WAL: none archived yet"
-    return f"[{colour}]{last}[/] (max {b['max_age_h']} h)\n[dim]{wal_txt}[/]"
+    cell = f"[{colour}]{last}[/] (max {b['max_age_h']} h)\n[dim]{wal_txt}[/]"
+    if b.get("last_backup") and b.get("problem"):  # e.g. WAL archiving failing beside a fresh backup
+        cell += f"\n[red]{escape(b['problem'])}[/]"
+    return cell
 
 
 @app.command()

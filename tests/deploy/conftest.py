@@ -48,6 +48,7 @@ from wtx.spec import Spec, load_spec
 sys.path.insert(0, str(Path(__file__).parent))
 from deploy_support import Site  # noqa: E402
 from tests.support.processes import kill_processes_naming
+from variants import git as _git  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: dict[str, Any] = {}
@@ -58,13 +59,6 @@ class Migration(migrations.Migration):
     dependencies = [("ops", "LEAF")]
     operations = [migrations.RunSQL("SELECT * FROM no_such_table_on_purpose")]
 """
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    ).stdout
 
 
 def _commit(clone: Path, message: str) -> None:

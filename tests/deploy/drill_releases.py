@@ -10,10 +10,11 @@ because every branch is in the clone the pipeline is given as its root.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from variants import git
 
 Patch = Callable[[Path], None]
 
@@ -27,13 +28,6 @@ class Broken:
     gate: str
     why: str
     patch: Patch
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=wtx drill", "-c", "user.email=wtx-drill@localhost", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
-    ).stdout
 
 
 def replace(repo: Path, path: str, old: str, new: str, count: int = 1) -> None:

@@ -15,11 +15,10 @@ releases are only installed, never deployed: stg keeps running what it ran.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
+from variants import build_variant
 
 from wtx import gates, ledger
 from wtx import release as releases
@@ -36,23 +35,15 @@ class Migration(migrations.Migration):
 """
 
 
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
-                   cwd=cwd, check=True, capture_output=True, text=True)
-
-
 def _release_dropping_a_column(stack, base: releases.Release) -> releases.Release:
     """The base release's commit plus one migration that drops a column (the model keeps it)."""
-    work = Path(tempfile.mkdtemp(prefix="wtx-drops-"))
-    _git(work, "clone", "-q", str(stack.builds.clone), "repo")
-    repo = work / "repo"
-    _git(repo, "-c", "advice.detachedHead=false", "checkout", "-q", base.commit)
-    migrations = repo / "src" / "wondertix" / "catalog" / "migrations"
-    leaf = max(p.stem for p in migrations.glob("[0-9][0-9][0-9][0-9]_*.py"))
-    (migrations / "9998_drop_event_duration.py").write_text(DROPS_A_COLUMN.replace("LEAF", leaf))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "drops a column the previous release reads")
-    return releases.build(repo, stack.var_dir)
+    def drop_a_column(repo: Path) -> None:
+        migrations = repo / "src" / "wondertix" / "catalog" / "migrations"
+        leaf = max(p.stem for p in migrations.glob("[0-9][0-9][0-9][0-9]_*.py"))
+        (migrations / "9998_drop_event_duration.py").write_text(DROPS_A_COLUMN.replace("LEAF", leaf))
+
+    return build_variant(stack.builds.clone, stack.var_dir, base, drop_a_column,
+                         "drops a column the previous release reads")[0]
 
 
 def _migrations_gate(stack, rel: releases.Release, **thresholds):

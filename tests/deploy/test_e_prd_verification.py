@@ -8,12 +8,10 @@ way, are rolled back afterwards so that nothing after this test runs the broken 
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 import tomllib
-from pathlib import Path
 
 import pytest
+from variants import append_to_urls, build_variant
 
 from wtx import ledger, pipeline
 from wtx import release as releases
@@ -36,20 +34,9 @@ urlpatterns.insert(0, path("api/v1/events", _events_fail))
 """
 
 
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
-                   cwd=cwd, check=True, capture_output=True, text=True)
-
-
 def _release_whose_events_api_fails(stack, base: releases.Release) -> releases.Release:
-    work = Path(tempfile.mkdtemp(prefix="wtx-5xx-"))
-    _git(work, "clone", "-q", str(stack.builds.clone), "repo")
-    repo = work / "repo"
-    _git(repo, "-c", "advice.detachedHead=false", "checkout", "-q", base.commit)
-    urls = repo / "src" / "wondertix" / "urls.py"
-    urls.write_text(urls.read_text() + BROKEN_EVENTS)
-    _git(repo, "commit", "-qam", "the events API answers 500")
-    return releases.build(repo, stack.var_dir)
+    return build_variant(stack.builds.clone, stack.var_dir, base, lambda repo: append_to_urls(repo, BROKEN_EVENTS),
+                         "the events API answers 500")[0]
 
 
 def _verify_only_spec(stack):

@@ -7,11 +7,8 @@ recorded as passed) and fails on both, by name; stg is rolled back afterwards.
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-from pathlib import Path
-
 import pytest
+from variants import append_to_urls, build_variant
 
 from wtx import gates
 from wtx import release as releases
@@ -36,20 +33,9 @@ urlpatterns.insert(0, path("api/v1/events", _events_fail))
 """
 
 
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
-                   cwd=cwd, check=True, capture_output=True, text=True)
-
-
 def _open_and_broken_release(stack, base: releases.Release) -> releases.Release:
-    work = Path(tempfile.mkdtemp(prefix="wtx-open-"))
-    _git(work, "clone", "-q", str(stack.builds.clone), "repo")
-    repo = work / "repo"
-    _git(repo, "-c", "advice.detachedHead=false", "checkout", "-q", base.commit)
-    urls = repo / "src" / "wondertix" / "urls.py"
-    urls.write_text(urls.read_text() + OPEN_AND_BROKEN)
-    _git(repo, "commit", "-qam", "the audit page open to anyone, the events API answering 500")
-    return releases.build(repo, stack.var_dir)
+    return build_variant(stack.builds.clone, stack.var_dir, base, lambda repo: append_to_urls(repo, OPEN_AND_BROKEN),
+                         "the audit page open to anyone, the events API answering 500")[0]
 
 
 def _security(stack, rid: str, **thresholds):

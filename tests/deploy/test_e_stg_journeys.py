@@ -10,12 +10,11 @@ cannot take it. One journey file keeps this cheap (the checked-in gate runs all 
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
+from variants import build_variant
 
 from wtx import gates, pipeline
 from wtx import release as releases
@@ -29,24 +28,17 @@ JOURNEY_FILE = "tests/e2e/test_storefront_journey.py"
 CHECKOUT_TEMPLATE = "src/wondertix/storefront/templates/storefront/checkout.html"
 
 
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=wtx tests", "-c", "user.email=wtx-tests@localhost", *args],
-                   cwd=cwd, check=True, capture_output=True, text=True)
-
-
-def _release_without_the_pay_button(stack, base: releases.Release) -> tuple[releases.Release, Path]:
-    work = Path(tempfile.mkdtemp(prefix="wtx-journey-"))
-    _git(work, "clone", "-q", str(stack.builds.clone), "repo")
-    repo = work / "repo"
-    _git(repo, "-c", "advice.detachedHead=false", "checkout", "-q", base.commit)
+def _drop_the_pay_button(repo: Path) -> None:
     template = repo / CHECKOUT_TEMPLATE
     text = template.read_text()
     start = text.index('<button class="button button--primary button--block" type="submit" data-busy-label=')
     end = text.index("</button>", start) + len("</button>")
     template.write_text(text[:start] + text[end:])
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "the checkout page loses its pay button")
-    return releases.build(repo, stack.var_dir), repo
+
+
+def _release_without_the_pay_button(stack, base: releases.Release) -> tuple[releases.Release, Path]:
+    return build_variant(stack.builds.clone, stack.var_dir, base, _drop_the_pay_button,
+                         "the checkout page loses its pay button")
 
 
 def _journeys_spec(stack):

@@ -17,15 +17,14 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+from tests.support.hastack import Writer
 from tests.support.processes import kill_processes_naming
 
 from wtx.backends.local import LocalBackend, dbha
@@ -87,71 +86,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
             print("\nHA figures:", ", ".join(f"{k} {v:.2f}" for k, v in FIGURES.items()))
 
 
-@dataclass
-class Writers:
-    """Threads placing orders through the entry point; an order whose commit fails is sent
-    again with the same idempotency key until it is acknowledged (or the run ends)."""
-
-    dsn: str
-    count: int = 2
-    acknowledged: list[str] = field(default_factory=list)
-    errors: int = 0
-    commits: list[float] = field(default_factory=list)  # monotonic time of each acknowledgement
-    stop_at: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> Writers:
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.count)]
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=30)
-
-    def _run(self) -> None:
-        conn: psycopg.Connection | None = None
-        key: str | None = None
-        deadline = time.monotonic() + 180  # every writer ends on its own
-        while time.monotonic() < deadline and not (self._stop.is_set() and key is None):
-            key = key or str(uuid.uuid4())
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True)
-                conn.execute("INSERT INTO ha_probe_orders (idempotency_key) VALUES (%s) "
-                             "ON CONFLICT (idempotency_key) DO NOTHING", (key,))
-            except psycopg.Error:
-                with self._lock:
-                    self.errors += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
-                time.sleep(0.1)
-                continue
-            with self._lock:
-                self.acknowledged.append(key)
-                self.commits.append(time.monotonic())
-            key = None
-            time.sleep(0.005)
-        if conn is not None:
-            conn.close()
-
-    def acknowledged_since(self, t: float) -> int:
-        with self._lock:
-            return sum(1 for c in self.commits if c > t)
-
-    def outage_after(self, t: float) -> float:
-        """The longest stretch without an acknowledged commit, from `t` on."""
-        with self._lock:
-            times = [t] + sorted(c for c in self.commits if c > t)
-        return max(b - a for a, b in zip(times, times[1:], strict=False)) if len(times) > 1 else float("inf")
-
-
-def _wait_writes_back(writers: Writers, since: float, timeout: float) -> None:
+def _wait_writes_back(writers: Writer, since: float, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if writers.acknowledged_since(since) >= 50:
@@ -160,7 +95,7 @@ def _wait_writes_back(writers: Writers, since: float, timeout: float) -> None:
     pytest.fail(f"no write service within {timeout:.0f}s of the event")
 
 
-def _assert_nothing_lost(stack: Stack, writers: Writers) -> None:
+def _assert_nothing_lost(stack: Stack, writers: Writer) -> None:
     with psycopg.connect(stack.dsn, autocommit=True) as conn:
         stored = {str(r[0]) for r in conn.execute("SELECT idempotency_key FROM ha_probe_orders")}
     missing = set(writers.acknowledged) - stored
@@ -184,13 +119,13 @@ def _assert_healthy(stack: Stack, old_leader: str) -> str:
 def _event(stack: Stack, name: str, action: object, bound: float) -> str:
     old = dbha.leader(stack.ha)
     assert old is not None
-    with Writers(stack.dsn) as writers:
+    with Writer(stack.dsn, threads=2) as writers:
         _wait_writes_back(writers, time.monotonic(), 30)
         began = time.monotonic()
         action(old)  # type: ignore[operator]
         _wait_writes_back(writers, began, bound + 30)
         time.sleep(1)
-    outage = writers.outage_after(began)
+    outage = writers.longest_gap(began)
     FIGURES[f"{name}_outage_s"] = outage
     FIGURES[f"{name}_orders_acknowledged"] = len(writers.acknowledged)
     print(f"\n{name}: leader {old}; {outage:.2f}s without write service; {len(writers.acknowledged)} "

@@ -224,10 +224,21 @@ def test_an_unreachable_backup_repository_fails_backups_not_orders_and_archiving
                 backend.db_backup("prd", "incr")
             writer.wait_writes(time.monotonic())
             FIGURES["repo_unreachable_longest_write_gap_s"] = writer.longest_gap(began)
+            # The operator's view: status is red at once (the repository cannot be read) and,
+            # once PostgreSQL has tried to archive a segment, says archiving is failing.
+            prd, err, _ = _wait_status(stack, 1, 60)
+            deadline = time.monotonic() + 60
+            while "WAL archiving failing" not in prd["backups"]["problem"] and time.monotonic() < deadline:
+                time.sleep(1)
+                _, prd, err = _status(stack)
+            assert "WAL archiving failing" in prd["backups"]["problem"] and "WAL archiving failing" in err, err
+            assert "no backup yet" not in prd["backups"]["problem"], prd["backups"]
         finally:
             repo.repo_path.chmod(mode)
         back = time.monotonic()
         pgbr.check(repo)  # the WAL held back meanwhile is archived, the current segment with it
         FIGURES["repo_back_archive_caught_up_s"] = time.monotonic() - back
+        prd, _, _ = _wait_status(stack, 0, 60)
+        assert prd["backups"]["problem"] == "" and prd["backups"]["wal_archive_age_s"] < 60
     assert backend.db_backup("prd", "incr")["type"] == "incr"
     assert set(writer.acknowledged) <= stack.orders()

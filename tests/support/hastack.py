@@ -99,24 +99,29 @@ def keep_logs(stack: HAStack) -> Path:
 
 
 class Writer:
-    """One thread placing orders through the entry point, each retried with its idempotency key
-    until acknowledged (as the app does across a failover); the times of the acknowledgements
-    give the longest stretch without write service. Bounded: it stops by itself after 300 s."""
+    """`threads` threads placing orders through the entry point, each order retried with its
+    idempotency key until acknowledged (as the app does across a failover); the times of the
+    acknowledgements give the longest stretch without write service. Bounded: every thread
+    stops by itself after 300 s."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, threads: int = 1) -> None:
         self.dsn = dsn
         self.acknowledged: list[str] = []
         self.commits: list[float] = []  # monotonic time of each acknowledgement
+        self.errors = 0  # failed attempts (each retried)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def __enter__(self) -> Writer:
-        self._thread.start()
+        for t in self._threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        for t in self._threads:
+            t.join(timeout=30)
 
     def _run(self) -> None:
         conn: psycopg.Connection | None = None
@@ -130,25 +135,34 @@ class Writer:
                 conn.execute("INSERT INTO ha_probe_orders (idempotency_key) VALUES (%s) "
                              "ON CONFLICT (idempotency_key) DO NOTHING", (key,))
             except psycopg.Error:
+                with self._lock:
+                    self.errors += 1
                 if conn is not None:
                     conn.close()
                 conn = None
                 time.sleep(0.1)
                 continue
-            self.acknowledged.append(key)
-            self.commits.append(time.monotonic())
+            with self._lock:
+                self.acknowledged.append(key)
+                self.commits.append(time.monotonic())
             key = None
             time.sleep(0.01)
         if conn is not None:
             conn.close()
 
+    def acknowledged_since(self, since: float) -> int:
+        with self._lock:
+            return sum(1 for c in self.commits if c > since)
+
     def longest_gap(self, since: float) -> float:
-        times = [since] + [c for c in list(self.commits) if c > since]
+        """The longest stretch without an acknowledged commit, from `since` on."""
+        with self._lock:
+            times = [since] + sorted(c for c in self.commits if c > since)
         return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
 
     def wait_writes(self, since: float, count: int = 20, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while sum(1 for c in list(self.commits) if c > since) < count:
+        while self.acknowledged_since(since) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no write service within {timeout:.0f}s")
             time.sleep(0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 
 import pytest
 from django.db import OperationalError, connection, connections, transaction
@@ -253,6 +254,47 @@ def test_the_storefront_checkout_rides_through_an_in_doubt_commit(ride_through, 
     assert len(charges) == 1 and charges[0].startswith("web-")
 
 
+def _selection(client: Client, perf, adult: int) -> dict:
+    """The performance page's form as a patron's browser posts it (with the page's key)."""
+    page = client.get(f"/performances/{perf.pk}/").content.decode()
+    submission = re.search(r'name="submission" value="([^"]+)"', page)
+    assert submission, "the selection form carries its key"
+    return {"submission": submission.group(1), f"qty_{perf.adult.pk}": str(adult)}
+
+
+def test_the_storefront_ticket_selection_rides_through_an_in_doubt_commit(ride_through, make_performance):
+    from tests.unit.test_storefront import hold_token
+
+    from wondertix.sales.models import Hold
+
+    perf = make_performance(capacity=10)
+    client = Client(raise_request_exception=False)
+    form = _selection(client, perf, adult=2)
+    with commit_answer_lost() as lost:
+        chosen = client.post(f"/performances/{perf.pk}/", form)
+    assert lost == [1]
+    assert chosen.status_code == 302 and chosen["Location"] == "/cart/"
+    # One hold of 2, the one the cart remembers: the retry found it by its key.
+    assert Hold.objects.count() == 1 and hold_token(client) == Hold.objects.get().token
+    assert sum(line.quantity for line in Hold.objects.get().lines.all()) == 2
+    # The same page posted again with another choice is a new selection, not a reused key.
+    again = client.post(f"/performances/{perf.pk}/", {**form, f"qty_{perf.adult.pk}": "3"})
+    assert again.status_code == 302
+    held = Hold.objects.get(token=hold_token(client))
+    assert sum(line.quantity for line in held.lines.all()) == 3
+
+
+def test_a_selection_without_its_key_is_not_run_twice(ride_through, make_performance):
+    from wondertix.sales.models import Hold
+
+    perf = make_performance(capacity=10)
+    client = Client(raise_request_exception=False)
+    with commit_answer_lost():
+        answer = client.post(f"/performances/{perf.pk}/", {f"qty_{perf.adult.pk}": "2"})
+    assert answer.status_code == 503  # the patron is asked to try again; nothing doubled
+    assert Hold.objects.count() <= 1
+
+
 def test_never_retried_inside_a_transaction_that_spans_the_failure(ride_through, make_performance):
     perf = make_performance()
     calls: list[int] = []
@@ -306,6 +348,21 @@ def test_readiness_without_a_budget_is_unready_at_once(settings, clock):
     assert response.status_code == 503 and response.json()["database"] == "unreachable"
 
 
+def test_an_unready_answer_says_why_in_the_log_once_per_interval(settings, clock, monkeypatch, caplog):
+    # The operator reading the app log after a red `wtx status` learns what failed; the
+    # proxy's probe every half second does not flood it.
+    from wondertix.ops import views
+
+    settings.DATABASE_RIDE_THROUGH_S = 0
+    monkeypatch.setattr(views, "_not_ready_logged_at", None)
+    with caplog.at_level("WARNING", logger="wondertix.ops.views"), database_away(None):
+        for _ in range(3):
+            assert Client(raise_request_exception=False).get("/readyz").status_code == 503
+    said = [r.getMessage() for r in caplog.records if r.name == "wondertix.ops.views"]
+    assert len(said) == 1, said
+    assert "OperationalError" in said[0] and LOST.split()[0] in said[0]
+
+
 def test_the_retry_policy_names_only_writes_that_store_a_key():
     from django.test import RequestFactory
 
@@ -317,6 +374,9 @@ def test_the_retry_policy_names_only_writes_that_store_a_key():
     assert not ridethrough.may_retry(rf.post("/cart/empty/"))
     assert not ridethrough.may_retry(rf.delete("/api/v1/holds/abc"))
     assert not ridethrough.may_retry(rf.post("/no/such/page/"))
+    # The ticket selection form only with the key its page was rendered with.
+    assert ridethrough.may_retry(rf.post("/performances/1/", {"submission": "n" * 22}))
+    assert not ridethrough.may_retry(rf.post("/performances/1/", {"qty_1": "2"}))
     # Every write named in the policy exists (a renamed view must not silently lose its retry).
     from django.urls import get_resolver
 

@@ -67,6 +67,13 @@ class CheckInIn(Schema):
     performance_id: int = Field(..., ge=1, le=MAX_ID, strict=True)
 
 
+class CheckInScanIn(CheckInIn):
+    scanned_at: datetime | None = Field(
+        None, description="When the ticket was scanned, for a scanner that was offline and sends its queue later "
+        f"(ISO 8601 with a UTC offset; at most {checkin.MAX_SCAN_AGE.total_seconds() / 3600:g} hours old, not in the future). "
+        "Recorded as the check-in time.")
+
+
 class CheckInOut(Schema):
     code: str
     performance_id: int
@@ -113,9 +120,9 @@ def _ticket_out(ticket, performance_id: int) -> dict:  # noqa: ANN001
 
 @router.post("/checkin", response={200: CheckInOut, **answers(400, 401, 404, 409, 422, 503)}, auth=door_staff,
              summary="Check a ticket in (the code from its QR). 409 when already checked in (says by whom and when)")
-def check_in(request: HttpRequest, payload: CheckInIn) -> dict:
+def check_in(request: HttpRequest, payload: CheckInScanIn) -> dict:
     perf = _perf(payload.performance_id)
-    ticket = checkin.check_in(payload.code, perf, request.user)  # type: ignore[arg-type]
+    ticket = checkin.check_in(payload.code, perf, request.user, scanned_at=payload.scanned_at)  # type: ignore[arg-type]
     return _ticket_out(ticket, perf.pk)
 
 

@@ -4,10 +4,12 @@ scanners reading the same ticket at once admit it exactly once."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from wondertix.catalog.models import Performance
 from wondertix.ops import audit
@@ -19,6 +21,40 @@ _NOT_ADMITTED = {
     Ticket.EXCHANGED: "This ticket was exchanged for another performance and is no longer valid.",
     Ticket.CANCELED: "This ticket was canceled and is no longer valid.",
 }
+
+
+# A phone that lost Wi-Fi keeps its scans and sends them later with the time each was scanned.
+# Older than a performance day is not a door scan any more; a phone clock a little ahead is.
+MAX_SCAN_AGE = timedelta(hours=12)
+CLOCK_SKEW = timedelta(minutes=2)
+
+
+def parse_scanned_at(text: str | None) -> datetime | None:
+    """The `scanned_at` form field (ISO 8601 with a UTC offset) → an aware datetime, or None when
+    empty. Malformed or without an offset → refused (a time in no zone could be hours off)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        when = parse_datetime(text)
+    except ValueError:
+        when = None
+    if when is None or timezone.is_naive(when):
+        raise errors.invalid("scanned_at_invalid", "The scan time must be a date and time with a UTC offset.", field="scanned_at")
+    return when
+
+
+def _check_scanned_at(scanned_at: datetime | None, now: datetime) -> datetime:
+    if scanned_at is None:
+        return now
+    if timezone.is_naive(scanned_at):
+        raise errors.invalid("scanned_at_invalid", "The scan time must carry a UTC offset.", field="scanned_at")
+    if scanned_at > now + CLOCK_SKEW:
+        raise errors.invalid("scanned_at_future", "The scan time is in the future: check the phone's clock.", field="scanned_at")
+    if scanned_at < now - MAX_SCAN_AGE:
+        hours = int(MAX_SCAN_AGE.total_seconds() // 3600)
+        raise errors.invalid("scanned_at_too_old", f"This scan is more than {hours} hours old and was not recorded.", field="scanned_at")
+    return min(scanned_at, now)
 
 
 def normalize_code(code: str) -> str:
@@ -55,8 +91,13 @@ def _locked_ticket(code: str) -> Ticket:
     return ticket
 
 
-def check_in(code: str, performance: Performance, actor: User | None) -> Ticket:
-    """Admit the ticket with this code to this performance, or say clearly why not."""
+def check_in(code: str, performance: Performance, actor: User | None, scanned_at: datetime | None = None) -> Ticket:
+    """Admit the ticket with this code to this performance, or say clearly why not.
+
+    `scanned_at` is when a phone that was offline read the ticket (it syncs later): recorded as
+    the check-in time when it is within MAX_SCAN_AGE and not in the future."""
+    now = timezone.now()
+    admitted_at = _check_scanned_at(scanned_at, now)
     with transaction.atomic():
         ticket = _locked_ticket(code)
         if ticket.performance_id != performance.pk:
@@ -74,11 +115,13 @@ def check_in(code: str, performance: Performance, actor: User | None) -> Ticket:
                 checked_in_at=ticket.checked_in_at.isoformat(),
                 checked_in_by=ticket.checked_in_by.get_username() if ticket.checked_in_by else "",
             )
-        ticket.checked_in_at = timezone.now()
+        ticket.checked_in_at = admitted_at
         ticket.checked_in_by = actor
         ticket.save(update_fields=["checked_in_at", "checked_in_by"])
-        audit.record("ticket.checked_in", actor=actor, obj=ticket, before={"checked_in_at": None},
-                     after={"checked_in_at": ticket.checked_in_at.isoformat(), "performance_id": performance.pk})
+        after = {"checked_in_at": admitted_at.isoformat(), "performance_id": performance.pk}
+        if scanned_at is not None:
+            after["synced_at"] = now.isoformat()  # scanned offline, sent later
+        audit.record("ticket.checked_in", actor=actor, obj=ticket, before={"checked_in_at": None}, after=after)
     return ticket
 
 

@@ -13,7 +13,8 @@ Which requests may run again (RETRY_WRITES below, docs/sale-path.md):
 * reads (GET, HEAD, OPTIONS) — always;
 * writes whose use case stores an idempotency key in the same transaction as what it creates:
   an API order, hold, refund or exchange sent with an `Idempotency-Key`, the storefront
-  checkout (keyed by its hold) and the storefront donation (keyed by the form). A retry after
+  checkout (keyed by its hold), the storefront donation and ticket selection (keyed by the
+  form: a nonce rendered with the page, with the cart's hold and the choice). A retry after
   an *in-doubt* commit (committed on the database, an error on the client) finds the row by
   its key and answers as the first time; the payment provider is called with a key derived
   from the same idempotency key, so a card is never charged twice;
@@ -55,7 +56,10 @@ RETRY_WRITES: dict[str, bool] = {
     "api-v1:create_exchange": True,
     "storefront:checkout": False,
     "storefront:donate": False,
+    "storefront:performance": False,
 }
+# Storefront forms keyed by a field of the form: retried only when the post carries it.
+FORM_KEYS: dict[str, str] = {"storefront:performance": "submission"}
 
 FIRST_PAUSE_S = 0.1
 LONGEST_PAUSE_S = 1.0
@@ -75,6 +79,8 @@ def may_retry(request: HttpRequest) -> bool:
     needs_key = RETRY_WRITES.get(view_name)
     if needs_key is None:
         return False
+    if view_name in FORM_KEYS:
+        return bool(request.POST.get(FORM_KEYS[view_name]))
     return not needs_key or bool(request.headers.get("Idempotency-Key"))
 
 

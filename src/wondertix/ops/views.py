@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.conf import settings
@@ -11,6 +12,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from wondertix.ops import errors, metrics, ridethrough
+
+log = logging.getLogger(__name__)
+# The proxy probes every half second: a failing database is logged once per this many seconds.
+NOT_READY_LOG_EVERY_S = 10.0
+_not_ready_logged_at: float | None = None
 
 
 @require_GET
@@ -79,10 +85,23 @@ def _database_unreachable(exc: Exception) -> JsonResponse:
             return JsonResponse(
                 {"status": "ok", "database": "reconnecting", "outage_s": round(age, 1), "ride_through_s": budget}
             )
+    _log_not_ready(exc)
     return JsonResponse(
         {"status": "unavailable", "database": "unreachable", "error": type(exc).__name__},
         status=503,
     )
+
+
+def _log_not_ready(exc: Exception) -> None:
+    """Why this process answered "not ready", for whoever reads the app log after a failed
+    deploy or a red `wtx status` (at most once per NOT_READY_LOG_EVERY_S)."""
+    global _not_ready_logged_at
+    now = time.monotonic()
+    if _not_ready_logged_at is not None and now - _not_ready_logged_at < NOT_READY_LOG_EVERY_S:
+        return
+    _not_ready_logged_at = now
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    log.warning("readyz: not ready, the database failed: %s: %s", type(exc).__name__, first_line)
 
 
 @require_GET

@@ -6,6 +6,9 @@ Patron journey: events → event → performance (choose quantities; a hold is c
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import re
 import secrets
 from typing import Any
 
@@ -32,6 +35,9 @@ from wondertix.sales.models import Order, Ticket
 from wondertix.storefront import cart as carts
 from wondertix.storefront import seat_views
 from wondertix.storefront.forms import CheckoutForm, DonationForm, TicketSelectionForm
+
+# The ticket selection form's key: the nonce its page was rendered with.
+SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # Where a SaleError's `field` (the service's vocabulary) is shown on the checkout form.
 CHECKOUT_FIELDS = {
@@ -142,7 +148,7 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
     elif request.method == "POST":
         if form.is_valid():
             try:
-                _hold_selection(request, perf.pk, form.lines())
+                _hold_selection(request, perf.pk, form.lines(), submission=_submission(request))
             except errors.SaleError as exc:
                 form.add_error(None, exc.message)
                 status = exc.status
@@ -151,14 +157,35 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
                 return redirect("storefront:cart")
         else:
             status = 422
-    return _page(request, "storefront/performance.html", {"perf": perf, "state": state, "form": form, "rows": form.rows()}, status)
+    return _page(request, "storefront/performance.html", {
+        "perf": perf, "state": state, "form": form, "rows": form.rows(),
+        "submission": secrets.token_urlsafe(16),  # this page's key for its selection (below)
+    }, status)
 
 
-def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[services.LineRequest]) -> None:
+def _submission(request: HttpRequest) -> str:
+    """The selection form's own key (a nonce rendered with the page); '' when absent or malformed."""
+    value = request.POST.get("submission", "")
+    return value if SUBMISSION_KEY.fullmatch(value) else ""
+
+
+def selection_key(submission: str, current_hold: str | None, lines: list[services.LineRequest]) -> str | None:
+    """The idempotency key of a ticket selection: the same for the same form post while the
+    cart is unchanged (a retry across a database failover finds the hold it created), another
+    for a new choice or once the cart holds something else."""
+    if not submission:
+        return None
+    chosen = services.request_fingerprint({"lines": [dataclasses.asdict(line) for line in lines]})
+    return "web-sel-" + hashlib.sha256(f"{submission}|{current_hold or ''}|{chosen}".encode()).hexdigest()[:40]
+
+
+def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[services.LineRequest], *, submission: str = "") -> None:
     """Put the chosen tickets in the cart, keeping what it holds for other performances.
 
     The old hold is released before the new one is created so the patron's own seats do not
-    count against them; if the new hold is refused, the old selection is held again.
+    count against them; if the new hold is refused, the old selection is held again. With the
+    form's key the new hold is keyed (selection_key), so running the request again after a
+    lost commit answers with that hold rather than a second one.
     """
     session = request.session
     cart = carts.load(session)
@@ -172,12 +199,13 @@ def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[s
         for line in cart.lines
         if line.performance.pk == performance_id
     ]
+    lines = kept + new_lines
+    key = selection_key(submission, carts.hold_token(session), lines)
     if cart.state == carts.ACTIVE and cart.hold is not None:
         services.release_hold(cart.hold.token)
         carts.forget_hold(session)
-    lines = kept + new_lines
     try:
-        hold = services.create_hold(lines, client=client_of(request))
+        hold = services.create_hold(lines, idempotency_key=key, client=client_of(request))
     except errors.SaleError:
         if cart.state == carts.ACTIVE and old:
             try:

@@ -261,3 +261,19 @@ def test_the_backup_timer_backs_up_only_when_one_is_due_and_survives_a_failure(v
     backups.run_timer(backend, "prd", said.append, poll_s=0, rounds=3)
     assert made == [None, None]
     assert "backup failed: repository unreachable" in said[1] and len(said) == 2
+
+
+def test_archiving_is_failing_only_while_the_last_attempt_failed_after_the_last_success():
+    now = datetime(2026, 11, 27, 20, 0, tzinfo=UTC)
+    t = now.timestamp()
+    ok = pgbr.archiver_state(f"{t - 30}|{t - 600}|2|000000010000000000000003\n", now=now)
+    assert ok.archived_age_s == 30 and ok.failing_for_s is None and ok.problem == ""
+    failing = pgbr.archiver_state(f"{t - 300}|{t - 5}|7|000000010000000000000009\n", now=now)
+    assert failing.failing_for_s == 5 and failing.failed_count == 7
+    assert "WAL archiving failing" in failing.problem and "000000010000000000000009" in failing.problem
+    never = pgbr.archiver_state("||0|\n", now=now)
+    assert never.archived_age_s is None and never.problem == ""
+    never_ok = pgbr.archiver_state(f"|{t - 2}|1|000000010000000000000001", now=now)
+    assert never_ok.failing_for_s == 2
+    with pytest.raises(Exception, match="unexpected pg_stat_archiver answer"):
+        pgbr.archiver_state("garbage", now=now)

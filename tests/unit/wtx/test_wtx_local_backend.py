@@ -305,3 +305,48 @@ def test_status_of_a_stack_that_is_not_running_names_every_field_and_why_it_is_d
     # "last deploy" is the last deploy or rollback, not any ledger record (a seed is not one).
     assert rows["prd"]["last_deploy"].endswith("deploy 0123456789ab")
     assert rows["dev"]["last_deploy"] == "-"
+
+
+def _stand_in_slot(answers: list[tuple[int, bytes]]):
+    """A slot's stand-in answering `answers` in turn (the last one again once they run out),
+    and the list of the statuses it gave."""
+    import http.server
+
+    given: list[int] = []
+
+    class Slot(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            status, body = answers[min(len(given), len(answers) - 1)]
+            given.append(status)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Slot, given
+
+
+@pytest.mark.parametrize(("answers", "verdict"), [
+    # One failed probe between passing ones is a blip: the balancer keeps the server, so does status.
+    ([(503, b'{"database": "unreachable"}'), (200, b'{"status": "ok"}')], 200),
+    # `fall` failures in a row are a verdict, and the answer says why.
+    ([(503, b'{"status": "unavailable", "database": "unreachable", "error": "OperationalError"}')], 503),
+])
+def test_status_judges_readiness_as_the_load_balancer_does(spec, tmp_path, monkeypatch, answers, verdict):
+    from tests.support.loopback_http import serving
+
+    backend = LocalBackend(spec, tmp_path, tmp_path / "var")
+    handler, given = _stand_in_slot(answers)
+    with serving(handler) as port:
+        monkeypatch.setattr(backend, "address", lambda env: "127.0.0.1")
+        monkeypatch.setattr(backend, "port", lambda env, slot: port)
+        status, said = backend.readiness(spec.environments["prd"], "blue")
+    assert status == verdict
+    fall = spec.defaults.health_check.fall
+    if verdict == 200:
+        assert given == [503, 200]
+    else:
+        assert given == [503] * fall and "OperationalError" in said

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -64,23 +64,29 @@ def door_export(request: HttpRequest, performance_id: int) -> HttpResponse:
 
 @door_staff
 def scan(request: HttpRequest, performance_id: int) -> HttpResponse:
-    """The scanner page. Works without JavaScript (type the code); with a camera and the
-    BarcodeDetector API the static script reads QR codes and submits them."""
+    """The scanner page. Works without JavaScript (type the code); with JavaScript the static
+    script sends each code (typed, or read by the camera) without reloading the page and asks for
+    JSON, so a scan made while the phone is offline can be queued and sent later with its
+    `scanned_at` time."""
     perf = _performance(performance_id)
     result: dict[str, object] | None = None
     status = 200
     if request.method == "POST":
         code = request.POST.get("code", "")
         try:
-            ticket = checkin.check_in(code, perf, request.user)  # type: ignore[arg-type]
+            scanned_at = checkin.parse_scanned_at(request.POST.get("scanned_at"))
+            ticket = checkin.check_in(code, perf, request.user, scanned_at=scanned_at)  # type: ignore[arg-type]
         except SaleError as exc:
-            result = {"ok": False, "message": exc.message, "code": checkin.normalize_code(code)}
+            result = {"ok": False, "message": exc.message, "code": checkin.normalize_code(code), "error": exc.code}
             status = exc.status
         else:
             party = ticket.order.buyer_name
             seat = f"{ticket.place} · " if ticket.seat_id else ""
             result = {"ok": True, "message": f"Welcome! {seat}{ticket.price_type.name} — {party}", "code": ticket.code,
-                      "accommodation": ticket.order.buyer_accommodation or (ticket.order.patron.accommodation if ticket.order.patron else "")}
+                      "accommodation": ticket.order.buyer_accommodation or (ticket.order.patron.accommodation if ticket.order.patron else ""),
+                      "checked_in_at": ticket.checked_in_at.isoformat() if ticket.checked_in_at else None, "seat": ticket.place}
+        if "application/json" in request.headers.get("Accept", ""):
+            return JsonResponse({**result, "stats": _stats(perf)}, status=status)
     return render(request, "boxoffice/door/scan.html", {"perf": perf, "result": result, "stats": _stats(perf)}, status=status)
 
 

@@ -671,6 +671,20 @@ class LocalBackend:
         finally:
             conn.close()
 
+    def readiness(self, env: Environment, slot: str) -> tuple[int, str]:
+        """The slot's readiness as the load balancer judges it: not ready only after `fall`
+        failed probes in a row, `inter_ms` apart (one probe meeting a passing blip is not a
+        verdict). (status, the start of the body) of the last probe."""
+        check = self.spec.defaults.health_check
+        answer = (0, "")
+        for attempt in range(max(1, check.fall)):
+            if attempt:
+                time.sleep(check.inter_ms / 1000)
+            answer = self.probe_answer(env, slot, self.spec.defaults.readiness_path)
+            if answer[0] == 200:
+                break
+        return answer
+
     def wait_ready(self, env: Environment, slot: str, timeout: float) -> None:
         """Until the slot answers readiness with 200; DeployError on timeout or a dead process."""
         name = self.program(env.name, slot)
@@ -1081,11 +1095,12 @@ class LocalBackend:
             elif slots.active and api_up:
                 be = hap.backend_name(self.traffic_env(env).name)
                 srv_status = self.runtime.status(be, hap.server_name(env.name, slots.active))
-                ready = self.probe(env, slots.active, self.spec.defaults.readiness_path)
+                ready, said = self.readiness(env, slots.active)
                 if srv_status.startswith("UP") and ready == 200:
                     health = "healthy"
                 else:
-                    health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'})"
+                    why = f": {' '.join(said.split())[:160]}" if ready and ready != 200 and said else ""
+                    health = f"unhealthy (haproxy {srv_status or '?'}, readyz {ready or 'no answer'}{why})"
             elif slots.active and not api_up:
                 health = "down (HAProxy not running: its runtime API does not answer)"
             elif not slots.active:

@@ -226,7 +226,8 @@ def backups(b: LocalBackend, name: str) -> dict[str, Any]:
 
 def status(b: LocalBackend, env: Environment) -> dict[str, Any] | None:
     """Last backup's and the WAL archive's ages for `wtx status`; `stale` when the last
-    backup is older than backups.max_age_h (or there is none). None: no backups declared."""
+    backup is older than backups.max_age_h (or there is none) or WAL archiving is failing.
+    None: no backups declared."""
     if env.backups is None or not b.owns_cluster(env):
         return None
     repo = repository(b, env)
@@ -234,24 +235,32 @@ def status(b: LocalBackend, env: Environment) -> dict[str, Any] | None:
     limit_h = env.backups.max_age_h
     out: dict[str, Any] = {"max_age_h": limit_h, "last_backup": None, "last_backup_age_h": None,
                            "wal_archive_age_s": None, "stale": True, "problem": ""}
+    found: pgbr.Info | None = None
     try:
-        last = pgbr.info(repo).last if repo.config_file.exists() else None
+        found = pgbr.info(repo) if repo.config_file.exists() else None
     except pgbr.BackupError as exc:
-        out["problem"] = str(exc)
-        return out
+        out["problem"] = str(exc)  # the archiver's state below does not need the repository
+    last = found.last if found is not None else None
     if last is not None:
         age_h = last.age_s() / 3600
         out.update(last_backup=f"{last.label} ({last.kind})", last_backup_age_h=round(age_h, 2), stale=age_h > limit_h)
-    if last is None:
+        if out["stale"]:
+            out["problem"] = f"last backup older than {limit_h} h"
+    elif found is not None and found.status not in ("ok", "no valid backups", "missing stanza", ""):
+        out["problem"] = f"the backup repository answers: {found.status}"  # pgBackRest's own word
+    elif not out["problem"]:
         out["problem"] = "no backup yet"
-    elif out["stale"]:
-        out["problem"] = f"last backup older than {limit_h} h"
     try:
         cl = b.cluster(env)
         cl.wait_ready(1)
-        out["wal_archive_age_s"] = pgbr.archive_age_s(cl.psql(pgbr.ARCHIVER_SQL))
+        archiver = pgbr.archiver_state(cl.psql(pgbr.ARCHIVER_SQL))
     except PostgresError:
-        pass  # cluster down: the health column says so
+        return out  # cluster down: the health column says so
+    out["wal_archive_age_s"] = archiver.archived_age_s
+    if archiver.problem:
+        # WAL is piling up in pg_wal and the recovery point stopped moving: red, exit 1.
+        out["stale"] = True
+        out["problem"] = "; ".join(p for p in (out["problem"], archiver.problem) if p)
     return out
 
 

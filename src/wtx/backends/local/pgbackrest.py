@@ -313,16 +313,37 @@ def stop_scratch(pgdata: Path) -> None:
                                         "-t", "60", "stop"]), capture_output=True, text=True, timeout=90, cwd="/")
 
 
-def archive_age_s(psql_output: str, now: datetime | None = None) -> float | None:
-    """Seconds since the last WAL segment was archived (pg_stat_archiver's last_archived_time
-    as an epoch); None when nothing was archived yet."""
+@dataclass(frozen=True)
+class Archiver:
+    """What pg_stat_archiver says about continuous WAL archiving."""
+
+    archived_age_s: float | None  # since the last segment was archived; None: none yet
+    failing_for_s: float | None  # the last attempt failed (after the last success): since when
+    failed_count: int
+    last_failed_wal: str
+
+    @property
+    def problem(self) -> str:
+        if self.failing_for_s is None:
+            return ""
+        return (f"WAL archiving failing for {self.failing_for_s:.0f} s ({self.failed_count} failed attempts, "
+                f"segment {self.last_failed_wal or '?'}): a restore cannot reach past the last archived segment")
+
+
+def archiver_state(psql_output: str, now: datetime | None = None) -> Archiver:
+    """pg_stat_archiver's row (ARCHIVER_SQL's answer: archived epoch|failed epoch|count|wal)."""
     text = psql_output.strip()
-    if not text:
-        return None
     try:
-        return max(0.0, (now or datetime.now(UTC)).timestamp() - float(text))
+        archived, failed, count, wal = text.split("|")
+        at = (now or datetime.now(UTC)).timestamp()
+        archived_age = max(0.0, at - float(archived)) if archived else None
+        failing = (max(0.0, at - float(failed)) if failed and (not archived or float(failed) > float(archived))
+                   else None)
+        return Archiver(archived_age, failing, int(count or 0), wal)
     except ValueError:
         raise PostgresError(f"unexpected pg_stat_archiver answer: {text!r}") from None
 
 
-ARCHIVER_SQL = "SELECT extract(epoch FROM last_archived_time) FROM pg_stat_archiver;"
+ARCHIVER_SQL = ("SELECT coalesce(extract(epoch FROM last_archived_time)::text, '') || '|' || "
+                "coalesce(extract(epoch FROM last_failed_time)::text, '') || '|' || failed_count || '|' || "
+                "coalesce(last_failed_wal, '') FROM pg_stat_archiver;")
