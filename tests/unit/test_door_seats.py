@@ -60,6 +60,10 @@ def test_check_in_answers_say_the_seat_on_the_page_and_in_the_api(seated, usher)
     client.force_login(usher)
     page = client.post(f"/staff/door/{r.perf.pk}/checkin/", {"code": first.code}).content.decode()
     assert "Welcome! Balcony row B seat 3 · Balcony — Ada Lovelace" in page
+    undone = client.post(f"/staff/door/{r.perf.pk}/undo/", {"code": first.code, "back": f"/staff/door/{r.perf.pk}/checkin/"})
+    assert undone.status_code == 302
+    scanned = client.post(f"/staff/door/{r.perf.pk}/checkin/", {"code": first.code}, HTTP_ACCEPT="application/json").json()
+    assert scanned["seat"] == "Balcony row B seat 3" and "Balcony row B seat 3" in scanned["message"]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {tokens.mint(usher)}"}
     answer = Client().post("/api/v1/staff/checkin", {"code": second.code, "performance_id": r.perf.pk}, content_type="application/json", **auth)
     assert answer.status_code == 200 and answer.json()["seat"] == "Balcony row B seat 4"
