@@ -1,6 +1,7 @@
 """Server time of a 2,000-seat seat map (and best available) on PostgreSQL.
 
-Drives GET /api/v1/performances/{id}/seats and /best-seats through Django's full handler
+Drives GET /api/v1/performances/{id}/seats and /best-seats, and the storefront page a phone
+opens (/performances/{id}/: the seat list seatmap.js draws the map from), through Django's full handler
 (middleware, django-ninja, the seating service, JSON) in-process with the test client, against
 a throwaway PostgreSQL 15 with a 2,000-seat chart, a third of it sold and some held — so
 the figure is the server's time, without network or a phone's rendering. Prints latency
@@ -17,6 +18,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,27 +64,29 @@ def setup_show() -> int:
     return perf.pk
 
 
-def measure(client, url: str, n: int) -> dict:  # noqa: ANN001
+def measure(client, url: str, n: int, **headers: str) -> dict:  # noqa: ANN001
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     for _ in range(5):  # warm up: imports, connection, caches
-        client.get(url)
+        client.get(url, **headers)
     wall, cpu = [], []
     for _ in range(n):
         w0, c0 = time.perf_counter(), time.process_time()
-        r = client.get(url)
+        r = client.get(url, **headers)
         cpu.append((time.process_time() - c0) * 1000)
         wall.append((time.perf_counter() - w0) * 1000)
         assert r.status_code == 200, r.content[:300]
     with CaptureQueriesContext(connection) as q:
-        r = client.get(url)
+        r = client.get(url, **headers)
+    raw = gzip.decompress(r.content) if r.get("Content-Encoding") == "gzip" else r.content
     wall.sort()
     return {
         "url": url, "requests": n,
         "p50_ms": round(statistics.median(wall), 1), "p95_ms": round(wall[int(0.95 * (n - 1))], 1), "max_ms": round(wall[-1], 1),
         "app_cpu_ms": round(statistics.median(cpu), 1), "statements": len(q.captured_queries),
-        "bytes": len(r.content), "gzip_bytes": len(gzip.compress(r.content)),
+        "bytes": len(raw), "gzip_bytes": len(r.content) if r.get("Content-Encoding") == "gzip" else len(gzip.compress(raw)),
+        "sent_compressed": r.get("Content-Encoding") == "gzip",
     }
 
 
@@ -91,10 +95,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    with PgCluster(prefix="wtx-seatmap-") as pg:
+    with PgCluster(prefix="wtx-seatmap-") as pg, tempfile.TemporaryDirectory(prefix="wtx-seatmap-static-") as static:
         url = pg.create_database("wondertix")
-        os.environ.update(app_env(url, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"))
+        os.environ.update(app_env(url, EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend", STATIC_ROOT=static))
         manage(url, "migrate", "--noinput")
+        manage(url, "collectstatic", "--noinput", "-v", "0")  # DEBUG is off: the page needs the manifest
         import django
 
         django.setup()
@@ -105,14 +110,18 @@ def main() -> None:
         results = [
             measure(client, f"/api/v1/performances/{perf_id}/seats", args.requests),
             measure(client, f"/api/v1/performances/{perf_id}/best-seats?quantity=4", args.requests),
+            # The storefront page a phone opens: the seat list (the form) that seatmap.js draws from.
+            measure(client, f"/performances/{perf_id}/", args.requests, HTTP_ACCEPT_ENCODING="gzip"),
+            measure(client, f"/api/v1/performances/{perf_id}/seats", args.requests, HTTP_ACCEPT_ENCODING="gzip"),
         ]
     if args.json:
         print(json.dumps(results, indent=1))
         return
     print(f"2,000-seat chart, {args.requests} requests each (server time, in-process, PostgreSQL 15):")
     for r in results:
-        print(f"  {r['url'].split('/', 5)[-1]:<28} p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
-              f"app CPU {r['app_cpu_ms']} ms  {r['statements']} statements  {r['bytes']:,} bytes ({r['gzip_bytes']:,} gzip)")
+        print(f"  {r['url']:<48} p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms  "
+              f"app CPU {r['app_cpu_ms']} ms  {r['statements']} statements  {r['bytes']:,} bytes ({r['gzip_bytes']:,} gzip"
+              f"{', sent so' if r['sent_compressed'] else ''})")
 
 
 if __name__ == "__main__":

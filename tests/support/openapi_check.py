@@ -8,6 +8,7 @@ requires an empty body where none is documented). Requests that reach no documen
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
@@ -74,6 +75,8 @@ class ResponseChecker:
             return f"status {status} is not documented for {method.upper()} {template} (documented: {', '.join(sorted(documented))})"
         content = documented[status].get("content")
         body = response.content
+        if response.get("Content-Encoding") == "gzip":  # sent compressed to a client that asked
+            body = gzip.decompress(body)
         if not content:
             return f"documented without a body, but answered {body[:200]!r}" if body else None
         if not response.get("Content-Type", "").startswith("application/json"):

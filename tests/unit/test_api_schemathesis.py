@@ -58,4 +58,7 @@ def demo_data(django_db_reset_sequences) -> None:
 @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_answers_as_documented(case, demo_data, staff_token):
     headers = {"Authorization": f"Bearer {staff_token}"} if case.operation.definition.raw.get("security") else {}
+    # The WSGI transport does not undo Content-Encoding (an HTTP client does): ask for the
+    # plain body, which the seat map sends gzipped to clients that accept it.
+    headers["Accept-Encoding"] = "identity"
     case.call_and_validate(headers=headers, checks=EVERY_CHECK)

@@ -191,6 +191,12 @@ def test_a_refunded_seat_can_be_sold_again(buyer, good_card, clerk):
     assert not SeatClaim.objects.filter(ticket=ticket).exists()
     # Seat 2 is still the first order's.
     assert _refused(sell, [_line(r, "Orchestra", "Orchestra/A/2")], _details(buyer, good_card)).code == "seat_taken"
+    # The refund email names the seat given back.
+    from wondertix.sales.change_emails import refund_email
+    from wondertix.sales.refund_models import Refund
+
+    text, html = refund_email(Refund.objects.get(order=order)).render()
+    assert "Orchestra row A seat 1, Orchestra, ticket" in text and "Orchestra row A seat 1" in html
 
 
 def test_exchanges_of_reserved_seats_are_refused_clearly(buyer, good_card, clerk):

@@ -53,16 +53,16 @@ def test_the_box_office_cannot_upload_charts(staff):
     assert not SeatingChart.objects.exists()
 
 
-def test_the_storefront_sends_reserved_seats_to_the_box_office_instead_of_a_form_that_cannot_work():
+def test_the_storefront_offers_reserved_seats_on_the_seat_map_and_a_quantity_form_holds_nothing():
     from tests.unit.seating_fixtures import make_reserved
 
     r = make_reserved()
     page = Client().get(f"/performances/{r.perf.pk}/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "choose yours with the box office" in text and "Add to cart" not in text
+    assert "Add chosen seats to cart" in text and "How many tickets?" not in text
     post = Client().post(f"/performances/{r.perf.pk}/", {f"qty_{r.prices['Orchestra'].pk}": "2"})
-    assert post.status_code == 409
+    assert post.status_code == 422 and "Choose at least one seat" in post.content.decode()
     from wondertix.sales.models import Hold
 
     assert not Hold.objects.exists()

@@ -38,6 +38,7 @@ class DoorTicketOut(Schema):
     checked_in: bool
     checked_in_at: datetime | None
     checked_in_by: str
+    seat: str = Field("", description="Reserved seating: \"Orchestra row A seat 5\"; empty for general admission")
 
 
 class DoorPartyOut(Schema):
@@ -77,6 +78,7 @@ class CheckInOut(Schema):
     code: str
     performance_id: int
     price_type: str
+    seat: str = Field("", description="Reserved seating: \"Orchestra row A seat 5\"; empty for general admission")
     buyer_name: str
     accommodation: str
     checked_in: bool
@@ -109,7 +111,7 @@ def _ticket_out(ticket, performance_id: int) -> dict:  # noqa: ANN001
     order = ticket.order
     return {
         "code": ticket.code, "performance_id": performance_id, "price_type": ticket.price_type.name,
-        "buyer_name": order.buyer_name,
+        "seat": ticket.place, "buyer_name": order.buyer_name,
         "accommodation": order.buyer_accommodation or (order.patron.accommodation if order.patron else ""),
         "checked_in": ticket.checked_in_at is not None, "checked_in_at": ticket.checked_in_at,
         "checked_in_by": ticket.checked_in_by.get_username() if ticket.checked_in_by else "",

@@ -82,7 +82,7 @@ def _locked_ticket(code: str) -> Ticket:
     # read after the lock instead, from the fresh checked_in_by_id.
     ticket = (
         Ticket.objects.select_for_update(of=("self",))
-        .select_related("performance__event", "price_type", "order")
+        .select_related("performance__event", "price_type", "order", "seat__section")
         .filter(code=normalized)
         .first()
     )

@@ -23,6 +23,7 @@ class DoorTicket:
     checked_in: bool
     checked_in_at: object
     checked_in_by: str
+    seat: str = ""  # "Orchestra row A seat 5"; "" for general admission
 
 
 @dataclass
@@ -43,6 +44,10 @@ class Party:
         return [f"{n} x {name}" for name, n in counter.items()]
 
     @property
+    def seats(self) -> list[str]:
+        return [t.seat for t in self.tickets if t.seat]
+
+    @property
     def checked_in(self) -> int:
         return sum(1 for t in self.tickets if t.checked_in)
 
@@ -60,7 +65,7 @@ def door_list(performance: Performance, query: str = "") -> list[Party]:
     last name. `query` narrows by buyer name, email, phone or ticket code."""
     qs = (
         Ticket.objects.filter(performance=performance, status=Ticket.VALID)
-        .select_related("order", "order__patron", "price_type", "checked_in_by")
+        .select_related("order", "order__patron", "price_type", "checked_in_by", "seat__section")
         .order_by("price_type__sort_order", "price_type_id", "id")
     )
     query = (query or "").strip()
@@ -107,6 +112,7 @@ def door_list(performance: Performance, query: str = "") -> list[Party]:
                 checked_in=t.checked_in_at is not None,
                 checked_in_at=t.checked_in_at,
                 checked_in_by=t.checked_in_by.get_username() if t.checked_in_by else "",
+                seat=t.place,
             )
         )
     return sorted(parties.values(), key=lambda p: (_sort_name(p.name), p.key))
@@ -120,11 +126,12 @@ def _sort_name(name: str) -> str:
 def door_csv(performance: Performance) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["Name", "Email", "Phone", "Tickets", "Ticket count", "Checked in", "Accommodations", "Orders"])
+    writer.writerow(["Name", "Email", "Phone", "Tickets", "Ticket count", "Checked in", "Accommodations", "Orders", "Seats"])
     for party in door_list(performance):
         writer.writerow([
             _safe(party.name), _safe(party.email), _safe(party.phone), "; ".join(party.counts), party.total,
             party.checked_in, _safe("; ".join(party.accommodations)), " ".join(f"WT-{pk:06d}" for pk in party.order_ids),
+            "; ".join(party.seats),
         ])
     return out.getvalue()
 

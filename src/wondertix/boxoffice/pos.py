@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from wondertix.boxoffice import pos_seats
 from wondertix.boxoffice.door import WALK_UP_EMAIL
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.money import format_cents
@@ -53,6 +54,8 @@ class PosSale:
     cash_tendered_cents: int | None = None
     # The card reader, where cards are taken on one (Stripe Terminal).
     reader_id: str = ""
+    # Reserved seating: the seats ticked on the map (pos_seats gives each line its seats).
+    seat_ids: list[int] = field(default_factory=list)
 
 
 def _buyer(sale: PosSale) -> services.Buyer:
@@ -79,13 +82,15 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
     """One box-office sale. Comps and price overrides need a reason, recorded in the audit log."""
     reason = sale.reason.strip()
     wanted = {pt_id: qty for pt_id, qty in sale.quantities.items() if qty > 0}
-    if not wanted:
+    if not wanted and not sale.seat_ids:
         raise errors.invalid("invalid_quantity", "Choose at least one ticket.", field="quantity")
     overrides = {pt: cents for pt, cents in sale.price_overrides.items() if pt in wanted}
     # Pay what you can: the amount the patron chose is their price, not an override.
     pwyc = set(PriceType.objects.filter(pk__in=wanted, pay_what_you_can=True).values_list("pk", flat=True))
     chosen = {pt: overrides.pop(pt) for pt in list(overrides) if pt in pwyc}
     lines = [services.LineRequest(sale.performance_id, pt_id, qty, chosen.get(pt_id)) for pt_id, qty in wanted.items()]
+    if sale.seat_ids:
+        lines = pos_seats.with_seats(sale.performance_id, lines, sale.seat_ids)
     if sale.payment_method == COMP:
         overrides = {line.price_type_id: 0 for line in lines}
         if not reason:
@@ -134,7 +139,8 @@ def sell_at_box_office(sale: PosSale, *, actor: User) -> Order:
             after={
                 "payment_method": sale.payment_method,
                 "performance_id": sale.performance_id,
-                "quantities": {str(k): v for k, v in sale.quantities.items() if v},
+                "quantities": {str(line.price_type_id): line.quantity for line in lines},
+                "seat_ids": sorted(sale.seat_ids),
                 "price_overrides": {str(k): v for k, v in overrides.items()},
                 "reason": reason[:200],
                 "total_cents": order.total_cents,
@@ -173,19 +179,27 @@ def receipt_for(order: Order) -> Receipt:
 # ---------------------------------------------------------------------------- house seats
 
 
-def hold_house_seats(performance: Performance, price_type_id: int, quantity: int, reason: str, *, actor: User) -> Hold:
-    """Hold seats back from sale until curtain (house seats, VIPs, a broken seat)."""
+def hold_house_seats(performance: Performance, price_type_id: int | None, quantity: int, reason: str, *, actor: User, seat_ids: list[int] | None = None) -> Hold:
+    """Hold seats back from sale until curtain (house seats, VIPs, a broken seat): a number of
+    places, or on a reserved performance the seats ticked (`seat_ids`), shown held on the map."""
     reason = (reason or "").strip()
     if not reason:
         raise errors.invalid("reason_required", "Please give a reason for holding seats.", field="reason")
     minutes = max(1, int((performance.starts_at - timezone.now()) / timedelta(minutes=1)) + 60)
     with transaction.atomic():
+        if seat_ids:
+            lines = pos_seats.with_seats(performance.pk, [], list(seat_ids))
+        elif price_type_id is None:
+            raise errors.invalid("invalid_quantity", "Choose the seats to hold.", field="seat_ids")
+        else:
+            lines = [services.LineRequest(performance.pk, price_type_id, quantity)]
         hold = services.create_hold(
-            [services.LineRequest(performance.pk, price_type_id, quantity)],
+            lines,
             minutes=minutes, actor=actor, reason=reason[:200], staff=True,
         )
         audit.record("hold.created", actor=actor, obj=hold,
-                     after={"performance_id": performance.pk, "price_type_id": price_type_id, "quantity": quantity, "reason": reason[:200]})
+                     after={"performance_id": performance.pk, "price_type_id": price_type_id, "quantity": sum(x.quantity for x in lines),
+                            "seat_ids": sorted(s for x in lines for s in x.seat_ids), "reason": reason[:200]})
     return hold
 
 
@@ -214,13 +228,20 @@ def active_house_holds(performance: Performance) -> list[dict]:
                             lines__performance=performance, orders__isnull=True)  # not a sale waiting for its card
         .select_related("created_by").prefetch_related("lines__price_type").distinct()
     )
+    from wondertix.sales.models import SeatClaim
+
+    listed = list(holds)
+    named: dict[int, list[str]] = {}
+    for claim in SeatClaim.objects.filter(hold_line__hold__in=listed, performance=performance).select_related("seat__section", "hold_line").order_by("seat__section__sort_order", "seat__y", "seat__x"):
+        named.setdefault(claim.hold_line.hold_id, []).append(str(claim.seat))  # type: ignore[union-attr]
     return [
         {
             "hold": h,
+            "seat_names": named.get(h.pk, []),
             "seats": sum(hl.quantity for hl in h.lines.all() if hl.performance_id == performance.pk),
             "types": ", ".join(f"{hl.quantity} x {hl.price_type.name}" for hl in h.lines.all() if hl.performance_id == performance.pk),
         }
-        for h in holds
+        for h in listed
     ]
 
 

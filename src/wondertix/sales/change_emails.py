@@ -85,11 +85,12 @@ def _how(refund: Refund) -> str:
 
 def _refund_lines(refund: Refund) -> list[str]:
     lines = []
-    for item in refund.items.select_related("ticket__performance__event", "ticket__price_type", "subscription__subscription_type"):
+    for item in refund.items.select_related("ticket__performance__event", "ticket__price_type", "ticket__seat__section", "subscription__subscription_type"):
         if item.ticket is not None:
             t = item.ticket
             fee = f" + {format_cents(item.fee_cents)} fee" if item.fee_cents else ""
-            lines.append(f"{t.performance.event.title}, {when(t.performance.starts_at)} — {t.price_type.name}, ticket {t.code}: "
+            seat = f"{t.place}, " if t.seat_id else ""
+            lines.append(f"{t.performance.event.title}, {when(t.performance.starts_at)} — {seat}{t.price_type.name}, ticket {t.code}: "
                          f"{format_cents(item.amount_cents)}{fee}")
         elif item.donation_id is not None:
             lines.append(f"Your gift: {format_cents(item.amount_cents)}")
@@ -136,11 +137,11 @@ def cancellation_email(refund: Refund) -> Email:
 def exchange_email(exchange: Exchange) -> Email:
     order = exchange.order
     moved = [
-        {"old": f"{i.old_ticket.performance.event.title}, {when(i.old_ticket.performance.starts_at)} — {i.old_ticket.price_type.name} ({i.old_ticket.code})",
-         "new": f"{i.new_ticket.performance.event.title}, {when(i.new_ticket.performance.starts_at)} — {i.new_ticket.price_type.name}",
+        {"old": f"{i.old_ticket.performance.event.title}, {when(i.old_ticket.performance.starts_at)} — {i.old_ticket.place + ', ' if i.old_ticket.seat_id else ''}{i.old_ticket.price_type.name} ({i.old_ticket.code})",
+         "new": f"{i.new_ticket.performance.event.title}, {when(i.new_ticket.performance.starts_at)} — {i.new_ticket.place + ', ' if i.new_ticket.seat_id else ''}{i.new_ticket.price_type.name}",
          "code": i.new_ticket.code}
-        for i in exchange.items.select_related("old_ticket__performance__event", "old_ticket__price_type",
-                                               "new_ticket__performance__event", "new_ticket__price_type")
+        for i in exchange.items.select_related("old_ticket__performance__event", "old_ticket__price_type", "old_ticket__seat__section",
+                                               "new_ticket__performance__event", "new_ticket__price_type", "new_ticket__seat__section")
     ]
     diff = exchange.difference_cents
     if diff > 0:

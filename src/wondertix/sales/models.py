@@ -201,6 +201,12 @@ class Ticket(models.Model):
     def __str__(self) -> str:
         return f"Ticket {self.code}"
 
+    @property
+    def place(self) -> str:
+        """Where it seats its holder ("Orchestra row A seat 5"); "" for general admission.
+        Read with select_related("seat__section") when listing tickets."""
+        return str(self.seat) if self.seat_id else ""
+
 
 # Refunds and exchanges live in their own module (back office); imported here so Django sees them.
 from wondertix.sales.refund_models import Exchange, ExchangeItem, Refund, RefundItem, RefundSource  # noqa: E402, F401

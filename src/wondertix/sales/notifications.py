@@ -61,7 +61,7 @@ def _context(order: Order) -> dict[str, Any]:
 def _load(order_id: int) -> Order:
     return (
         Order.objects.select_related("patron", "discount_code")
-        .prefetch_related("tickets__performance__event", "tickets__price_type", "donations")
+        .prefetch_related("tickets__performance__event", "tickets__price_type", "tickets__seat__section", "donations")
         .get(pk=order_id)
     )
 

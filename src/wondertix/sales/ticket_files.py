@@ -42,6 +42,7 @@ class TicketFace:
     address: str
     accessibility: list[str]
     performance_note: str
+    seat: str  # "Orchestra row A seat 5"; "" for general admission
     number: int  # this ticket's place among the order's tickets for the same performance
     of: int
     test_mark: str
@@ -56,7 +57,7 @@ def keepable_tickets(order: Order, tickets: list[Ticket] | None = None) -> list[
     if order.status not in KEEPABLE_ORDER_STATUSES:
         return []
     if tickets is None:
-        tickets = list(order.tickets.filter(status=Ticket.VALID).select_related("performance__event", "price_type"))
+        tickets = list(order.tickets.filter(status=Ticket.VALID).select_related("performance__event", "price_type", "seat__section"))
     valid = [t for t in tickets if t.status == Ticket.VALID]
     valid.sort(key=lambda t: (t.performance.starts_at, t.performance_id, t.pk))
     return valid
@@ -130,6 +131,7 @@ def faces(order: Order, tickets: list[Ticket]) -> list[TicketFace]:
             address=settings.THEATER_ADDRESS,
             accessibility=[f"Accessibility: {access.label(code)}" for code in tags[t.performance_id]] + accessibility,
             performance_note=perf.note,
+            seat=t.place,
             number=seen[t.performance_id],
             of=per_performance[t.performance_id],
             test_mark=mark,

@@ -151,6 +151,7 @@ def _stock_ticket(pdf: FPDF, face: TicketFace, size: tuple[float, float]) -> Non
 
 def _details(face: TicketFace) -> list[tuple[str, str]]:
     return [
+        *([("Seat", face.seat)] if face.seat else []),
         ("Ticket", f"{face.price_type}, {face.price} ({face.number} of {face.of})"),
         ("Order", face.order_reference),
         ("Name", face.buyer_name),

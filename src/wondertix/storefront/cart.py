@@ -16,9 +16,10 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.utils import timezone
 
 from wondertix.catalog import performance_prices
-from wondertix.catalog.models import Performance, PriceType
+from wondertix.catalog.models import Performance, PriceType, Seat
 from wondertix.sales import pricing
 from wondertix.sales.models import Hold, Order
+from wondertix.sales.seats import hold_seat_ids
 from wondertix.sales.services import LineRequest
 
 HOLD_KEY = "storefront.hold"
@@ -40,6 +41,9 @@ class CartLine:
     quantity: int
     unit_price_cents: int
     fee_cents: int
+    # Reserved seating: the seats this line holds, and how they read ("Orchestra row A seat 5").
+    seat_ids: tuple[int, ...] = ()
+    seats: list[str] = field(default_factory=list)
 
     @property
     def line_total_cents(self) -> int:
@@ -83,12 +87,16 @@ def hold_token(session: SessionBase) -> str:
 
 def remember_hold(session: SessionBase, hold: Hold, lines: list[LineRequest]) -> None:
     session[HOLD_KEY] = hold.token
-    session[SELECTION_KEY] = [[x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents] for x in lines]
+    session[SELECTION_KEY] = [[x.performance_id, x.price_type_id, x.quantity, x.unit_price_cents, list(x.seat_ids)] for x in lines]
     session[BADGE_KEY] = {"count": sum(x.quantity for x in lines), "expires_at": hold.expires_at.isoformat()}
 
 
 def selection(session: SessionBase) -> list[LineRequest]:
-    return [LineRequest(int(p), int(t), int(q), None if u is None else int(u)) for p, t, q, u in session.get(SELECTION_KEY, [])]
+    out = []
+    for p, t, q, u, *seats in session.get(SELECTION_KEY, []):
+        ids = tuple(int(i) for i in seats[0]) if seats else ()
+        out.append(LineRequest(int(p), int(t), int(q), None if u is None else int(u), ids))
+    return out
 
 
 def forget_hold(session: SessionBase, *, keep_selection: bool = False) -> None:
@@ -161,8 +169,14 @@ def load(session: SessionBase) -> Cart:
         ((row.performance_id, row.price_type_id) for row in rows), {row.price_type_id: row.price_type for row in rows},
         {row.performance_id: row.performance for row in rows},
     )
+    seat_ids = hold_seat_ids(hold.pk) if any(row.performance.seating_chart_id for row in rows) else {}
+    names = {s.pk: str(s) for s in Seat.objects.filter(pk__in={i for ids in seat_ids.values() for i in ids}).select_related("section")} if seat_ids else {}
     lines = [
-        CartLine(row.performance, row.price_type, row.quantity, row.unit_price_cents, sold_as[(row.performance_id, row.price_type_id)].fee_cents)
+        CartLine(
+            row.performance, row.price_type, row.quantity, row.unit_price_cents,
+            sold_as[(row.performance_id, row.price_type_id)].fee_cents,
+            seat_ids.get(row.pk, ()), [names[i] for i in seat_ids.get(row.pk, ())],
+        )
         for row in rows
     ]
     return Cart(ACTIVE, hold=hold, lines=lines)
@@ -184,7 +198,7 @@ def preview(lines: list[LineRequest]) -> list[CartLine]:
             continue
         pt = sold_as[(x.performance_id, x.price_type_id)]
         price = x.unit_price_cents if x.unit_price_cents is not None else pt.price_cents
-        out.append(CartLine(perf, pt, x.quantity, price, pt.fee_cents))
+        out.append(CartLine(perf, pt, x.quantity, price, pt.fee_cents, x.seat_ids))
     return out
 
 

@@ -21,6 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from wondertix.catalog import access
@@ -33,6 +34,7 @@ from wondertix.payments.registry import get_provider
 from wondertix.sales import errors, inventory, services, ticket_files
 from wondertix.sales.models import Order, Ticket
 from wondertix.storefront import cart as carts
+from wondertix.storefront import seat_views
 from wondertix.storefront.forms import CheckoutForm, DonationForm, TicketSelectionForm
 
 # The ticket selection form's key: the nonce its page was rendered with.
@@ -148,11 +150,10 @@ def performance(request: HttpRequest, performance_id: int) -> HttpResponse:
         raise Http404("No such performance")
     state = catalog.states_for([perf])[0]
     access.annotate([perf])
-    form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
     if perf.seating_chart_id is not None:
-        # Reserved seats are chosen on a seat map, which this page does not have yet: no form
-        # that could only end in "choose a seat" (docs/seating.md).
-        form.editable = False
+        # Reserved seats are chosen on the seat map (docs/seating.md); compressed, it is big.
+        return gzip_page(seat_views.reserved_performance)(request, perf, state, _page, _hold_selection)
+    form = _selection_form(request, perf, state, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST" and not form.editable:
         status = 409  # the page explains why (sold out, not yet on sale, closed, canceled)
@@ -201,12 +202,12 @@ def _hold_selection(request: HttpRequest, performance_id: int, new_lines: list[s
     session = request.session
     cart = carts.load(session)
     kept = [
-        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None)
+        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None, line.seat_ids)
         for line in cart.lines
         if line.performance.pk != performance_id
     ]
     old = kept + [
-        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None)
+        services.LineRequest(line.performance.pk, line.price_type.pk, line.quantity, line.unit_price_cents if line.price_type.pay_what_you_can else None, line.seat_ids)
         for line in cart.lines
         if line.performance.pk == performance_id
     ]
@@ -433,7 +434,7 @@ def _checkout_context(
 @require_GET
 def order_detail(request: HttpRequest, token: str) -> HttpResponse:
     order = get_object_or_404(Order.objects.select_related("discount_code"), token=token)
-    tickets = list(order.tickets.select_related("performance__event", "price_type").order_by("performance__starts_at", "id"))
+    tickets = list(order.tickets.select_related("performance__event", "price_type", "seat__section").order_by("performance__starts_at", "id"))
     groups: list[dict[str, Any]] = []
     for ticket in tickets:
         if not groups or groups[-1]["performance"].pk != ticket.performance_id:

@@ -81,9 +81,10 @@ def scan(request: HttpRequest, performance_id: int) -> HttpResponse:
             status = exc.status
         else:
             party = ticket.order.buyer_name
-            result = {"ok": True, "message": f"Welcome! {ticket.price_type.name} — {party}", "code": ticket.code,
+            seat = f"{ticket.place} · " if ticket.seat_id else ""
+            result = {"ok": True, "message": f"Welcome! {seat}{ticket.price_type.name} — {party}", "code": ticket.code,
                       "accommodation": ticket.order.buyer_accommodation or (ticket.order.patron.accommodation if ticket.order.patron else ""),
-                      "checked_in_at": ticket.checked_in_at.isoformat() if ticket.checked_in_at else None}
+                      "checked_in_at": ticket.checked_in_at.isoformat() if ticket.checked_in_at else None, "seat": ticket.place}
         if "application/json" in request.headers.get("Accept", ""):
             return JsonResponse({**result, "stats": _stats(perf)}, status=status)
     return render(request, "boxoffice/door/scan.html", {"perf": perf, "result": result, "stats": _stats(perf)}, status=status)

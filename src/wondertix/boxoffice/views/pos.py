@@ -17,13 +17,14 @@ from wondertix.boxoffice import pos
 from wondertix.boxoffice.roles import ADMIN, BOX_OFFICE, require_role
 from wondertix.boxoffice.views import pos_card as card_views
 from wondertix.boxoffice.views.common import attempt
-from wondertix.catalog import performance_prices
+from wondertix.catalog import performance_prices, seating
 from wondertix.catalog.models import Performance
 from wondertix.money import parse_amount, parse_count, parse_id
 from wondertix.patrons.models import Patron
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors, inventory
 from wondertix.sales.models import Order
+from wondertix.storefront import seatmap
 
 sellers = require_role(BOX_OFFICE, ADMIN)
 
@@ -67,9 +68,12 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
     form = f.PosPaymentForm(request.POST or None, initial={"patron_id": patron.pk if patron else None,
                                                            "idempotency_key": uuid.uuid4().hex})
     status = 200
+    reserved = perf.seating_chart_id is not None
+    ticked: list[int] = []
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
+            ticked = _ticked(request) if reserved else []
             quantities = {pt.pk: _int(request.POST.get(f"qty_{pt.pk}", "")) for pt in price_types}
             overrides = {}
             for pt in price_types:
@@ -90,7 +94,7 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
                 accommodation=data["accommodation"], price_overrides=overrides, reason=data["reason"],
                 card=PaymentDetails(card_number=data["card_number"], exp_month=data["exp_month"], exp_year=data["exp_year"], cvc=data["cvc"]),
                 idempotency_key=data["idempotency_key"] or None, cash_tendered_cents=data["cash_tendered"],
-                reader_id=request.POST.get("reader", "").strip()[:120],
+                reader_id=request.POST.get("reader", "").strip()[:120], seat_ids=ticked,
             )
             if sale.reader_id:
                 request.session[card_views.READER_KEY] = sale.reader_id
@@ -107,6 +111,8 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
             status = err.status if err else 422
     elif form.errors:
         status = 422
+    if reserved and request.method == "GET" and request.GET.get("best", "").isdigit():
+        ticked = _best(request, perf)
     avail = inventory.availability_for([perf.pk])[perf.pk]
     left = inventory.price_type_availability(perf, price_types)
     rows = [{"pt": pt, "left": min(avail.available, _or(left[pt.pk], avail.available)), "qty": request.POST.get(f"qty_{pt.pk}", ""), "price": request.POST.get(f"price_{pt.pk}", "")}
@@ -120,7 +126,26 @@ def sell(request: HttpRequest, performance_id: int) -> HttpResponse:
         "subscriptions": pos.subscriptions_for(patron, perf) if patron else [],
         "redeem_key": uuid.uuid4().hex, "price_types": price_types,
         **card_views.reader_choice(request),
+        # Reserved seating: the same seat picker as the storefront, with house seats for sale.
+        "map": seatmap.patron_map(perf, price_types, ticked, staff=True) if reserved else None, "staff": True,
+        "best_choices": range(1, 11),
     }, status=status)
+
+
+def _ticked(request: HttpRequest) -> list[int]:
+    values = request.POST.getlist("seat")
+    return seatmap.parse_seat_ids(values) if values else []
+
+
+def _best(request: HttpRequest, perf: Performance) -> list[int]:
+    """Best available for the window (house seats included): ticked on the map, not held."""
+    try:
+        best = seating.best_available(perf, int(request.GET["best"]), staff=True)
+    except errors.SaleError as exc:
+        messages.error(request, exc.message)
+        return []
+    messages.info(request, best.message + " They are ticked on the map.")
+    return best.seat_ids
 
 
 def _or(value: int | None, default: int) -> int:
@@ -130,7 +155,7 @@ def _or(value: int | None, default: int) -> int:
 @sellers
 def order_done(request: HttpRequest, order_id: int) -> HttpResponse:
     order = get_object_or_404(Order, pk=order_id)
-    tickets = order.tickets.select_related("performance__event", "price_type")
+    tickets = order.tickets.select_related("performance__event", "price_type", "seat__section")
     return render(request, "boxoffice/pos/done.html", {"order": order, "tickets": tickets, "receipt": pos.receipt_for(order)})
 
 
@@ -138,6 +163,13 @@ def order_done(request: HttpRequest, order_id: int) -> HttpResponse:
 @require_POST
 def hold_seats(request: HttpRequest, performance_id: int) -> HttpResponse:
     perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
+    if perf.seating_chart_id is not None:
+        # Reserved: the seats ticked on the sale form's map, with the sale form's reason.
+        hold, _ = attempt(request, lambda: pos.hold_house_seats(perf, None, 0, request.POST.get("reason", ""), actor=request.user,  # type: ignore[arg-type]
+                                                                seat_ids=_ticked(request)))
+        if hold is not None:
+            messages.success(request, f"Holding {sum(x.quantity for x in hold.lines.all())} seat(s) back from sale.")
+        return redirect(f"/staff/pos/{perf.pk}/")
     form = f.HouseSeatsForm(request.POST, performance=perf)
     if not form.is_valid():
         messages.error(request, "To hold seats, choose a price type, a number of seats and give a reason.")
