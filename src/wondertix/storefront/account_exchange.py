@@ -73,6 +73,9 @@ def quote(order: Order, ticket_ids: list[int], performance_id: int, price_type_i
     moving_in = sum(1 for p in q.lines if p.old.performance_id != q.target.pk)
     if q.target.capacity - q.target.tickets_sold < moving_in:
         raise sold_out_refusal(q.target)
+    if q.difference_cents > 0 and not get_provider(settings.PAYMENT_PROVIDER).synchronous:
+        raise errors.invalid("exchange_needs_box_office",
+                             "Paying a price difference online is not available yet: please call the box office to make this exchange.")
     return q
 
 
@@ -94,9 +97,6 @@ def exchange(order: Order, ticket_ids: list[int], performance_id: int, price_typ
     diff = q.difference_cents
     if diff != expected_difference_cents:
         raise errors.conflict("price_changed", "The price of the new tickets has changed: please check the new difference and confirm again.")
-    if diff > 0 and not get_provider(settings.PAYMENT_PROVIDER).synchronous:
-        raise errors.invalid("exchange_needs_box_office",
-                             "Paying a price difference online is not available yet: please call the box office to make this exchange.")
     method = "card" if diff > 0 else "original" if diff < 0 else ""
     request = ExchangeRequest(ticket_ids, performance_id, price_type_id, method, card, REASON)
     try:
