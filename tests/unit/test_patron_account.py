@@ -191,6 +191,10 @@ def test_a_subscriber_redeems_their_subscription_online(show, buyer, good_card):
     redeemed = Order.objects.get(redemption__subscription=sub)
     assert done["Location"] == f"/orders/{redeemed.token}/"
     assert redeemed.tickets.filter(status=Ticket.VALID, price_cents=0).count() == 2
+    # The same form sent twice (a double click) redeems once.
+    client.post(f"/account/subscriptions/{sub.pk}/redeem/", {"performance": first.pk, "quantity": 2, "key": "k1"})
+    sub.refresh_from_db()
+    assert sub.remaining == 2
     # Another patron cannot redeem it.
     stranger = Patron.objects.create(first_name="Grace", last_name="Hopper", email="grace@example.org")
     _signed_in(stranger).post(f"/account/subscriptions/{sub.pk}/redeem/", {"performance": first.pk, "quantity": 1, "key": "k2"})

@@ -116,6 +116,8 @@ def home(request: HttpRequest, patron: Patron) -> HttpResponse:
 
     return _render(request, "storefront/account/home.html", {
         "patron": patron, "rows": rows, "subscriptions": account_subscriptions.redeemable(patron),
+        # One key per page shown: a double submit redeems once, a later visit is a new request.
+        "redeem_key": uuid.uuid4().hex,
     })
 
 
