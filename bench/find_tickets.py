@@ -8,6 +8,7 @@ orders (storefront.lookup). Also prints what the jobs program then spends render
 links email for the known address. Figures to read, no pass/fail.
 
     .venv/bin/python bench/find_tickets.py --requests 300
+    .venv/bin/python bench/find_tickets.py --page sign-in   # the patron sign-in link request
 """
 
 from __future__ import annotations
@@ -35,15 +36,21 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {pick(0.5):6.2f} ms  p90 {pick(0.9):6.2f} ms  p99 {pick(0.99):6.2f} ms  mean {statistics.fmean(ordered) * 1000:6.2f} ms"
 
 
+PAGES = {"find-tickets": "/tickets/find/", "sign-in": "/account/sign-in/"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=300, help="requests per address (bounded)")
     ap.add_argument("--orders", type=int, default=5, help="orders the known address has")
+    ap.add_argument("--page", choices=sorted(PAGES), default="find-tickets", help="which form to ask (the same measurement)")
     args = ap.parse_args()
+    path = PAGES[args.page]
     with PgCluster(prefix="wtx-lookup-") as pg, tempfile.TemporaryDirectory(prefix="wtx-lookup-static-") as static:
         url = pg.create_database("wondertix")
         os.environ.update(app_env(url, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend", STATIC_ROOT=static,
-                                  TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR="0", TICKET_LOOKUPS_PER_CLIENT_PER_HOUR="0"))
+                                  TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR="0", TICKET_LOOKUPS_PER_CLIENT_PER_HOUR="0",
+                                  PATRON_SIGN_INS_PER_ADDRESS_PER_HOUR="0", PATRON_SIGN_INS_PER_CLIENT_PER_HOUR="0"))
         manage(url, "migrate", "--noinput")
         manage(url, "collectstatic", "--noinput", "-v", "0")  # DEBUG is off: pages need the manifest
         import django
@@ -69,19 +76,21 @@ def main() -> None:
             sell([LineRequest(perf.pk, adult.pk, 2)], CheckoutDetails(buyer=Buyer(first_name="Ada", last_name="L", email="ada@example.org"), payment=card))
 
         client = Client(HTTP_HOST="127.0.0.1")
-        client.get("/tickets/find/")
+        client.get(path)
         times: dict[str, list[float]] = {"known": [], "unknown": []}
         statements: dict[str, int] = {}
         for i in range(args.requests):
             for name, email in (("known", "ada@example.org"), ("unknown", f"nobody{i}@example.org")):
                 with CaptureQueriesContext(connection) as queries:
                     start = time.perf_counter()
-                    response = client.post("/tickets/find/", {"email": email}, REMOTE_ADDR="198.51.100.7")
+                    response = client.post(path, {"email": email}, REMOTE_ADDR="198.51.100.7")
                     times[name].append(time.perf_counter() - start)
                 assert response.status_code == 200, response.status_code
                 statements[name] = len(queries.captured_queries)
         for name in ("known", "unknown"):
             print(f"{name:8s} {percentiles(times[name])}  statements {statements[name]}")
+        if args.page != "find-tickets":
+            return
         start = time.process_time()
         for _ in range(20):
             order_links_message("ada@example.org")

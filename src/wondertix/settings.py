@@ -263,6 +263,11 @@ TICKET_STOCK_SIZE_IN = env.str("TICKET_STOCK_SIZE_IN", default="8x3.25")
 # "Find my tickets": lookups per address and per client address in an hour (0 = no cap).
 TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR = env.int("TICKET_LOOKUPS_PER_ADDRESS_PER_HOUR", default=3)
 TICKET_LOOKUPS_PER_CLIENT_PER_HOUR = env.int("TICKET_LOOKUPS_PER_CLIENT_PER_HOUR", default=20)
+# Patron sign-in by emailed link: how long a link works, and requests per address and per
+# client address in an hour (0 = no cap), as for "Find my tickets".
+PATRON_SIGN_IN_LINK_MINUTES = env.int("PATRON_SIGN_IN_LINK_MINUTES", default=30)
+PATRON_SIGN_INS_PER_ADDRESS_PER_HOUR = env.int("PATRON_SIGN_INS_PER_ADDRESS_PER_HOUR", default=3)
+PATRON_SIGN_INS_PER_CLIENT_PER_HOUR = env.int("PATRON_SIGN_INS_PER_CLIENT_PER_HOUR", default=20)
 
 # Email: console in dev; the environment spec sets EMAIL_BACKEND (file, smtp) elsewhere.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

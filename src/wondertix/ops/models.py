@@ -44,12 +44,14 @@ class OutboxEmail(models.Model):
     EXCHANGE = "exchange"
     PERFORMANCE_CANCELED = "performance_canceled"
     ORDER_LINKS = "order_links"  # "Find my tickets": a link to each order of one address
+    PATRON_SIGN_IN = "patron_sign_in"  # a patron's one-time sign-in link (storefront.account)
     KINDS = [
         (ORDER_CONFIRMATION, "Order confirmation"),
         (REFUND, "Refund"),
         (EXCHANGE, "Exchange"),
         (PERFORMANCE_CANCELED, "Performance canceled"),
         (ORDER_LINKS, "Links to the patron's orders"),
+        (PATRON_SIGN_IN, "Patron sign-in link"),
     ]
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -45,6 +45,7 @@ ROW_RENDERERS: dict[str, str] = {
     OutboxEmail.REFUND: "wondertix.sales.change_emails.refund_message",
     OutboxEmail.PERFORMANCE_CANCELED: "wondertix.sales.change_emails.cancellation_message",
     OutboxEmail.EXCHANGE: "wondertix.sales.change_emails.exchange_message",
+    OutboxEmail.PATRON_SIGN_IN: "wondertix.storefront.account.sign_in_message",
 }
 # kind → the function that renders an email to an address rather than about one order (it
 # is given the recipient; the row has no order).

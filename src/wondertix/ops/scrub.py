@@ -131,6 +131,7 @@ EMPTIED: dict[str, str] = {
     "axes.accesslog": "logins: usernames, addresses, browsers",
     "axes.accessfailurelog": "failed logins: usernames, addresses, browsers",
     "storefront.ticketlookup": "Find my tickets requests: address digests, client addresses",
+    "storefront.patronsignin": "patron sign-in links: address digests, client addresses (a prd link must not work in stg)",
 }
 
 # Text fields that identify no one: the catalog, statuses, codes, random keys.

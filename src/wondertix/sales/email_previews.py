@@ -93,6 +93,14 @@ def exchange() -> Email:
     return Email("exchange", change_emails._subject(f"Your new tickets: {new.event.title}, {when(new.starts_at)} — order WT-001234", context), context)
 
 
+def patron_sign_in() -> Email:
+    from wondertix.storefront.account import sign_in_email
+
+    link = f"{settings.SITE_URL.rstrip('/')}/account/sign-in/{SAMPLE_LINK}/"
+    expires = timezone.now() + timedelta(minutes=settings.PATRON_SIGN_IN_LINK_MINUTES)
+    return sign_in_email(first_name="Ada", link=link, expires_at=expires, sample=True)
+
+
 # name → (what staff see it called, the sample)
 PREVIEWS = {
     "order_confirmation": ("Order confirmation (tickets, with the receipt of a gift)", order_confirmation),
@@ -101,4 +109,5 @@ PREVIEWS = {
     "refund": ("Refund", refund),
     "exchange": ("Exchange", exchange),
     "performance_canceled": ("Performance canceled (with its refund)", performance_canceled),
+    "patron_sign_in": ("Patron sign-in link", patron_sign_in),
 }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wondertix.storefront import lookup_views, views
+from wondertix.storefront import account_views, lookup_views, views
 
 app_name = "storefront"
 
@@ -18,4 +18,11 @@ urlpatterns = [
     path("tickets/find/", lookup_views.find_tickets, name="find_tickets"),
     path("tickets/<str:code>/qr.svg", views.ticket_qr, name="ticket_qr"),
     path("donate/", views.donate, name="donate"),
+    path("account/", account_views.home, name="account"),
+    path("account/sign-in/", account_views.sign_in, name="sign_in"),
+    path("account/sign-in/<str:token>/", account_views.sign_in_link, name="sign_in_link"),
+    path("account/sign-out/", account_views.sign_out, name="sign_out"),
+    path("account/newsletter/", account_views.newsletter, name="account_newsletter"),
+    path("account/orders/<int:order_id>/exchange/", account_views.exchange, name="account_exchange"),
+    path("account/subscriptions/<int:subscription_id>/redeem/", account_views.redeem, name="account_redeem"),
 ]
