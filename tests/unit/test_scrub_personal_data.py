@@ -17,7 +17,7 @@ from django.utils import timezone
 from wondertix.ops import scrub
 from wondertix.ops.models import AuditEntry
 from wondertix.patrons.models import Donation, Patron
-from wondertix.payments.models import Payment
+from wondertix.payments.models import CheckoutSession, Payment
 from wondertix.sales.models import Hold, Order
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +61,9 @@ def test_names_emails_phones_addresses_notes_payments_staff_and_audit_are_replac
                                  buyer_phone="(503) 555-2718", status=Order.PAID, created_by=clerk)
     Payment.objects.create(order=order, provider="stripe", reference="pi_3Nreal", amount_cents=0, status="succeeded")
     Donation.objects.create(patron=ada, amount_cents=5000, comment="In memory of Charles Babbage")
+    pending = Order.objects.create(patron=ada, buyer_name="Ada Lovelace", buyer_email="ada@example.org", status=Order.PENDING)
+    CheckoutSession.objects.create(order=pending, expires_at=timezone.now() + timedelta(minutes=30), priced={
+        "tickets": [], "donation": {"cents": 2500, "anonymous": False, "comment": "For Lord Byron's daughter"}})
     Hold.objects.create(expires_at=timezone.now() + timedelta(minutes=5), reason="for Ada's party",
                         client_address="203.0.113.7")
     AuditEntry.objects.create(actor=clerk, actor_label="mholloway", action="patron.updated", object_type="patrons.patron",
@@ -83,6 +86,8 @@ def test_names_emails_phones_addresses_notes_payments_staff_and_audit_are_replac
     assert order.status == Order.PAID
     assert Payment.objects.get().reference == f"scrubbed-{Payment.objects.get().pk}"
     assert "Babbage" not in Donation.objects.get().comment
+    priced = CheckoutSession.objects.get().priced
+    assert "Byron" not in str(priced) and priced["donation"]["cents"] == 2500, priced
     hold = Hold.objects.get()
     assert hold.client_address is None and "Ada" not in hold.reason
     clerk.refresh_from_db()

@@ -104,6 +104,9 @@ SCRUB: dict[str, dict[str, Rule]] = {
     "payments.checkoutsession": {
         "session_id": Text("cs_scrubbed_", PK),
         "url": Text(f"https://payments.{RESERVED_DOMAIN}/checkout/", PK),
+        # The prices agreed on the payment page, and a donor's comment with them: amounts and
+        # ids stay, every string goes.
+        "priced": ScrubJson(),
     },
     "payments.terminalpayment": {"payment_intent": Text("pi_scrubbed_", PK), "message": Text(SCRUBBED)},
     "ops.auditentry": {
@@ -162,7 +165,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "sales.refundsource": {"provider_key"},  # "refund:<idempotency key>:<charge id>"
     "payments.payment": {"kind", "provider", "status"},
     "payments.webhookevent": {"provider", "event_type"},
-    "payments.checkoutsession": {"provider", "status", "priced"},
+    "payments.checkoutsession": {"provider", "status"},
     "payments.terminalpayment": {"provider", "reader_id", "status"},  # reader_id: the theater's device
     "ops.auditentry": {"action", "object_type", "object_id", "request_id"},
     "ops.outboxemail": {"kind", "status"},
