@@ -10,9 +10,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core import mail
 from django.urls import get_resolver
 from tests.support.a11y_world import check_screenshots, demo_world, walk_urls
 from tests.support.axe import SIZES, add_axe, audit, audit_at_sizes
+
+from wondertix.ops import outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,8 +23,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 STOREFRONT_AUDITED = frozenset({
     "storefront:events", "storefront:event", "storefront:performance", "storefront:cart", "storefront:checkout",
     "storefront:order", "storefront:find_tickets", "storefront:donate", "subscriptions:list", "subscriptions:thanks",
+    "storefront:sign_in", "storefront:sign_in_link", "storefront:account", "storefront:account_exchange",
 })
 STOREFRONT_NOT_PAGES = frozenset({
+    "storefront:sign_out", "storefront:account_newsletter", "storefront:account_redeem",  # POST targets
     "storefront:cart_empty", "storefront:cart_hold_again", "storefront:order_tickets_pdf",
     "storefront:order_calendar", "storefront:ticket_qr", "stripe_webhook",
     "healthz", "readyz", "metrics", "raise-error",
@@ -79,6 +84,22 @@ def test_storefront_pages_pass_axe_and_are_photographed(browser, live_server):
         submit_empty("^Give now", "donate-errors")
         visit("/subscriptions/", "subscriptions")
         visit(f"/subscriptions/thanks/{world['sub'].order.token}/", "subscription-thanks", main=False)
+        # The patron's account: sign in by the emailed link, the orders, an exchange's form.
+        visit("/account/sign-in/", "sign-in", main=False)
+        page.get_by_label("Email address").fill("ada@example.org")
+        page.get_by_role("button", name="Email me a sign-in link").click()
+        page.locator("#sign-in-sent").wait_for()
+        visit("", "sign-in-sent", main=False)
+        outbox.send_due()
+        link = re.search(r"https?://\S+(/account/sign-in/[\w-]+/)", mail.outbox[-1].body)
+        assert link, mail.outbox[-1].body
+        visit(link.group(1), "sign-in-link", main=False)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/account/")
+        visit("", "account", main=False)
+        page.get_by_role("link", name=f"Exchange tickets of order {order.reference}").click()
+        page.wait_for_load_state("load")
+        visit("", "account-exchange", main=False)
         visit("/no-such-page/", "not-found", main=False)
         visit("/staff/login/", "staff-login")
         page.goto(base + "/cart/")

@@ -33,6 +33,8 @@ NOT_PAGES = frozenset({
     "boxoffice:door-csv", "boxoffice:door-undo", "boxoffice:door-admit",
     "reports:report-csv", "staff-sales:order-tickets-print", "staff-sales:order-resend-confirmation",
     "staff-sales:order-refund", "staff-sales:order-exchange", "contacts:note",
+    "boxoffice:seating-chart-new", "boxoffice:seating-chart-save", "boxoffice:seating-chart-duplicate",
+    "boxoffice:seating-chart-import",
 })
 
 

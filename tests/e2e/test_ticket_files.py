@@ -13,12 +13,14 @@ import re
 import shutil
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
 from icalendar import Calendar
+from playwright.sync_api import expect
 
 from wondertix.ops import outbox
 from wondertix.sales.models import Order, Ticket
@@ -114,7 +116,12 @@ def test_the_confirmation_pdf_pages_each_carry_a_qr_the_door_admits_and_a_valid_
     for found in decoded:
         door.get_by_label("Ticket code").fill(found[0])
         door.get_by_role("button", name="Check in", exact=True).click()
-        assert "Welcome! Adult — Ada Lovelace" in door.locator("#scan-result").inner_text()
+        # The door page answers in place (no reload): wait for this ticket's answer.
+        deadline = time.monotonic() + 15
+        while not Ticket.objects.filter(code=found[0], checked_in_at__isnull=False).exists():
+            assert time.monotonic() < deadline, f"ticket {found[0]} was not admitted within 15 s"
+            time.sleep(0.1)
+        expect(door.locator("#scan-result")).to_contain_text("Welcome! Adult — Ada Lovelace")
     assert Ticket.objects.filter(order=order, checked_in_at__isnull=False).count() == 2
     door.context.close()
     assert page.problems == []  # type: ignore[attr-defined]
