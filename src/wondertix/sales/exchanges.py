@@ -58,11 +58,15 @@ class ExchangeRequest:
     reason: str = ""
     # Where the processor takes cards on a reader (Stripe Terminal): the reader to charge.
     reader_id: str = field(default="", compare=False)
+    # Where the patron pays the difference on the processor's own page (Stripe Checkout,
+    # sales.exchange_checkout): the exchange stays pending until the webhook says paid.
+    hosted: bool = field(default=False, compare=False)
 
     def fingerprint(self, order_id: int) -> str:
         data = asdict(self)
         data.pop("card", None)
         data.pop("reader_id", None)
+        data.pop("hosted", None)
         data["ticket_ids"] = sorted(self.ticket_ids)
         data["order"] = order_id
         return request_fingerprint(data)
@@ -176,6 +180,8 @@ def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key
         lambda: _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
     )
     # Outside every lock: the provider (if the difference goes through it), then finish.
+    if request.hosted and exchange.status == Exchange.PENDING and exchange.charge_id is not None:
+        return exchange  # paid on the processor's page; its webhook finishes it
     if _on_reader(exchange):
         # The card is taken on a reader: the exchange stays pending until the processor
         # confirms the payment (payments.terminal), which finishes it.
@@ -252,7 +258,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     # a refused payment never needs a seat someone else may have bought meanwhile.
     via_provider = (diff > 0 and method == "card") or (diff < 0 and method == "original")
     if via_provider and diff > 0:
-        _check_card(request.card, request.reader_id)
+        _check_card(request.card, request.reader_id, request.hosted)
 
     # Free the old seats first so an exchange within one performance does not count twice.
     old_ids = [p.old.pk for p in quote.lines]
@@ -324,9 +330,11 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     return exchange
 
 
-def _check_card(card: PaymentDetails | None, reader_id: str = "") -> None:
+def _check_card(card: PaymentDetails | None, reader_id: str = "", hosted: bool = False) -> None:
     """Refuse, before anything is written, a card difference that cannot be taken here."""
     if not get_provider(settings.PAYMENT_PROVIDER).synchronous:
+        if hosted:
+            return  # the patron pays on the processor's page (sales.exchange_checkout)
         # Taken on a card reader after the commit (payments.terminal).
         if not reader_id:
             raise errors.invalid("reader_required", "Choose the card reader for the price difference.", field="reader")
@@ -500,7 +508,8 @@ def reconcile_exchanges(*, now: datetime | None = None, limit: int = 200) -> dic
     outcomes: Counter[str] = Counter()
     for exchange in stale:
         if exchange.charge_id is not None:
-            outcomes["exchange_needs_card"] += 1
+            if "checkout" not in (exchange.pending_state or {}):  # paid on a page: payments.services reconciles it
+                outcomes["exchange_needs_card"] += 1
             continue
         try:
             settle_exchange(exchange)

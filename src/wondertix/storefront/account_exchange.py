@@ -8,8 +8,10 @@ module only decides what a patron may ask for and how the difference is settled 
 - they cost less: the difference goes back to the card the order was paid with (`original`);
 - the same: nothing moves.
 
-Where cards are not taken in-process (Stripe), a difference to pay is refused with a clear
-message (a hosted payment page for it is not built yet); a refund or an even swap works.
+Where cards are not taken in-process (Stripe), a difference to pay is paid on the
+processor's own page (sales.exchange_checkout): the exchange is written pending with its seats
+secured, and the processor's webhook finishes it exactly once (or it is undone when the page
+expires). A processor with neither refuses a difference to pay with a clear message.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.utils import timezone
 from wondertix.catalog.models import Performance, PriceType
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors
+from wondertix.sales import errors, exchange_checkout
 from wondertix.sales.exchanges import ExchangeRequest, Quote, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
 from wondertix.sales.refund_models import Exchange
@@ -73,10 +75,18 @@ def quote(order: Order, ticket_ids: list[int], performance_id: int, price_type_i
     moving_in = sum(1 for p in q.lines if p.old.performance_id != q.target.pk)
     if q.target.capacity - q.target.tickets_sold < moving_in:
         raise sold_out_refusal(q.target)
-    if q.difference_cents > 0 and not get_provider(settings.PAYMENT_PROVIDER).synchronous:
+    if q.difference_cents > 0 and not get_provider(settings.PAYMENT_PROVIDER).synchronous and not exchange_checkout.hosted_available():
         raise errors.invalid("exchange_needs_box_office",
                              "Paying a price difference online is not available yet: please call the box office to make this exchange.")
     return q
+
+
+def pending_for(order: Order, key: str) -> Exchange | None:
+    """The exchange this confirmation (its key) already started, waiting for its payment on
+    the processor's page: a double click or a return from that page finds it again."""
+    if not key:
+        return None
+    return Exchange.objects.filter(order=order, idempotency_key=f"patron:{key}", status=Exchange.PENDING, charge__isnull=False).first()
 
 
 def sold_out_refusal(target: Performance) -> errors.SaleError:
@@ -85,20 +95,23 @@ def sold_out_refusal(target: Performance) -> errors.SaleError:
 
 
 def card_needed(difference_cents: int) -> bool:
-    return difference_cents > 0
+    """Whether the patron types a card here (not when the processor's page takes it)."""
+    return difference_cents > 0 and get_provider(settings.PAYMENT_PROVIDER).synchronous
 
 
 def exchange(order: Order, ticket_ids: list[int], performance_id: int, price_type_id: int | None, *,
              expected_difference_cents: int, card: PaymentDetails | None, key: str) -> Exchange:
     """Exchange, settling the difference the patron was shown. A price that changed since the
     quote is refused (the patron sees the new one); a sold-out target is refused under the
-    lock; either way nothing is written."""
+    lock; either way nothing is written. A difference paid on the processor's page returns the
+    exchange PENDING: send the patron to `exchange_checkout.page_url`."""
     q = quote(order, ticket_ids, performance_id, price_type_id)
     diff = q.difference_cents
     if diff != expected_difference_cents:
         raise errors.conflict("price_changed", "The price of the new tickets has changed: please check the new difference and confirm again.")
     method = "card" if diff > 0 else "original" if diff < 0 else ""
-    request = ExchangeRequest(ticket_ids, performance_id, price_type_id, method, card, REASON)
+    hosted = diff > 0 and not get_provider(settings.PAYMENT_PROVIDER).synchronous
+    request = ExchangeRequest(ticket_ids, performance_id, price_type_id, method, card, REASON, hosted=hosted)
     try:
         return exchange_tickets(order.pk, request, idempotency_key=f"patron:{key}")
     except errors.SaleError as exc:
