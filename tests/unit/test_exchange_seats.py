@@ -192,3 +192,47 @@ def test_the_staff_api_and_the_staff_page_name_the_seats(two_nights, buyer, good
     assert (final.performance_id, final.seat_id) == (r.perf.pk, r.seats["Orchestra/C/8"])
     bad = staff.post(f"/staff/sales/orders/{order.pk}/exchange/", fields | {"seats": "C8"})
     assert "Seats are seat numbers" in bad.content.decode()
+
+
+def test_a_signed_in_patron_chooses_new_seats_online(two_nights, buyer, good_card):
+    import re
+
+    from test_patron_account import _signed_in
+
+    r, other = two_nights
+    order = _buy(r, r.perf, "Orchestra", ["Orchestra/A/1", "Orchestra/A/2"], buyer, good_card)
+    _buy(r, other, "Orchestra", ["Orchestra/A/1"], Buyer(first_name="Grace", last_name="Hopper", email="grace@example.org"), good_card)
+    client = _signed_in(order.patron)
+    old = _tickets(order)
+    assert "Exchange tickets" in client.get("/account/").content.decode()
+
+    # Step 1: a reserved performance asks for the seats, listing only free seats of the category.
+    step = client.post(f"/account/orders/{order.pk}/exchange/", {"tickets": [t.pk for t in old], "performance": other.pk})
+    page = step.content.decode()
+    assert step.status_code == 200 and "Your new seats" in page
+    offered = set(map(int, re.findall(r'<option value="(\d+)"', page.split('id="exchange-seats"')[1])))
+    assert r.seats["Orchestra/A/2"] in offered and r.seats["Orchestra/A/1"] not in offered  # sold to Grace
+    assert r.seats["Balcony/A/1"] not in offered  # another category
+
+    # Step 2: the quote with the seats, then the confirmation.
+    wanted = [r.seats["Orchestra/B/1"], r.seats["Orchestra/B/2"]]
+    quote = client.post(f"/account/orders/{order.pk}/exchange/", {"tickets": [t.pk for t in old], "performance": other.pk, "seat": wanted})
+    assert quote.status_code == 200 and "Same price" in quote.content.decode()
+    html = quote.content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="(step|key|difference|performance)" value="([^"]*)">', html))
+    fields["tickets"] = re.findall(r'<input type="hidden" name="tickets" value="(\d+)">', html)
+    fields["seat"] = re.findall(r'<input type="hidden" name="seat" value="(\d+)">', html)
+    done = client.post(f"/account/orders/{order.pk}/exchange/", fields)
+    assert done.status_code == 302
+    assert sorted((t.performance_id, t.seat_id) for t in _tickets(order)) == sorted((other.pk, s) for s in wanted)
+
+    # A seat taken between the quote and the confirmation is refused with nothing changed.
+    moved = _tickets(order)
+    shown = client.post(f"/account/orders/{order.pk}/exchange/", {"tickets": [moved[0].pk], "performance": r.perf.pk, "seat": [r.seats["Orchestra/A/1"]]})
+    assert shown.status_code == 200 and "Confirm the exchange" in shown.content.decode()  # the old seat is free again
+    fields = {"step": "confirm", "key": "k-taken", "difference": "0", "performance": r.perf.pk, "tickets": [moved[0].pk], "seat": [r.seats["Orchestra/A/1"]]}
+    _buy(r, r.perf, "Orchestra", ["Orchestra/A/1"], Buyer(first_name="Alan", last_name="Turing", email="alan@example.org"), good_card)
+    before = _state()
+    taken = client.post(f"/account/orders/{order.pk}/exchange/", fields)
+    assert "just taken by someone else" in taken.content.decode()
+    assert _state() == before

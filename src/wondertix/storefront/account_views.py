@@ -174,8 +174,14 @@ def exchange(request: HttpRequest, patron: Patron, order_id: int) -> HttpRespons
         ticket_ids = _ids(request.POST.getlist("tickets"))
         performance_id = _int_or_none(request.POST.get("performance"), "performance") or 0
         price_type_id = _int_or_none(request.POST.get("price_type"), "price_type")
-        context.update(chosen=ticket_ids, chosen_performance=performance_id, chosen_price_type=price_type_id)
-        quote = account_exchange.quote(order, ticket_ids, performance_id, price_type_id)
+        seat_ids = _ids(request.POST.getlist("seat"))
+        context.update(chosen=ticket_ids, chosen_performance=performance_id, chosen_price_type=price_type_id, chosen_seats=seat_ids)
+        if not seat_ids:
+            seat_step = account_exchange.seat_choices(order, ticket_ids, performance_id, price_type_id)
+            if seat_step:  # a reserved performance: choose the seats first
+                context["seat_step"] = seat_step
+                return _render(request, "storefront/account/exchange.html", context)
+        quote = account_exchange.quote(order, ticket_ids, performance_id, price_type_id, seat_ids)
     except errors.SaleError as exc:
         context["refusal"] = exc.message
         return _render(request, "storefront/account/exchange.html", context, exc.status)
@@ -195,7 +201,7 @@ def exchange(request: HttpRequest, patron: Patron, order_id: int) -> HttpRespons
         expected = diff + 1  # a tampered form: refused as a changed price
     try:
         done = account_exchange.exchange(order, ticket_ids, performance_id, price_type_id, expected_difference_cents=expected,
-                                         card=card_form.payment() if card_form.card_required else None, key=context["key"])
+                                         card=card_form.payment() if card_form.card_required else None, key=context["key"], seat_ids=seat_ids)
         if done.status == done.PENDING:  # the difference is paid on the processor's page
             back = request.build_absolute_uri(reverse("storefront:account_exchange", args=[order.pk]))
             return redirect(exchange_checkout.page_url(done, cancel_url=back))
