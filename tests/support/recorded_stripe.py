@@ -91,7 +91,7 @@ class RecordedStripe(stripe.HTTPClient):
             if path == "/v1/checkout/sessions" and method == "POST":
                 # Echo what Stripe echoes: our order token, total and the page's expiry.
                 token = params["metadata[order_token]"]
-                body["metadata"] = {"order_token": token, "order_reference": params["metadata[order_reference]"]}
+                body["metadata"] = _metadata(params)
                 body["client_reference_id"] = token
                 body["amount_total"] = body["amount_subtotal"] = int(params["line_items[0][price_data][unit_amount]"])
                 body["expires_at"] = int(params["expires_at"])

@@ -199,14 +199,14 @@ def test_a_refunded_seat_can_be_sold_again(buyer, good_card, clerk):
     assert "Orchestra row A seat 1, Orchestra, ticket" in text and "Orchestra row A seat 1" in html
 
 
-def test_exchanges_of_reserved_seats_are_refused_clearly(buyer, good_card, clerk):
+def test_an_exchange_to_a_reserved_performance_needs_its_seats(buyer, good_card, clerk):
     from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets
 
     r = make_reserved()
     order = sell([_line(r, "Orchestra", "Orchestra/A/1")], _details(buyer, good_card))
     err = _refused(exchange_tickets, order.pk, ExchangeRequest(ticket_ids=[order.tickets.get().pk], to_performance_id=r.perf.pk, price_type_id=r.prices["Balcony"].pk),
                    idempotency_key="seat-exchange-1", actor=clerk)
-    assert err.code == "exchange_reserved_unsupported"
+    assert err.code == "seats_required"  # (tests/unit/test_exchange_seats.py: with seats)
 
 
 def test_a_general_admission_order_sends_no_seating_statement(make_performance, buyer, good_card):

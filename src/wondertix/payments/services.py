@@ -23,7 +23,7 @@ from wondertix.payments import terminal
 from wondertix.payments.models import CheckoutSession, WebhookEvent
 from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
-from wondertix.sales import pending
+from wondertix.sales import exchange_checkout, pending
 from wondertix.sales.models import Order
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,17 @@ def _completed(session: dict[str, Any]) -> str:
     return _fulfil(session)
 
 
+def _exchange_id(session: dict[str, Any]) -> str:
+    """The exchange a payment page was opened for (its price difference), else ""."""
+    if session.get("object") == "payment_intent":
+        return ""
+    return str((session.get("metadata") or {}).get(exchange_checkout.METADATA_KEY) or "")
+
+
 def _fulfil(session: dict[str, Any]) -> str:
     facts = _session_facts(session)
+    if exchange_id := _exchange_id(session):
+        return exchange_checkout.paid(facts, exchange_id)
     order = pending.complete_payment(**facts)
     if order is None:
         return "ignored_not_ours"
@@ -86,12 +95,16 @@ def _fulfil(session: dict[str, Any]) -> str:
 
 def _expired(session: dict[str, Any]) -> str:
     facts = _session_facts(session)
+    if exchange_id := _exchange_id(session):
+        return exchange_checkout.ended(facts, exchange_id, "the payment page expired unpaid")
     order = pending.cancel_payment(order_token=facts["order_token"], session_id=facts["session_id"], reason="the payment page expired unpaid")
     return "order_canceled" if order is not None else "nothing_to_do"
 
 
 def _failed(session: dict[str, Any]) -> str:
     facts = _session_facts(session)
+    if exchange_id := _exchange_id(session):
+        return exchange_checkout.ended(facts, exchange_id, "the payment failed")
     order = pending.cancel_payment(order_token=facts["order_token"], session_id=facts["session_id"], reason="the payment failed")
     return "order_canceled" if order is not None else "nothing_to_do"
 
@@ -180,9 +193,32 @@ def reconcile_stale_checkouts(*, now: datetime | None = None, limit: int = 200) 
             outcomes["still_open"] += 1
             continue
         outcomes[_apply(f"reconcile:{checkout.session_id}", f"reconcile.{status}", session, handler)] += 1
+    _reconcile_exchange_pages(now, provider, outcomes, limit)
     if outcomes:
         log.info("stale checkouts reconciled", extra={"outcomes": dict(outcomes)})
     return dict(outcomes)
+
+
+def _reconcile_exchange_pages(now: datetime, provider: Any, outcomes: Counter[str], limit: int) -> None:
+    """The same for an exchange's price-difference page (sales.exchange_checkout)."""
+    for exchange, page in exchange_checkout.stale_pages(now - RECONCILE_AFTER, limit):
+        metadata = {"order_token": exchange.order.token, exchange_checkout.METADATA_KEY: str(exchange.pk)}
+        if not page.get("session_id"):  # the processor never answered: no patron saw a page
+            session: dict[str, Any] = {"id": "", "metadata": metadata}
+            outcomes[_apply(f"reconcile:exchange-{exchange.pk}", "reconcile.expired", session, _expired)] += 1
+            continue
+        try:
+            session = provider.retrieve_checkout(page["session_id"]).to_dict()
+        except ProviderUnavailable:
+            outcomes["unreachable"] += 1
+            continue
+        status = session.get("status")
+        handler = _completed if status == "complete" else _expired if status == "expired" else None
+        if handler is None:
+            outcomes["still_open"] += 1
+            continue
+        session["metadata"] = (session.get("metadata") or {}) | metadata
+        outcomes[_apply(f"reconcile:{page['session_id']}", f"reconcile.{status}", session, handler)] += 1
 
 
 def _refund_and_record(event_id: str, event_type: str, session: dict[str, Any], reason: str) -> str:
@@ -207,4 +243,6 @@ def _refund_and_record(event_id: str, event_type: str, session: dict[str, Any], 
             reason=reason,
             provider=PROVIDER,
         )
+        if exchange_id := _exchange_id(session):
+            exchange_checkout.refunded(exchange_id, facts["order_token"])
     return "refunded"

@@ -151,7 +151,12 @@ def exchange_email(exchange: Exchange) -> Email:
     else:
         money = "There was no price difference to pay." if exchange.method != "waive" else "We waived the price difference."
     perf = exchange.to_performance
-    context = _common(order) | {"show": perf.event.title, "when": when(perf.starts_at), "moved": moved, "money": money}
+    failed = exchange.status == Exchange.FAILED
+    if failed:  # paid on the processor's page after its seats were gone: refunded, nothing moved
+        money = f"The {format_cents(diff)} you paid was refunded to your card."
+    context = _common(order) | {"show": perf.event.title, "when": when(perf.starts_at), "moved": moved, "money": money, "failed": failed}
+    if failed:
+        return Email("exchange", _subject(f"Your exchange did not go through — order {order.reference}", context), context)
     return Email("exchange", _subject(f"Your new tickets: {perf.event.title}, {when(perf.starts_at)} — order {order.reference}", context), context)
 
 

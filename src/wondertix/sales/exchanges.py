@@ -35,7 +35,7 @@ from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails, ProviderUnavailable
 from wondertix.payments.registry import get_provider
 from wondertix.payments.window import charge_at_window
-from wondertix.sales import change_emails, errors, inventory
+from wondertix.sales import change_emails, errors, inventory, seats
 from wondertix.sales.models import Order, Ticket, new_ticket_code
 from wondertix.sales.refund_models import Exchange, ExchangeItem
 from wondertix.sales.refund_settlement import RECONCILE_AFTER, send_pending_refunds
@@ -58,11 +58,21 @@ class ExchangeRequest:
     reason: str = ""
     # Where the processor takes cards on a reader (Stripe Terminal): the reader to charge.
     reader_id: str = field(default="", compare=False)
+    # Where the patron pays the difference on the processor's own page (Stripe Checkout,
+    # sales.exchange_checkout): the exchange stays pending until the webhook says paid.
+    hosted: bool = field(default=False, compare=False)
+    # A reserved target performance: the seat (of its chart) of each ticket, in the order of
+    # ticket_ids; the price type must be of the seat's category. Empty for general admission.
+    seat_ids: list[int] = field(default_factory=list)
 
     def fingerprint(self, order_id: int) -> str:
         data = asdict(self)
         data.pop("card", None)
         data.pop("reader_id", None)
+        data.pop("hosted", None)
+        data.pop("seat_ids", None)
+        if self.seat_ids:  # (general admission keeps the fingerprints it always had)
+            data["seats"] = sorted(zip(self.ticket_ids, self.seat_ids, strict=False))
         data["ticket_ids"] = sorted(self.ticket_ids)
         data["order"] = order_id
         return request_fingerprint(data)
@@ -75,6 +85,7 @@ class PlannedTicket:
     price_cents: int
     fee_cents: int
     discount_cents: int
+    seat_id: int | None = None
 
     @property
     def old_value(self) -> int:
@@ -90,6 +101,7 @@ class Quote:
     order: Order
     target: Performance
     lines: list[PlannedTicket]
+    chosen: seats.ChosenSeats = seats.NONE
 
     @property
     def difference_cents(self) -> int:
@@ -117,9 +129,9 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
         raise errors.invalid("performance_canceled", "The performance you chose has been canceled.")
     if target.starts_at <= now:  # type: ignore[operator]
         raise errors.invalid("performance_past", "The performance you chose has already started.")
-    if target.seating_chart_id is not None or any(t.seat_id is not None for t in tickets):
-        # Moving to chosen seats is not built yet: refuse rather than issue seatless tickets.
-        raise errors.invalid("exchange_reserved_unsupported", "Exchanges to or from reserved seats are not available yet: refund and sell new seats.")
+    if request.seat_ids and len(request.seat_ids) != len(ids):
+        raise errors.invalid("seats_required", "Choose one seat for every ticket you exchange.", field="seat_ids")
+    seat_of = dict(zip(ids, request.seat_ids, strict=True)) if request.seat_ids else {}
     chosen = None
     if request.price_type_id is not None:
         chosen = PriceType.objects.filter(pk=request.price_type_id, event_id=target.event_id, active=True).first()
@@ -142,11 +154,24 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
                 f"“{target.event.title}” has no “{t.price_type.name}” tickets; choose a ticket type for the new performance.",
                 field="price_type_id",
             )
-        if t.performance_id == target.pk and t.price_type_id == pt.pk:
+        if t.performance_id == target.pk and t.price_type_id == pt.pk and seat_of.get(t.pk) == t.seat_id:
             raise errors.invalid("same_ticket", f"Ticket {t.code} is already a “{pt.name}” ticket for that performance.")
         price = _new_price(t, pt)
-        lines.append(PlannedTicket(t, pt, price, t.fee_cents, min(t.discount_cents, price)))
-    return Quote(order, target, lines)
+        lines.append(PlannedTicket(t, pt, price, t.fee_cents, min(t.discount_cents, price), seat_of.get(t.pk)))
+    # The same seat rules as a sale (chart, category of the price type, one seat per ticket).
+    seat_choice = seats.check_lines(
+        [_SeatLine(target.pk, p.price_type.pk, 1, (p.seat_id,) if p.seat_id else ()) for p in lines],
+        {target.pk: target}, {p.price_type.pk: p.price_type for p in lines}, staff=True,
+    )
+    return Quote(order, target, lines, seat_choice)
+
+
+@dataclass(frozen=True)
+class _SeatLine:
+    performance_id: int
+    price_type_id: int
+    quantity: int
+    seat_ids: tuple[int, ...]
 
 
 def quote_exchange(order_id: int, request: ExchangeRequest) -> Quote:
@@ -176,6 +201,8 @@ def exchange_tickets(order_id: int, request: ExchangeRequest, *, idempotency_key
         lambda: _exchange_locked(order_id, request, key=key, fingerprint=fingerprint, actor=actor),
     )
     # Outside every lock: the provider (if the difference goes through it), then finish.
+    if request.hosted and exchange.status == Exchange.PENDING and exchange.charge_id is not None:
+        return exchange  # paid on the processor's page; its webhook finishes it
     if _on_reader(exchange):
         # The card is taken on a reader: the exchange stays pending until the processor
         # confirms the payment (payments.terminal), which finishes it.
@@ -252,7 +279,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     # a refused payment never needs a seat someone else may have bought meanwhile.
     via_provider = (diff > 0 and method == "card") or (diff < 0 and method == "original")
     if via_provider and diff > 0:
-        _check_card(request.card, request.reader_id)
+        _check_card(request.card, request.reader_id, request.hosted)
 
     # Free the old seats first so an exchange within one performance does not count twice.
     old_ids = [p.old.pk for p in quote.lines]
@@ -288,7 +315,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     new_status = Ticket.CANCELED if via_provider else Ticket.VALID
     new_tickets = [
         Ticket(order=order, performance=target, price_type=p.price_type, code=new_ticket_code(), price_cents=p.price_cents,
-               fee_cents=p.fee_cents, discount_cents=p.discount_cents, status=new_status)
+               fee_cents=p.fee_cents, discount_cents=p.discount_cents, status=new_status, seat_id=p.seat_id)
         for p in quote.lines
     ]
     Ticket.objects.bulk_create(new_tickets)
@@ -296,6 +323,13 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         by_code = {t.code: t for t in Ticket.objects.filter(code__in=[t.code for t in new_tickets])}
         new_tickets = [by_code[t.code] for t in new_tickets]
     inventory.add_sold(performances, {target.pk: len(new_tickets)})
+    # Seats: the old ones are given back (at once, or when a pending difference is paid —
+    # except a seat the new tickets take again, given back now), the new ones claimed under
+    # this lock exactly as a sale claims them (refused seat_taken: everything rolls back).
+    wanted = {(target.pk, p.seat_id) for p in quote.lines if p.seat_id}
+    released_now = [p.old.pk for p in quote.lines if p.old.seat_id and (not via_provider or (p.old.performance_id, p.old.seat_id) in wanted)]
+    seats.release_tickets(released_now)
+    seats.claim_for_order(new_tickets, quote.chosen, now=now, hold_id=None)
 
     subtotal_delta = sum(p.price_cents - p.old.price_cents for p in quote.lines)
     discount_delta = sum(p.discount_cents - p.old.discount_cents for p in quote.lines)
@@ -306,6 +340,7 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
         pending_state={
             "before": before, "difference": diff, "subtotal_delta": subtotal_delta, "discount_delta": discount_delta,
             "deferred": {str(k): v for k, v in deferred.items()}, "freed_on_target": -freed.get(target.pk, 0),
+            "seats_released": released_now,
         } if via_provider else {},
     )
     ExchangeItem.objects.bulk_create(ExchangeItem(exchange=exchange, old_ticket=p.old, new_ticket=t) for p, t in zip(quote.lines, new_tickets, strict=True))
@@ -324,9 +359,11 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     return exchange
 
 
-def _check_card(card: PaymentDetails | None, reader_id: str = "") -> None:
+def _check_card(card: PaymentDetails | None, reader_id: str = "", hosted: bool = False) -> None:
     """Refuse, before anything is written, a card difference that cannot be taken here."""
     if not get_provider(settings.PAYMENT_PROVIDER).synchronous:
+        if hosted:
+            return  # the patron pays on the processor's page (sales.exchange_checkout)
         # Taken on a card reader after the commit (payments.terminal).
         if not reader_id:
             raise errors.invalid("reader_required", "Choose the card reader for the price difference.", field="reader")
@@ -452,6 +489,7 @@ def _complete(exchange: Exchange, order: Order) -> None:
     """The difference was paid: the new tickets become valid, the old seats go back on sale."""
     state = exchange.pending_state
     Ticket.objects.filter(pk__in=exchange.items.values_list("new_ticket_id", flat=True)).update(status=Ticket.VALID)
+    seats.release_tickets(exchange.items.values_list("old_ticket_id", flat=True))  # the old seats go back on sale
     deferred = {int(k): v for k, v in state.get("deferred", {}).items()}
     if deferred:
         performances = inventory.lock_performances(set(deferred))
@@ -473,8 +511,9 @@ def _undo(exchange: Exchange, order: Order, message: str) -> None:
     inventory.add_sold(performances, {exchange.to_performance_id: state.get("freed_on_target", 0) - len(new_ids)})
     # The items go, so the old tickets can be exchanged again; the new tickets were never valid.
     ExchangeItem.objects.filter(exchange=exchange).delete()
-    Ticket.objects.filter(pk__in=new_ids, status=Ticket.CANCELED).delete()
+    Ticket.objects.filter(pk__in=new_ids, status=Ticket.CANCELED).delete()  # with their seat claims
     Ticket.objects.filter(pk__in=old_ids, status=Ticket.EXCHANGED).update(status=Ticket.VALID)
+    _reclaim(state.get("seats_released", []))
     order.subtotal_cents -= state.get("subtotal_delta", 0)
     order.discount_cents -= state.get("discount_delta", 0)
     order.total_cents -= exchange.difference_cents
@@ -492,6 +531,17 @@ def _undo(exchange: Exchange, order: Order, message: str) -> None:
     )
 
 
+def _reclaim(ticket_ids: list[int]) -> None:
+    """An undone exchange's old tickets take back the seats they gave up early (seats the new
+    tickets held until now, under the target's lock: nobody else can have them)."""
+    back = list(Ticket.objects.filter(pk__in=ticket_ids, seat__isnull=False))
+    if back:
+        by_perf: dict[int, list[int]] = {}
+        for t in back:
+            by_perf.setdefault(t.performance_id, []).append(t.seat_id)  # type: ignore[arg-type]
+        seats.claim(by_perf, seats.NONE, now=timezone.now(), owners={(t.performance_id, t.seat_id): t.pk for t in back}, hold_expires_at=None)  # type: ignore[misc]
+
+
 def reconcile_exchanges(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
     """Finish exchanges whose refund of the difference was left pending (sent again with the
     same keys). A pending card charge needs the card and is left for the clerk to finish."""
@@ -500,7 +550,8 @@ def reconcile_exchanges(*, now: datetime | None = None, limit: int = 200) -> dic
     outcomes: Counter[str] = Counter()
     for exchange in stale:
         if exchange.charge_id is not None:
-            outcomes["exchange_needs_card"] += 1
+            if "checkout" not in (exchange.pending_state or {}):  # paid on a page: payments.services reconciles it
+                outcomes["exchange_needs_card"] += 1
             continue
         try:
             settle_exchange(exchange)

@@ -105,6 +105,8 @@ class ExchangeIn(Schema):
     exp_year: int | None = Field(None, ge=2000, le=2200, strict=True)
     cvc: str = Field("", max_length=8, pattern=r"^[0-9]*$")
     reason: str = Field("", max_length=300)
+    seat_ids: list[Id] = Field(default_factory=list, max_length=500,
+                               description="A reserved target performance: a seat of its chart for each ticket, in the order of ticket_ids (its category matching the price type)")
     reader_id: str = Field("", max_length=120, pattern=r"^[A-Za-z0-9_]*$",
                            description="Where cards are taken on a reader (Stripe Terminal): the reader (tmr_…) for a card difference")
 
@@ -198,7 +200,7 @@ def create_exchange(request: HttpRequest, payload: ExchangeIn, order_id: int = O
     exchange = exchange_tickets(
         order_id,
         ExchangeRequest(payload.ticket_ids, payload.to_performance_id, payload.price_type_id, payload.method, card, payload.reason,
-                        reader_id=payload.reader_id),
+                        reader_id=payload.reader_id, seat_ids=list(payload.seat_ids)),
         idempotency_key=_key(idempotency_key),
         actor=request.user,  # type: ignore[arg-type]
     )

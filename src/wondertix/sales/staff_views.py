@@ -140,6 +140,14 @@ def refund_request_from_post(post: Any) -> RefundRequest:
     )
 
 
+def _seat_ids(raw: str) -> list[int]:
+    """A reserved target's seats: seat ids, comma- or space-separated, one per ticket."""
+    ids = [parse_id(part) for part in raw.replace(",", " ").split()]
+    if any(i is None for i in ids) or len(ids) > 500:
+        raise errors.invalid("invalid_seats", "Seats are seat numbers from the seat map (ids), one per ticket, separated by commas.", field="seats")
+    return [i for i in ids if i is not None]
+
+
 @staff_only
 @require_POST
 def order_refund(request: HttpRequest, order_id: int) -> HttpResponse:
@@ -223,6 +231,7 @@ def _exchange_request(post: Any) -> ExchangeRequest:
         card=card,
         reader_id=post.get("reader", "").strip()[:120],
         reason=post.get("reason", "").strip(),
+        seat_ids=_seat_ids(post.get("seats", "")),
     )
 
 

@@ -14,13 +14,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from wondertix.money import format_cents
 from wondertix.ops.middleware import client_of
 from wondertix.patrons.models import Patron
-from wondertix.sales import errors
+from wondertix.sales import errors, exchange_checkout
 from wondertix.storefront import account, account_exchange
 from wondertix.storefront import cart as carts
 from wondertix.storefront.forms import CardFields
@@ -162,12 +163,25 @@ def exchange(request: HttpRequest, patron: Patron, order_id: int) -> HttpRespons
                                "price_types": account_exchange.price_types_for(targets[0]) if targets else []}
     if request.method == "GET":
         return _render(request, "storefront/account/exchange.html", context)
+    started = account_exchange.pending_for(order, request.POST.get("key", "")) if request.POST.get("step") == "confirm" else None
+    if started is not None:  # already waiting for its payment: back to the same page
+        try:
+            return redirect(exchange_checkout.page_url(started, cancel_url=request.build_absolute_uri(reverse("storefront:account_exchange", args=[order.pk]))))
+        except errors.SaleError as exc:
+            messages.error(request, exc.message)
+            return redirect("storefront:account")
     try:
         ticket_ids = _ids(request.POST.getlist("tickets"))
         performance_id = _int_or_none(request.POST.get("performance"), "performance") or 0
         price_type_id = _int_or_none(request.POST.get("price_type"), "price_type")
-        context.update(chosen=ticket_ids, chosen_performance=performance_id, chosen_price_type=price_type_id)
-        quote = account_exchange.quote(order, ticket_ids, performance_id, price_type_id)
+        seat_ids = _ids(request.POST.getlist("seat"))
+        context.update(chosen=ticket_ids, chosen_performance=performance_id, chosen_price_type=price_type_id, chosen_seats=seat_ids)
+        if not seat_ids:
+            seat_step = account_exchange.seat_choices(order, ticket_ids, performance_id, price_type_id)
+            if seat_step:  # a reserved performance: choose the seats first
+                context["seat_step"] = seat_step
+                return _render(request, "storefront/account/exchange.html", context)
+        quote = account_exchange.quote(order, ticket_ids, performance_id, price_type_id, seat_ids)
     except errors.SaleError as exc:
         context["refusal"] = exc.message
         return _render(request, "storefront/account/exchange.html", context, exc.status)
@@ -186,9 +200,15 @@ def exchange(request: HttpRequest, patron: Patron, order_id: int) -> HttpRespons
     except ValueError:
         expected = diff + 1  # a tampered form: refused as a changed price
     try:
-        account_exchange.exchange(order, ticket_ids, performance_id, price_type_id, expected_difference_cents=expected,
-                                  card=card_form.payment() if card_form.card_required else None, key=context["key"])
+        done = account_exchange.exchange(order, ticket_ids, performance_id, price_type_id, expected_difference_cents=expected,
+                                         card=card_form.payment() if card_form.card_required else None, key=context["key"], seat_ids=seat_ids)
+        if done.status == done.PENDING:  # the difference is paid on the processor's page
+            back = request.build_absolute_uri(reverse("storefront:account_exchange", args=[order.pk]))
+            return redirect(exchange_checkout.page_url(done, cancel_url=back))
     except errors.SaleError as exc:
+        if exc.code == "payment_unavailable":  # the exchange is pending: the same key finds it again
+            context["refusal"] = exc.message
+            return _render(request, "storefront/account/exchange_confirm.html", context, exc.status)
         context["refusal"] = exc.message
         context["key"] = uuid.uuid4().hex  # a refused exchange wrote nothing: a new try is a new request
         return _render(request, "storefront/account/exchange_confirm.html", context, exc.status)

@@ -107,13 +107,16 @@ class StripeProvider:
         cancel_url: str,
         expires_at: datetime,
         idempotency_key: str,
+        metadata: dict[str, str] | None = None,
     ) -> HostedCheckout:
         """A Stripe Checkout Session for one pending order, for its exact total.
 
         One line for the whole order: the breakdown (tickets, fees, discount, donation) was shown
         on our checkout page, and a single amount guarantees Stripe charges exactly our total.
         """
-        metadata = {"order_token": order_token, "order_reference": order_reference}
+        # `metadata` adds what the payment is for when it is not the order itself (an
+        # exchange's price difference): the webhook routes on it.
+        metadata = {"order_token": order_token, "order_reference": order_reference} | (metadata or {})
         prefill = {"customer_email": buyer_email} if buyer_email else {}
         try:
             session = stripe.checkout.Session.create(
