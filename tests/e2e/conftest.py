@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 EXPECTED_REFUSAL = re.compile(r"Failed to load resource: the server responded with a status of (402|409|422)")
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1400, "height": 1000}
 # Screenshots; stg's integration gate keeps them next to its log.
 ARTIFACTS = Path(os.environ.get("WONDERTIX_E2E_ARTIFACTS") or Path(__file__).resolve().parents[2] / "var" / "e2e")
 
@@ -100,3 +101,19 @@ def phone(browser) -> Iterator:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def desktop(browser) -> Iterator:
+    """A fresh desktop-sized browser context (staff screens: the seat-map editor)."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: problems.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.problems = problems  # type: ignore[attr-defined]
+    try:
+        yield page
+    finally:
+        context.close()

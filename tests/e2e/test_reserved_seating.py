@@ -15,6 +15,12 @@ from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.utils import timezone
 from pypdf import PdfReader
+from tests.e2e.seating_steps import (
+    assert_taken_on_map,
+    door_list,
+    map_index,
+    pay_with_simulated_card,
+)
 from tests.support.seating import chart_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,11 +40,6 @@ def reserved_performance():
     perf = seating.use_chart(Performance.objects.create(event=event, starts_at=timezone.now() + timedelta(days=5), capacity=1), chart)
     seats = {f"{s.section.name}/{s.row}/{s.label}": s.pk for s in Seat.objects.filter(section__chart=chart).select_related("section")}
     return perf, seats
-
-
-def map_index(page, seat_id: int) -> int:
-    """The seat's shape on the map is drawn from its checkbox: same position in the list."""
-    return page.evaluate(f"Array.from(document.querySelectorAll('input[data-m]')).findIndex(i => i.value === '{seat_id}')")
 
 
 def test_a_patron_taps_two_adjacent_seats_on_a_phone_and_every_ticket_view_names_them(phone, browser, live_server, artifacts):
@@ -74,24 +75,13 @@ def test_a_patron_taps_two_adjacent_seats_on_a_phone_and_every_ticket_view_names
     assert "Orchestra row A seat 5; Orchestra row A seat 6" in page.locator("main").inner_text()
 
     # ---- check out with the simulated card
-    page.get_by_role("link", name="Check out").click()
-    page.get_by_label("First name").fill("Viola")
-    page.get_by_label("Last name").fill("Sebastian")
-    page.get_by_label("Email").fill("viola@example.org")
-    page.get_by_label("Card number").fill("4242 4242 4242 4242")
-    page.get_by_label("Expiry date").fill("12/30")
-    page.get_by_label("CVC").fill("123")
-    page.get_by_role("button", name=re.compile(r"^Pay \$")).click()
-    page.wait_for_url("**/orders/*/")
+    pay_with_simulated_card(page, "Viola", "Sebastian", "viola@example.org")
     order_text = page.locator("main").inner_text()
     assert "Orchestra row A seat 5" in order_text and "Orchestra row A seat 6" in order_text
     order = Order.objects.get()
 
     # ---- the map now shows them taken, to this patron and to anyone else
-    page.goto(f"{live_server.url}/performances/{perf.pk}/")
-    for seat_id in (a5, a6):
-        assert page.locator(f'.seatmap__svg [data-i="{map_index(page, seat_id)}"]').get_attribute("class") == "sm-seat sm-s"
-        assert page.locator(f'input[value="{seat_id}"]').is_disabled()
+    assert_taken_on_map(page, f"{live_server.url}/performances/{perf.pk}/", [a5, a6])
     assert "Seat 5 (taken)" in page.locator(".seat-list").inner_text()
 
     # ---- the email and its ticket PDF name the seats
@@ -105,14 +95,7 @@ def test_a_patron_taps_two_adjacent_seats_on_a_phone_and_every_ticket_view_names
     # ---- the door list names them
     usher = User.objects.create_user("jo-usher", password=PASSWORD, is_staff=True)
     usher.groups.add(Group.objects.get(name="usher"))
-    door = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
-    door.goto(f"{live_server.url}/staff/door/{perf.pk}/")
-    door.get_by_label("Username").fill("jo-usher")
-    door.get_by_label("Password").fill(PASSWORD)
-    door.get_by_role("button", name="Sign in").click()
-    door.wait_for_url(f"**/staff/door/{perf.pk}/")
-    listing = door.locator("main").inner_text()
+    listing = door_list(browser, live_server.url, perf.pk, "jo-usher", PASSWORD)
     assert "Sebastian" in listing and "Orchestra row A seat 5; Orchestra row A seat 6" in listing
-    door.context.close()
     assert order.tickets.filter(seat_id__in=[a5, a6]).count() == 2
     assert page.problems == []  # type: ignore[attr-defined]

@@ -26,13 +26,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from wondertix.catalog import performance_prices
-from wondertix.catalog.models import Performance, PriceType
+from wondertix.catalog.models import Performance, PriceType, Seat
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
 from wondertix.payments.models import CheckoutSession, Payment
 from wondertix.payments.providers.base import ProviderUnavailable
 from wondertix.payments.registry import get_provider
-from wondertix.sales import errors, inventory, pricing, services
+from wondertix.sales import errors, inventory, pricing, seats, services
 from wondertix.sales.models import DiscountCode, Hold, HoldLine, Order, SeatClaim, Ticket
 from wondertix.sales.services import CheckoutDetails, LineRequest
 
@@ -173,15 +173,15 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
     donation = pricing.validate_donation(details.donation_cents)
     discount = pricing.find_discount(details.discount_code) if details.discount_code.strip() else None
     with transaction.atomic():
+        # Chosen seats stay claimed by the hold while the patron pays; the order remembers
+        # which seat each ticket is for, and the webhook turns the claims into the tickets'.
+        held = seats.hold_seat_ids(hold.pk)
         lines = [
-            LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents)
-            for hl in HoldLine.objects.filter(hold=hold)
+            LineRequest(hl.performance_id, hl.price_type_id, hl.quantity, hl.unit_price_cents, held.get(hl.pk, ()))
+            for hl in HoldLine.objects.filter(hold=hold).order_by("pk")
         ]
         if not lines:
             raise errors.conflict("hold_expired", "Your seats were held for a limited time and have been released. Please choose them again.")
-        if SeatClaim.objects.filter(hold_line__hold_id=hold.pk).exists():
-            # Chosen seats through a provider's own page (pending orders) are not built yet.
-            raise errors.invalid("payment_method_unsupported", "Reserved seats cannot be paid on the provider's page yet: please buy them at the box office.")
         performances = inventory.lock_performances(line.performance_id for line in lines)
         hold = Hold.objects.get(pk=hold.pk)
         if hold.consumed_at is not None:
@@ -202,6 +202,7 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
         inventory.ensure_capacity(performances, dict(demand), price_types, now=now, exclude_hold_id=hold.pk)
 
         totals = _price(lines, price_types, performances)
+        ticket_seats = [seat for line in lines for seat in (line.seat_ids or (None,) * line.quantity)]
         totals.donation_cents = donation
         if discount is not None:
             discount = DiscountCode.objects.select_for_update().get(pk=discount.pk)
@@ -230,8 +231,11 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
             expires_at=session_expires,
             priced={
                 "tickets": [
-                    {"performance_id": t.performance_id, "price_type_id": t.price_type.pk, "price_cents": t.price_cents, "fee_cents": t.fee_cents, "discount_cents": t.discount_cents}
-                    for t in totals.tickets
+                    {
+                        "performance_id": t.performance_id, "price_type_id": t.price_type.pk, "price_cents": t.price_cents,
+                        "fee_cents": t.fee_cents, "discount_cents": t.discount_cents, "seat_id": seat_id,
+                    }
+                    for t, seat_id in zip(totals.tickets, ticket_seats, strict=True)
                 ],
                 "donation": {"cents": donation, "anonymous": details.donation_anonymous, "comment": details.donation_comment.strip()[:500]},
             },
@@ -249,6 +253,7 @@ def _hold_until(hold: Hold, until: Any) -> None:
     if until > hold.expires_at:
         Hold.objects.filter(pk=hold.pk).update(expires_at=until)
         HoldLine.objects.filter(hold=hold).update(expires_at=until)
+        SeatClaim.objects.filter(hold_line__hold_id=hold.pk).update(expires_at=until)
         hold.expires_at = until
 
 
@@ -347,7 +352,7 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     except errors.SaleError:
         raise NeedsRefund("the seats were released when the hold expired and have been sold since") from None
 
-    Ticket.objects.bulk_create(
+    issued = Ticket.objects.bulk_create(
         Ticket(
             order=order,
             performance_id=t["performance_id"],
@@ -355,9 +360,11 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
             price_cents=t["price_cents"],
             fee_cents=t["fee_cents"],
             discount_cents=t["discount_cents"],
+            seat_id=t.get("seat_id"),
         )
         for t in tickets
     )
+    _claim_seats(issued, now=now, hold_id=hold.pk if hold is not None else None)
     sold: dict[int, int] = defaultdict(int)
     for t in tickets:
         sold[t["performance_id"]] += 1
@@ -399,6 +406,24 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
 
     transaction.on_commit(after_commit)
     return order
+
+
+def _claim_seats(tickets: list[Ticket], *, now: Any, hold_id: int | None) -> None:
+    """The chosen seats become the tickets' (under the performance lock taken above). The
+    hold's own claims are given up first; if the hold expired and another buyer claimed a
+    seat meanwhile, or the seating plan changed it, the payment is refunded instead."""
+    wanted = {t.seat_id for t in tickets if t.seat_id is not None}
+    if not wanted:
+        return
+    chosen = seats.ChosenSeats({s.pk: s for s in Seat.objects.filter(pk__in=wanted).select_related("section").order_by()})
+    if len(chosen.seats) != len(wanted):
+        raise NeedsRefund("a chosen seat was removed from the seating plan while the patron paid")
+    try:
+        seats.claim_for_order(tickets, chosen, now=now, hold_id=hold_id)
+    except errors.SaleError as exc:
+        if exc.code == "seat_changed":
+            raise NeedsRefund("the seating plan changed the chosen seats while the patron paid") from None
+        raise NeedsRefund("the chosen seats were released when the hold expired and have been taken since") from None
 
 
 def cancel_payment(*, order_token: str, session_id: str, reason: str) -> Order | None:

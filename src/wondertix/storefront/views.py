@@ -430,6 +430,12 @@ def _checkout_context(
 # ------------------------------------------------------------------ orders and tickets
 
 
+def _auto_refunded_cents(order: Order) -> int:
+    from wondertix.payments.models import Payment
+
+    return sum(order.payments.filter(kind=Payment.REFUND, status=Payment.SUCCEEDED).values_list("amount_cents", flat=True))
+
+
 @never_cache
 @require_GET
 def order_detail(request: HttpRequest, token: str) -> HttpResponse:
@@ -454,6 +460,9 @@ def order_detail(request: HttpRequest, token: str) -> HttpResponse:
             # A season subscription bought online (its package, as priced when it was bought).
             "season_package": _season_package(order) if not tickets else None,
             "keepable": bool(ticket_files.keepable_tickets(order, tickets)),
+            # Money that arrived after the order could not be fulfilled (seats taken after the
+            # hold ran out) and was sent back at once: the patron is told on this page.
+            "auto_refunded_cents": _auto_refunded_cents(order) if order.status == Order.CANCELED else 0,
         },
     )
     # An order page is reached by its secret link: keep it out of shared caches and indexes.
