@@ -96,7 +96,9 @@ def test_rollback_within_the_window_is_a_traffic_switch_and_after_it_still_works
     assert poll(lambda: backend.supervisor.state(f"prd-{ended.idle()}") == "STOPPED", timeout=30), \
         backend.supervisor.state(f"prd-{ended.idle()}")
     assert not backend.slots("prd").running[ended.idle()]
-    assert ledger.read(stack.var_dir, "prd")[-1]["event"] == "warm-expired"
+    # The timer writes its ledger record once the slot is stopped: a moment after the state above.
+    assert poll(lambda: ledger.read(stack.var_dir, "prd")[-1]["event"] == "warm-expired", timeout=10), \
+        ledger.read(stack.var_dir, "prd")[-1]
     assert {s.env: s.warm for s in backend.status()}["prd"] == ""
 
     # After the window a rollback starts the slot first: slower, and it still works.
