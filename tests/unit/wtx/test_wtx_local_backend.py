@@ -132,6 +132,60 @@ def app(environ, start_response):
 '''
 
 
+class _Request:
+    """What gunicorn's response reads of the request it answers."""
+
+    def __init__(self, method: str = "GET") -> None:
+        self.method, self.version, self.headers = method, (1, 1), []
+
+    def should_close(self) -> bool:
+        return False
+
+
+class _RecordingSocket:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "head"])
+def test_an_answer_leaves_the_app_server_in_one_write(tmp_path, monkeypatch, framing):
+    # gunicorn writes head and body apart; killed between the two, an app server gave the proxy
+    # a head without its body. The rendered config makes each answer one write.
+    import runpy
+
+    from gunicorn.config import Config
+    from gunicorn.http import wsgi
+
+    monkeypatch.setattr(wsgi, "Response", wsgi.Response)  # the config replaces it; restored after
+    conf = write_config(tmp_path / "gunicorn.conf.py", GunicornConfig(env="prd", slot="blue", port=9301, workers=2))
+    runpy.run_path(str(conf))
+    assert wsgi.Response.__name__ == "OneWriteResponse"
+
+    sock = _RecordingSocket()
+    resp = wsgi.Response(_Request("HEAD" if framing == "head" else "GET"), sock, Config())
+    body = b'{"order": "A1B2C3", "tickets": 2}'
+    headers = [("Content-Type", "application/json")]
+    if framing != "chunked":
+        headers.append(("Content-Length", str(len(body))))
+    resp.start_response("201 Created", headers)
+    for part in (body[:10], body[10:]) if framing == "chunked" else (body,):
+        resp.write(part)
+    resp.close()
+
+    head, _, rest = sock.writes[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Created") and b"Content-Type: application/json" in head
+    if framing == "length":
+        assert sock.writes == [sock.writes[0]] and rest == body  # one write: head and body
+    elif framing == "head":
+        assert sock.writes == [sock.writes[0]] and rest == b""  # a HEAD answer: the head alone, once
+    else:
+        assert b"Transfer-Encoding: chunked" in head and rest == b"A\r\n" + body[:10] + b"\r\n"
+        assert b"".join(sock.writes[1:]) == b"%X\r\n%s\r\n0\r\n\r\n" % (len(body) - 10, body[10:])
+
+
 def test_gunicorn_with_the_config_forgets_a_killed_worker(tmp_path):
     """A real gunicorn with the rendered config: a worker killed with SIGKILL is replaced, and
     its live gauge file disappears from the multiprocess directory (the hook ran)."""

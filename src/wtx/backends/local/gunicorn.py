@@ -62,6 +62,49 @@ class QuietProbesLogger(_Logger):
 logger_class = QuietProbesLogger
 
 
+# An answer leaves in one write, head and body together. gunicorn writes them apart; an app
+# server killed between the two (its host lost mid-request) handed the proxy a head without
+# its body: an answer cut short, which the proxy can neither pass on whole nor send to another
+# server. In one write it is either all in the kernel, and delivered, or not begun, and the
+# proxy's retry on an empty answer sends it elsewhere (docs/operations.md).
+from gunicorn import util as _util  # noqa: E402
+from gunicorn.http import wsgi as _wsgi  # noqa: E402
+
+
+class OneWriteResponse(_wsgi.Response):
+    _head = b""
+
+    def send_headers(self):
+        """Keep the head for the first write of the body (or for close)."""
+        if self.headers_sent:
+            return
+        tosend = self.default_headers()
+        tosend.extend(["%s: %s\\r\\n" % (k, v) for k, v in self.headers])
+        self._head = ("%s\\r\\n" % "".join(tosend)).encode("latin-1")
+        self.headers_sent = True
+
+    def _emit_body(self, data):
+        if self.chunked:
+            data = b"%X\\r\\n%s\\r\\n" % (len(data), data)
+        head, self._head = self._head, b""
+        _util.write(self.sock, head + data)
+
+    def can_sendfile(self):
+        return False  # a file is written as the body is: after the head, in the same write
+
+    def close(self):
+        if not self.headers_sent:
+            self.send_headers()
+        head, self._head = self._head, b""
+        tail = b"0\\r\\n\\r\\n" if self.chunked else b""
+        if head or tail:
+            _util.write(self.sock, head + tail)
+
+
+if hasattr(_wsgi.Response, "_emit_body"):  # the gunicorn whose writes this knows
+    _wsgi.Response = OneWriteResponse
+
+
 def child_exit(server, worker):
     """A worker is gone (exited, crashed or killed): drop its live gauges from /metrics."""
     import os
