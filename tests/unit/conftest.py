@@ -25,3 +25,21 @@ def api_answers_match_the_published_document(monkeypatch) -> Iterator[ResponseCh
     monkeypatch.setattr(Client, "request", checked)
     yield checker
     assert not checker.problems, "answers that do not match the published API:\n" + "\n".join(checker.problems)
+
+
+@pytest.fixture
+def admin_user(db):  # noqa: ANN001, ANN201
+    """A staff member with the admin role (the house manager)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user("house-manager", is_staff=True)
+    user.groups.add(Group.objects.get(name="admin"))
+    return user
+
+
+@pytest.fixture
+def admin(admin_user) -> Client:  # noqa: ANN001
+    """A browser signed in as the admin."""
+    client = Client()
+    client.force_login(admin_user)
+    return client

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 
 from wondertix.catalog import access
 from wondertix.catalog.models import Event, Performance, PerformanceTag
@@ -16,20 +14,6 @@ from wondertix.sales.errors import SaleError
 from wondertix.sales.services import CheckoutDetails, LineRequest, sell
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_user():
-    user = User.objects.create_user("house-manager", is_staff=True)
-    user.groups.add(Group.objects.get(name="admin"))
-    return user
-
-
-@pytest.fixture
-def admin(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def text_of(response) -> str:

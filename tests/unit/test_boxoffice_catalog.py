@@ -7,8 +7,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from wondertix.catalog import staff
@@ -22,20 +20,6 @@ from wondertix.sales.services import Buyer, CheckoutDetails, LineRequest, sell
 pytestmark = pytest.mark.django_db
 
 CARD = PaymentDetails(card_number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
-
-
-@pytest.fixture
-def admin_user():
-    user = User.objects.create_user("house-manager", is_staff=True)
-    user.groups.add(Group.objects.get(name="admin"))
-    return user
-
-
-@pytest.fixture
-def admin(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def _sell(perf, price_type, n, email="buyer@example.org"):

@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 
 import pytest
 from django import forms
-from django.contrib.auth.models import Group, User
 from django.forms.utils import pretty_name
 from django.test import Client
 from django.utils import timezone
@@ -67,20 +66,6 @@ def test_the_event_and_card_forms_say_what_they_mean():
     assert str(EventForm().fields["duration_minutes"].label) == "Running time (minutes)"
     pos = PosPaymentForm()
     assert (pos.fields["exp_month"].label, pos.fields["cvc"].label) == ("Expiry month", "Security code (CVC)")
-
-
-@pytest.fixture
-def admin_user(db):
-    user = User.objects.create_user("house-manager", is_staff=True)
-    user.groups.add(Group.objects.get(name="admin"))
-    return user
-
-
-@pytest.fixture
-def admin(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 NAV = re.compile(r'<nav class="staff-nav"[^>]*>(.*?)</nav>', re.S)

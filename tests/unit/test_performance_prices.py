@@ -29,20 +29,6 @@ SATURDAY_PRICE, SATURDAY_FEE = 4000, 300  # list: Adult $25.00 + $2.00 fee
 
 
 @pytest.fixture
-def admin_user():
-    user = User.objects.create_user("house-manager", is_staff=True)
-    user.groups.add(Group.objects.get(name="admin"))
-    return user
-
-
-@pytest.fixture
-def admin(admin_user):
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
-@pytest.fixture
 def shows(make_performance, admin_user):
     """A weekday performance at list price and a Saturday night of the same event, dearer."""
     weekday = make_performance(capacity=20)
