@@ -45,8 +45,13 @@ hosts-tests: install
 e2e: install
 	$(BIN)/pytest -q tests/e2e
 
-# Every layer, from specific to general. CI runs exactly this.
-test: lint unit integration deploy-tests hosts-tests e2e
+# Every layer, from specific to general. CI runs exactly this. lint and unit first (a failure
+# there stops everything); then two lanes side by side, each layer's output in
+# var/test-logs/ and printed whole at the end (tests/lanes.py): the deploy tests' stack holds the
+# spec's own ports; integration (HA stacks on the spec's ports moved: tests/support/moved_spec.py),
+# the hosts (network namespaces of their own) and the browser journeys need none of them.
+test: lint unit
+	$(BIN)/python tests/lanes.py deploy-tests integration,hosts-tests,e2e
 
 bench: install
 	$(BIN)/python bench/onsale.py

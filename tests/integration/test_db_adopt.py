@@ -2,7 +2,8 @@
 to start an empty HA cluster beside it; `wtx db adopt prd` moves the data into the HA
 database, where the app's role reads it through the entry point.
 
-Binds the spec's ports like test_db_failover.py: run it alone on the machine (same locks).
+Binds the spec's ports moved by tests/support/moved_spec.OFFSET, like test_db_failover.py: one
+HA test at a time on the machine (`flock /tmp/wtx-ha.lock`).
 """
 
 from __future__ import annotations
@@ -14,22 +15,22 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.support.moved_spec import moved_spec
 from tests.support.processes import kill_processes_naming
 
 from wtx.backends import DeployError
 from wtx.backends.local import LocalBackend, dbha
-from wtx.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_an_old_single_cluster_is_refused_then_adopted_into_the_ha_database_without_losing_a_row() -> None:
     os.environ.setdefault("WTX_TOOLS_DIR", str(Path(tempfile.gettempdir()) / "wtx-tools"))
-    spec = load_spec(ROOT / "deploy" / "environments.toml")
-    prd = spec.env("prd")
-    db = prd.database
     var = Path(tempfile.mkdtemp(prefix="wtx-adopt-test-"))
     var.chmod(0o711)
+    spec = moved_spec(var / "spec")  # beside the deploy tests' stack: tests/support/moved_spec.py
+    prd = spec.env("prd")
+    db = prd.database
     backend = LocalBackend(spec, ROOT, var)
     try:
         # prd as it ran before database.ha: one cluster in var/envs/prd/pgdata, with an order.

@@ -6,8 +6,9 @@ door's host, the port apps use) by writers that retry an order with its idempote
 it is acknowledged, as the app does across a failover. After each event: every acknowledged
 order is there, exactly one member leads, and the old leader is back as a synchronous standby.
 
-The stack binds the spec's front door and database ports: run it alone on the machine, e.g.
-    flock /tmp/wtx-ha.lock flock /tmp/wtx-deploy-tests.lock .venv/bin/pytest -q -s tests/integration/test_db_failover.py
+The stack binds the spec's front door and database ports moved by tests/support/moved_spec.OFFSET
+(so it runs beside the deploy tests' stack); one HA stack at a time on the machine, e.g.
+    flock /tmp/wtx-ha.lock .venv/bin/pytest -q -s tests/integration/test_db_failover.py
 Figures (seconds without write service) are printed; docs/operations.md records them.
 """
 
@@ -25,11 +26,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from tests.support.hastack import Writer
+from tests.support.moved_spec import moved_spec
 from tests.support.processes import kill_processes_naming
 
 from wtx.backends.local import LocalBackend, dbha
 from wtx.backends.local.patroni import HACluster
-from wtx.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: dict[str, float] = {}
@@ -54,9 +55,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         pytest.fail("etcd-server and haproxy are required (.ci/install-deps installs them)")
     # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
     os.environ.setdefault("WTX_TOOLS_DIR", str(Path(tempfile.gettempdir()) / "wtx-tools"))
-    spec = load_spec(ROOT / "deploy" / "environments.toml")
     var = Path(tempfile.mkdtemp(prefix="wtx-ha-test-"))
     var.chmod(0o711)
+    spec = moved_spec(var / "spec")  # beside the deploy tests' stack: tests/support/moved_spec.py
     backend = LocalBackend(spec, ROOT, var)
     prd = spec.env("prd")
     try:

@@ -8,8 +8,8 @@ switchover, more orders, an incremental backup (from the new leader: its WAL is 
 timeline), `pgbackrest check` on the new leader, orders, a noted second, orders, and a restore to
 that second into scratch → exactly the orders before it.
 
-It binds the spec's fixed ports: run it alone on the machine,
-    flock /tmp/wtx-ha.lock flock /tmp/wtx-deploy-tests.lock .venv/bin/pytest -q -s tests/integration/test_ha_backups.py
+It binds the spec's ports moved by tests/support/moved_spec.OFFSET: one HA stack at a time,
+    flock /tmp/wtx-ha.lock .venv/bin/pytest -q -s tests/integration/test_ha_backups.py
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def test_backups_and_wal_archiving_follow_the_leader_across_a_switchover(stack: 
 
 def _status(stack: HAStack) -> tuple[int, dict, str]:
     """`wtx status --json` as an operator runs it, against the stack's var dir."""
-    env = {**os.environ, "WTX_VAR_DIR": str(stack.var), "WTX_ROOT": str(ROOT)}
+    # The root holding the stack's spec (its ports moved: tests/support/moved_spec.py).
+    env = {**os.environ, "WTX_VAR_DIR": str(stack.var), "WTX_ROOT": str(stack.backend.spec.path.parents[1])}
     res = subprocess.run([sys.executable, "-m", "wtx", "status", "--json"], capture_output=True, text=True,
                          timeout=120, env=env, cwd=ROOT)
     rows = {r["env"]: r for r in json.loads(res.stdout or "[]")}

@@ -1,8 +1,9 @@
 """prd's HA database (etcd ×3, Patroni ×2, HAProxy's entry point) started from the checked-in
 spec in a throwaway var dir, with its pgBackRest repository set up the way `wtx up` does it.
 
-It binds the spec's fixed ports: callers run under the machine-wide locks
-(`flock /tmp/wtx-ha.lock flock /tmp/wtx-deploy-tests.lock …`).
+Its ports are the spec's moved by tests/support/moved_spec.OFFSET, so it runs beside the deploy
+tests' stack (which holds the spec's own); two HA stacks at once would still meet: callers run
+under `flock /tmp/wtx-ha.lock` (`make test` runs them one after another).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from tests.support.moved_spec import moved_spec
 from tests.support.processes import kill_processes_naming
 
 from wtx.backends.local import LocalBackend, backups
 from wtx.backends.local.patroni import HACluster
-from wtx.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS_TABLE = ("CREATE TABLE IF NOT EXISTS ha_probe_orders (idempotency_key uuid PRIMARY KEY, "
@@ -59,9 +60,9 @@ def ha_stack(prefix: str = "wtx-ha-", *, with_backups: bool = True) -> Iterator[
         raise RuntimeError("etcd-server and haproxy are required (.ci/install-deps installs them)")
     # Patroni's virtualenv, installed once per lock and shared by every run (WTX_TOOLS_DIR).
     os.environ.setdefault("WTX_TOOLS_DIR", str(Path(tempfile.gettempdir()) / "wtx-tools"))
-    spec = load_spec(ROOT / "deploy" / "environments.toml")
     var = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     var.chmod(0o711)
+    spec = moved_spec(var / "spec")
     backend = LocalBackend(spec, ROOT, var)
     prd = spec.env("prd")
     try:
