@@ -15,7 +15,9 @@ good release (a gate that failed everything would "catch" every breakage) and it
 performance gate's baseline for the slow page. The spec is the checked-in one with dev's
 lint and unit gates reduced (ruff only; one unit test file, the one the regression breaks)
 and a shorter locust run; stg's gates are all there, in the spec's order (the integration gate
-without its browser journeys, which have a drill of their own: test_e_stg_journeys.py). The releases build
+with one of its suites, the concurrency one — the others are the integration layer's own
+tests — and without its browser journeys, which have a drill of their own:
+test_e_stg_journeys.py). The releases build
 in the background while the control goes through (drill_releases.py has the patches).
 """
 
@@ -52,6 +54,7 @@ from wtx.spec import Spec, parse_spec
 pytestmark = pytest.mark.slow
 
 UNIT_TESTS = "tests/unit/test_money_parser.py"
+INTEGRATION_SUITE = "tests/integration/test_concurrency.py"
 
 
 def drill_spec(stack) -> Spec:
@@ -67,6 +70,7 @@ def drill_spec(stack) -> Spec:
             gate["run_seconds"] = 10
         if gate["check"] == "integration":
             gate["journeys"] = []  # the browser journeys' own drill: test_e_stg_journeys.py
+            gate["suites"] = [INTEGRATION_SUITE]
         if gate["check"] == "migrations":
             # The linter names the rename (db_column); here a reviewer let it through by name
             # by mistake, so what must stop it is the rehearsal: the previous release's reads.
