@@ -139,7 +139,7 @@ def put_chart_on_sale(page, base_url: str, title: str, chart: SeatingChart, pric
     for category, dollars in prices.items():
         page.get_by_role("link", name="Add price type").click()
         page.get_by_label("Name:", exact=True).fill(category)
-        page.get_by_label("Seat category").select_option(label=f"{chart_label} — {category}")
+        page.get_by_label("Seats it sells").select_option(label=f"{chart_label} — {category}")
         page.get_by_label("Price:", exact=True).fill(dollars)
         page.get_by_role("button", name="Add price type").click()
         page.wait_for_url(event_url)

@@ -157,7 +157,7 @@ class PriceTypeForm(forms.ModelForm):
     price_cents = MoneyField(label="Price")
     seat_category = SeatCategoryField(
         queryset=SeatCategory.objects.select_related("chart__venue").order_by("chart__venue__name", "chart__name", "rank", "id"),
-        required=False, label="Seat category", empty_label="Every seat (general admission)",
+        required=False, label="Seats it sells (seat category)", empty_label="Every seat (general admission)",
         help_text="For a performance with a seating chart: this price sells the seats of this category of its chart. "
                   "Empty for general admission.",
     )
