@@ -202,3 +202,13 @@ def test_a_price_types_seat_category_cannot_change_once_it_has_sold(admin):
     assert admin.post(f"/staff/price-types/{pt.pk}/edit/", same).status_code == 302
     pt.refresh_from_db()
     assert (pt.seat_category_id, pt.price_cents) == (orchestra, 5000)
+
+
+def test_the_event_page_warns_of_a_performance_no_price_type_can_sell(make_performance, admin):
+    perf = make_performance()  # Adult, Student, Pay what you can: general admission
+    chart = _chart()
+    assert _edit(admin, perf, seating=str(chart.pk)).status_code == 302
+    warning = "No price type on sale sells its seats"
+    assert warning in admin.get(f"/staff/events/{perf.event_id}/").content.decode()
+    assert _price_type(admin, perf.event_id, seat_category=str(chart.categories.get(name="Orchestra").pk)).status_code == 302
+    assert warning not in admin.get(f"/staff/events/{perf.event_id}/").content.decode()

@@ -64,13 +64,26 @@ def event_new(request: HttpRequest) -> HttpResponse:
                      status=422 if form.errors else 200)
 
 
+def _unsellable(performances: list[Performance], price_types: list[PriceType]) -> None:
+    """Mark each performance that no active price type can sell (`perf.no_prices`): a reserved
+    one needs a price for a category of its chart, a general-admission one a price without a
+    category. The sale path refuses the others; the house manager should see it before patrons do."""
+    charts = {pt.seat_category.chart_id for pt in price_types if pt.active and pt.seat_category is not None}
+    plain = any(pt.active and pt.seat_category_id is None for pt in price_types)
+    for perf in performances:
+        perf.no_prices = (perf.seating_chart_id not in charts) if perf.seating_chart_id else not plain  # type: ignore[attr-defined]
+
+
 @admin_only
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("season"), pk=event_id)
+    performances = list(event.performances.select_related("seating_chart__venue").order_by("starts_at"))
+    price_types = list(event.price_types.select_related("seat_category__chart__venue"))
+    _unsellable(performances, price_types)
     return render(request, "boxoffice/events/detail.html", {
         "event": event,
-        "performances": event.performances.select_related("seating_chart__venue").order_by("starts_at"),
-        "price_types": event.price_types.select_related("seat_category__chart__venue"),
+        "performances": performances,
+        "price_types": price_types,
         "seasons": Season.objects.all(),
     })
 
