@@ -468,10 +468,10 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
                     field="limit_per_performance",
                     sold=most["n"],
                 )
+        if changes.get("seat_category_id", pt.seat_category_id) != pt.seat_category_id:
+            _refuse_category_change(pt)  # performances locked before the price type, as above
         pt = PriceType.objects.select_for_update().get(pk=pt_id)
         before = snapshot(pt, PRICE_TYPE_FIELDS)
-        if changes.get("seat_category_id", pt.seat_category_id) != pt.seat_category_id:
-            _refuse_category_change(pt)
         _apply(pt, changes, PRICE_TYPE_FIELDS)
         _validate(pt)
         _save(pt)
