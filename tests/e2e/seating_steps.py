@@ -1,11 +1,16 @@
 """Steps shared by the seating journeys: drawing a chart in the seat-map editor (mouse and
-keyboard), and a patron choosing seats on a phone, paying, and the views that name them."""
+keyboard), putting it on sale through the staff pages, and a patron choosing seats on a phone,
+paying, and the views that name them."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
+from django.utils import timezone
+
+from wondertix.catalog.models import Performance
 from wondertix.catalog.seating_models import SeatingChart
 
 
@@ -119,6 +124,36 @@ def draw_three_section_chart(page, base_url: str, username: str, password: str, 
     page.locator("#se-status").filter(has_text="Saved").wait_for()
     assert "24 seats added" in page.locator("#se-status").inner_text()
     return chart
+
+
+def put_chart_on_sale(page, base_url: str, title: str, chart: SeatingChart, prices: dict[str, str], curtain: datetime) -> Performance:
+    """Through the staff pages, as the signed-in house manager: a new event, a price type for
+    each of the chart's categories (name = category, in dollars), a performance whose Seating
+    is the chart, then the event put on sale. Returns the performance."""
+    chart_label = f"{chart.venue.name} — {chart.name}"
+    page.goto(base_url + "/staff/events/new/")
+    page.get_by_label("Title").fill(title)
+    page.get_by_role("button", name="Create event").click()
+    page.wait_for_url(re.compile(r"/staff/events/\d+/$"))
+    event_url = page.url
+    for category, dollars in prices.items():
+        page.get_by_role("link", name="Add price type").click()
+        page.get_by_label("Name:", exact=True).fill(category)
+        page.get_by_label("Seats it sells").select_option(label=f"{chart_label} — {category}")
+        page.get_by_label("Price:", exact=True).fill(dollars)
+        page.get_by_role("button", name="Add price type").click()
+        page.wait_for_url(event_url)
+    page.get_by_role("link", name="Add performance").click()
+    page.get_by_label("Curtain (date and time)").fill(timezone.localtime(curtain).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("Seating").select_option(label=chart_label)
+    page.get_by_role("button", name="Add performance").click()
+    page.wait_for_url(event_url)
+    page.get_by_role("button", name="Activate (put on sale)").click()
+    page.get_by_text("is now active and on sale").wait_for()
+    listing = page.locator("main").inner_text()
+    for category in prices:
+        assert f"{chart_label} — {category}" in listing  # each price names its seats
+    return Performance.objects.get(event__title=title, seating_chart=chart)
 
 
 def map_index(page, seat_id: int) -> int:

@@ -1,7 +1,8 @@
 """Issue 11, acceptance 2 as one journey: an admin draws a 3-section chart in the seat-map
-editor (mouse and keyboard), a performance sells from it, a patron on a phone buys 2 adjacent
-seats, and the seats are taken on the map and named on the ticket PDF, the email and the
-door list."""
+editor (mouse and keyboard), puts a performance on sale with it through the staff pages (an
+event, a price per seat category, the performance's Seating), a patron on a phone buys 2
+adjacent seats, and the seats are taken on the map and named on the ticket PDF, the email and
+the door list."""
 
 from __future__ import annotations
 
@@ -19,25 +20,13 @@ from tests.e2e.seating_steps import (
     door_list,
     draw_three_section_chart,
     pay_with_simulated_card,
+    put_chart_on_sale,
     tap_seats_into_cart,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PASSWORD = "house-manager-" + "7" * 8
-
-
-def _sell_from(chart):
-    """An event with a price for each of the chart's categories and a performance selling the
-    chart. There is no staff page yet that puts a chart on a performance or ties a price to a
-    seat category (the staff API does, with a token): arranged with the service it calls."""
-    from wondertix.catalog import seating
-    from wondertix.catalog.models import Event, Performance, PriceType
-
-    event = Event.objects.create(title="The Tempest", slug="the-tempest", active=True)
-    for name, cents in (("Box", 6000), ("Orchestra", 4500), ("Balcony", 3000)):
-        PriceType.objects.create(event=event, name=name, price_cents=cents, seat_category=chart.categories.get(name=name))
-    return seating.use_chart(Performance.objects.create(event=event, starts_at=timezone.now() + timedelta(days=5), capacity=1), chart)
 
 
 def test_a_chart_drawn_in_the_editor_sells_two_adjacent_seats_on_a_phone_and_the_door_sees_them(desktop, phone, browser, live_server, artifacts):
@@ -47,8 +36,10 @@ def test_a_chart_drawn_in_the_editor_sells_two_adjacent_seats_on_a_phone_and_the
     admin = User.objects.create_user("house-manager", password=PASSWORD, is_staff=True)
     admin.groups.add(Group.objects.get(name="admin"))
     chart = draw_three_section_chart(desktop, live_server.url, "house-manager", PASSWORD, artifacts)
-    perf = _sell_from(chart)
+    prices = {"Box": "60", "Orchestra": "45", "Balcony": "30"}
+    perf = put_chart_on_sale(desktop, live_server.url, "The Tempest", chart, prices, timezone.now() + timedelta(days=5))
     assert perf.capacity == 24  # the drawn seats
+    assert "0 / 24" in desktop.locator("main").inner_text()
     seats = {f"{s.section.name}/{s.row}/{s.label}": s.pk for s in Seat.objects.filter(section__chart=chart).select_related("section")}
     a5, a6 = seats["Orchestra/A/5"], seats["Orchestra/A/6"]  # side by side, after the aisle
 

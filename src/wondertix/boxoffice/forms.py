@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 
 from wondertix.boxoffice.pos import PAYMENT_METHODS
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
+from wondertix.catalog.seating_models import SeatCategory, SeatingChart
 from wondertix.money import format_cents, parse_amount
 from wondertix.numberfields import WholeNumberField, card_number_characters, strict_formfield
 from wondertix.reports.services import EARLIEST_DATE, LATEST_DATE
@@ -90,6 +91,16 @@ class EventForm(forms.ModelForm):
 
 
 class PerformanceForm(forms.ModelForm):
+    # Not the model field: the chart is put on by seating.use_chart (capacity follows it, and it
+    # is refused once tickets are sold or held), never written by the form.
+    seating = forms.ModelChoiceField(
+        queryset=SeatingChart.objects.select_related("venue"), required=False, label="Seating",
+        empty_label="General admission (no seat map)",
+        help_text="A seating chart sells its seats: capacity is then the chart's seats and standing places. "
+                  "It cannot change once tickets are sold or held.",
+    )
+    field_order = ["starts_at", "seating", "capacity", "on_sale_from", "on_sale_until", "note"]
+
     class Meta:
         formfield_callback = strict_formfield
         model = Performance
@@ -98,9 +109,26 @@ class PerformanceForm(forms.ModelForm):
                   "on_sale_until": "Online sales close"}
         widgets = {"starts_at": _dt_widget(), "on_sale_from": _dt_widget(), "on_sale_until": _dt_widget()}
         help_texts = {
+            "capacity": "General admission only: with a seating chart this is ignored (the chart decides).",
             "on_sale_from": "Empty: on sale now.",
             "on_sale_until": "Online sales close here; empty: at curtain. The box office can sell until 3 hours after.",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["capacity"].required = False
+        if self.instance.pk is not None:
+            self.fields["seating"].initial = self.instance.seating_chart_id
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("seating") is None and data.get("capacity") is None and "capacity" not in self.errors:
+            self.add_error("capacity", "Enter the number of places: a general-admission performance needs a capacity.")
+        return data
+
+    def chart_id(self) -> int | None:
+        chart = self.cleaned_data.get("seating")
+        return chart.pk if chart is not None else None
 
     def _post_clean(self) -> None:
         # Rules (capacity vs sold) are the service's job; only field validation here.
@@ -120,8 +148,19 @@ class CancelPerformanceForm(forms.Form):
         return self.cleaned_data.get("method") or "original"
 
 
+class SeatCategoryField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.chart.venue.name} — {obj.chart.name} — {obj.name}" + (" (standing)" if obj.standing else "")
+
+
 class PriceTypeForm(forms.ModelForm):
     price_cents = MoneyField(label="Price")
+    seat_category = SeatCategoryField(
+        queryset=SeatCategory.objects.select_related("chart__venue").order_by("chart__venue__name", "chart__name", "rank", "id"),
+        required=False, label="Seats it sells (seat category)", empty_label="Every seat (general admission)",
+        help_text="For a performance with a seating chart: this price sells the seats of this category of its chart. "
+                  "Empty for general admission.",
+    )
     fee_cents = MoneyField(label="Fee", required=False)
     min_price_cents = MoneyField(label="Pay what you can: minimum", required=False)
     max_price_cents = MoneyField(label="Pay what you can: maximum", required=False)
@@ -130,7 +169,7 @@ class PriceTypeForm(forms.ModelForm):
         formfield_callback = strict_formfield
         model = PriceType
         fields = [
-            "name", "description", "price_cents", "fee_cents", "limit_per_performance",
+            "name", "description", "seat_category", "price_cents", "fee_cents", "limit_per_performance",
             "pay_what_you_can", "min_price_cents", "max_price_cents", "staff_only", "sort_order",
         ]
         labels = {"limit_per_performance": "Most per performance (empty: no limit)", "pay_what_you_can": "Pay what you can (the buyer chooses the price)",

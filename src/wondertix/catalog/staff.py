@@ -25,6 +25,7 @@ from django.utils.text import slugify
 
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.catalog.performance_models import PerformancePrice
+from wondertix.catalog.seating import use_chart
 from wondertix.ops import audit
 from wondertix.ops.audit import Actor
 from wondertix.sales import errors
@@ -38,7 +39,7 @@ PERFORMANCE_FIELDS = ("event_id", "starts_at", "on_sale_from", "on_sale_until", 
 PERFORMANCE_EDITABLE = ("starts_at", "on_sale_from", "on_sale_until", "capacity", "note")
 PRICE_TYPE_FIELDS = (
     "event_id", "name", "description", "price_cents", "fee_cents", "limit_per_performance",
-    "pay_what_you_can", "min_price_cents", "max_price_cents", "active", "staff_only", "sort_order",
+    "pay_what_you_can", "min_price_cents", "max_price_cents", "active", "staff_only", "sort_order", "seat_category_id",
 )
 DISCOUNT_FIELDS = ("code", "description", "kind", "value", "usage_limit", "times_used", "min_tickets", "valid_from", "valid_until", "active")
 
@@ -348,8 +349,8 @@ def _moved_like(moment: datetime | None, source_start: datetime, new_start: date
 
 
 def copy_performance(perf_id: int, starts_at: datetime, *, actor: Actor) -> Performance:
-    """A new performance of the same event, capacity and note at another time; the online
-    sale window moves with it (on the theater's wall clock). Nothing sold is copied."""
+    """A new performance of the same event, capacity, seating chart and note at another time;
+    the online sale window moves with it (on the theater's wall clock). Nothing sold is copied."""
     source = Performance.objects.filter(pk=perf_id).first()
     if source is None:
         raise errors.not_found("unknown_performance", "That performance does not exist.")
@@ -364,8 +365,10 @@ def copy_performance(perf_id: int, starts_at: datetime, *, actor: Actor) -> Perf
     _validate(copy)
     with transaction.atomic():
         _save(copy)
+        if source.seating_chart_id is not None:  # the same seats, its capacity the chart's as of now
+            copy = use_chart(copy, source.seating_chart)
         audit.record("performance.copied", actor=actor, obj=copy, before={"copied_from": source.pk},
-                     after=snapshot(copy, PERFORMANCE_FIELDS))
+                     after={**snapshot(copy, PERFORMANCE_FIELDS), "seating_chart_id": copy.seating_chart_id})
     return copy
 
 
@@ -465,6 +468,8 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
                     field="limit_per_performance",
                     sold=most["n"],
                 )
+        if changes.get("seat_category_id", pt.seat_category_id) != pt.seat_category_id:
+            _refuse_category_change(pt)  # performances locked before the price type, as above
         pt = PriceType.objects.select_for_update().get(pk=pt_id)
         before = snapshot(pt, PRICE_TYPE_FIELDS)
         _apply(pt, changes, PRICE_TYPE_FIELDS)
@@ -474,6 +479,18 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
         if new:
             audit.record("price_type.updated", actor=actor, obj=pt, before=old, after=new)
     return pt
+
+
+def _refuse_category_change(pt: PriceType) -> None:
+    """Tickets sold or held at a price type count under its seat category (per-category limits,
+    a seat's price): moving the type to another category would move them too."""
+    lock_performances(Performance.objects.filter(event_id=pt.event_id).values_list("pk", flat=True))
+    if Ticket.objects.filter(price_type_id=pt.pk).exists() or pt.hold_lines.filter(expires_at__gt=timezone.now()).exists():
+        raise errors.conflict(
+            "price_type_has_sales",
+            f"“{pt.name}” has tickets sold or held: its seat category cannot change. Add a new price type instead.",
+            field="seat_category",
+        )
 
 
 def set_price_type_active(pt_id: int, active: bool, *, actor: Actor) -> PriceType:

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from wondertix.boxoffice import forms as f
 from wondertix.boxoffice.roles import ADMIN, require_role
 from wondertix.boxoffice.views.common import attempt, form_page, refused_status
-from wondertix.catalog import staff
+from wondertix.catalog import staff, staff_seating
 from wondertix.catalog.models import Event, Performance, PriceType, Season, SeasonPrice
 from wondertix.money import format_cents, parse_id
 from wondertix.sales import cancellation
@@ -22,10 +22,14 @@ admin_only = require_role(ADMIN)
 EVENT_FIELDS = ["title", "slug", "season", "description", "image_url", "image_alt", "duration_minutes"]
 PERF_FIELDS = ["starts_at", "capacity", "on_sale_from", "on_sale_until", "note"]
 PT_FIELDS = ["name", "description", "price_cents", "fee_cents", "limit_per_performance", "pay_what_you_can",
-             "min_price_cents", "max_price_cents", "staff_only", "sort_order"]
+             "min_price_cents", "max_price_cents", "staff_only", "sort_order", "seat_category"]
 SEASON_FIELDS = ["name", "slug", "starts_on", "ends_on", "active"]
 SEASON_PRICE_FIELDS = ["name", "price_cents", "fee_cents", "limit_per_performance", "staff_only", "sort_order"]
 DISCOUNT_FIELDS = ["code", "description", "kind", "value", "usage_limit", "min_tickets", "valid_from", "valid_until"]
+
+
+SEATING_INTRO = ("Seating: general admission sells the capacity you enter; a seating chart sells its seats "
+                 "(capacity is then the chart's). Seating cannot change once tickets are sold or held.")
 
 
 def _flag(request: HttpRequest) -> bool:
@@ -60,13 +64,26 @@ def event_new(request: HttpRequest) -> HttpResponse:
                      status=422 if form.errors else 200)
 
 
+def _unsellable(performances: list[Performance], price_types: list[PriceType]) -> None:
+    """Mark each performance that no active price type can sell (`perf.no_prices`): a reserved
+    one needs a price for a category of its chart, a general-admission one a price without a
+    category. The sale path refuses the others; the house manager should see it before patrons do."""
+    charts = {pt.seat_category.chart_id for pt in price_types if pt.active and pt.seat_category is not None}
+    plain = any(pt.active and pt.seat_category_id is None for pt in price_types)
+    for perf in performances:
+        perf.no_prices = (perf.seating_chart_id not in charts) if perf.seating_chart_id else not plain  # type: ignore[attr-defined]
+
+
 @admin_only
 def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     event = get_object_or_404(Event.objects.select_related("season"), pk=event_id)
+    performances = list(event.performances.select_related("seating_chart__venue").order_by("starts_at"))
+    price_types = list(event.price_types.select_related("seat_category__chart__venue"))
+    _unsellable(performances, price_types)
     return render(request, "boxoffice/events/detail.html", {
         "event": event,
-        "performances": event.performances.order_by("starts_at"),
-        "price_types": event.price_types.all(),
+        "performances": performances,
+        "price_types": price_types,
         "seasons": Season.objects.all(),
     })
 
@@ -117,24 +134,30 @@ def performance_new(request: HttpRequest, event_id: int) -> HttpResponse:
     back = f"/staff/events/{event_id}/"
     title = f"New performance of {event.title}"
     if request.method == "POST" and form.is_valid():
-        perf, err = attempt(request, lambda: staff.create_performance(event_id, f.changes_from(form, PERF_FIELDS), actor=request.user), form)
+        changes = f.changes_from(form, PERF_FIELDS)
+        perf, err = attempt(request, lambda: staff_seating.create_performance(event_id, changes, form.chart_id(), actor=request.user), form)
         if perf is not None:
-            messages.success(request, f"Added {perf}.")
+            messages.success(request, f"Added {perf}" + (f", selling the seats of “{perf.seating_chart}” ({perf.capacity} places)." if perf.seating_chart_id else "."))
             return redirect(back)
-        return form_page(request, form, title=title, back=back, status=refused_status(err))
-    return form_page(request, form, title=title, back=back, submit="Add performance", status=422 if form.errors else 200)
+        return form_page(request, form, title=title, back=back, submit="Add performance", intro=SEATING_INTRO, status=refused_status(err))
+    return form_page(request, form, title=title, back=back, submit="Add performance", intro=SEATING_INTRO,
+                     status=422 if form.errors else 200)
 
 
 @admin_only
 def performance_edit(request: HttpRequest, performance_id: int) -> HttpResponse:
-    perf = get_object_or_404(Performance.objects.select_related("event"), pk=performance_id)
+    perf = get_object_or_404(Performance.objects.select_related("event", "seating_chart__venue"), pk=performance_id)
     form = f.PerformanceForm(request.POST or None, instance=perf)
     back = f"/staff/events/{perf.event_id}/"
     title = f"Edit {perf}"
     intro = f"{perf.tickets_sold} sold of {perf.capacity}. Capacity cannot go below what is sold."
+    if perf.seating_chart_id is not None:
+        intro = (f"{perf.tickets_sold} sold of {perf.capacity}. Seats are sold from the chart “{perf.seating_chart}”: "
+                 "its seats and standing places are the capacity.")
+    intro += " The seating cannot change once tickets are sold or held."
     if request.method == "POST" and form.is_valid():
         changes = f.changes_from(form, PERF_FIELDS)
-        done, err = attempt(request, lambda: staff.update_performance(performance_id, changes, actor=request.user), form)
+        done, err = attempt(request, lambda: staff_seating.update_performance(performance_id, changes, form.chart_id(), actor=request.user), form)
         if done is not None:
             messages.success(request, "Performance saved.")
             return redirect(back)
@@ -155,7 +178,7 @@ def performance_copy(request: HttpRequest, performance_id: int) -> HttpResponse:
             return redirect(back)
         return form_page(request, form, title=title, back=back, status=refused_status(err))
     return form_page(request, form, title=title, back=back, submit="Copy performance",
-                     intro="Same capacity and note; the online sale window moves with the new date.",
+                     intro="Same capacity, seating chart and note; the online sale window moves with the new date.",
                      status=422 if form.errors else 200)
 
 
