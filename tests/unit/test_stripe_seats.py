@@ -152,3 +152,85 @@ def test_storefront_sends_chosen_seats_to_stripe_and_shows_them_once_paid(fake_s
     assert "Orchestra row A seat 5" in page and "Orchestra row A seat 6" in page
     assert "Orchestra row A seat 6" in mail.outbox[-1].body
     assert "Seat 5 (taken)" in text_of(client.__class__().get(f"/performances/{r.perf.pk}/"))
+
+
+# ---------------------------------------------------------------- per-category limits, paid late
+
+
+def _sell_box_office(r, category: str, quantity: int, card, seat_ids: tuple[int, ...] = ()):  # noqa: ANN001
+    return sell(
+        [LineRequest(r.perf.pk, r.prices[category].pk, quantity, seat_ids=seat_ids)],
+        CheckoutDetails(buyer=Buyer("Box", "Office", "box@example.org"), payment=card), provider_name="test", staff=True,
+    )
+
+
+def _valid(r, category: str) -> int:
+    return Ticket.objects.filter(performance=r.perf, price_type=r.prices[category], status=Ticket.VALID).count()
+
+
+def test_late_payment_for_standing_places_is_refunded_when_others_filled_the_area_meanwhile(
+    fake_stripe, client, details, good_card, django_capture_on_commit_callbacks,  # noqa: F811
+):
+    from django.core import mail
+
+    from wondertix.payments.models import Payment
+
+    r = make_reserved(standing=4)
+    hold = create_hold([LineRequest(r.perf.pk, r.prices["Standing"].pk, 2)])
+    order, _ = start_payment(hold.token, details)
+    _expire(hold)
+    # The two places went back on sale with the hold; the box office sells the whole area.
+    _sell_box_office(r, "Standing", 4, good_card)
+    mail.outbox.clear()
+
+    payload = event_for("event_checkout_session_completed", order)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, payload).json()["outcome"] == "refunded"
+    assert deliver(client, payload).json()["outcome"] == "duplicate"
+
+    # Never more standing tickets than the area holds; the rest of the house was free all along.
+    assert _valid(r, "Standing") == 4
+    r.perf.refresh_from_db()
+    assert r.perf.tickets_sold == 4 and r.perf.capacity > 6
+    order.refresh_from_db()
+    assert order.status == Order.CANCELED and order.tickets.count() == 0
+    refunds = [q for q in fake_stripe.requests if q["path"] == "/v1/refunds"]
+    assert len(refunds) == 1 and refunds[0]["params"]["amount"] == str(order.total_cents)
+    # Recorded like a lost seat: the charge and its refund on the order, the reason audited,
+    # the patron told on the order page, and no confirmation email for tickets never issued.
+    assert sorted(order.payments.values_list("kind", "amount_cents")) == sorted([(Payment.CHARGE, order.total_cents), (Payment.REFUND, order.total_cents)])
+    entry = AuditEntry.objects.get(action="order.canceled", object_id=str(order.pk))
+    assert "“Standing” has sold up to its limit" in entry.after["reason"]
+    assert "refunded in full" in client.get(f"/orders/{order.token}/").content.decode()
+    assert not [m for m in mail.outbox if "ada@example.org" in m.to]
+
+
+def test_late_payment_for_standing_places_still_gets_them_while_the_area_has_room(fake_stripe, client, details, good_card):  # noqa: F811
+    r = make_reserved(standing=4)
+    hold = create_hold([LineRequest(r.perf.pk, r.prices["Standing"].pk, 2)])
+    order, _ = start_payment(hold.token, details)
+    _expire(hold)
+    _sell_box_office(r, "Standing", 2, good_card)
+
+    assert deliver(client, event_for("event_checkout_session_completed", order)).json()["outcome"] == "order_paid"
+    assert _valid(r, "Standing") == 4
+    assert not [q for q in fake_stripe.requests if q["path"] == "/v1/refunds"]
+
+
+def test_late_payment_for_seats_of_a_capped_category_is_refunded_when_the_cap_was_reached(fake_stripe, client, details, good_card):  # noqa: F811
+    from wondertix.catalog.models import SeatCategory
+
+    r = make_reserved()
+    SeatCategory.objects.filter(pk=r.prices["Orchestra"].seat_category_id).update(limit_per_performance=3)
+    hold = _hold(r, A4, A5)
+    order, _ = start_payment(hold.token, details)
+    _expire(hold)
+    # A4 and A5 stay free, but three other Orchestra seats fill the category's cap.
+    _sell_box_office(r, "Orchestra", 3, good_card, tuple(r.seats[f"Orchestra/B/{n}"] for n in (1, 2, 3)))
+
+    assert deliver(client, event_for("event_checkout_session_completed", order)).json()["outcome"] == "refunded"
+    assert _valid(r, "Orchestra") == 3
+    order.refresh_from_db()
+    assert order.status == Order.CANCELED
+    # Its seats went back on sale, not to the refunded order.
+    assert not SeatClaim.objects.filter(performance=r.perf, seat_id__in=[r.seats[A4], r.seats[A5]]).exists()

@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from wondertix.catalog import performance_prices
-from wondertix.catalog.models import Performance, PriceType, Seat
+from wondertix.catalog.models import Performance, PriceType, Seat, SeatCategory
 from wondertix.ops import audit, metrics
 from wondertix.patrons.models import Donation
 from wondertix.payments.models import CheckoutSession, Payment
@@ -200,6 +200,7 @@ def _create_pending(hold: Hold, details: CheckoutDetails, fingerprint: str, prov
         for line in lines:
             demand[(line.performance_id, line.price_type_id)] += line.quantity
         inventory.ensure_capacity(performances, dict(demand), price_types, now=now, exclude_hold_id=hold.pk)
+        seats.ensure_category_limits(dict(demand), price_types, now=now, exclude_hold_id=hold.pk)
 
         totals = _price(lines, price_types, performances)
         ticket_seats = [seat for line in lines for seat in (line.seat_ids or (None,) * line.quantity)]
@@ -347,10 +348,18 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
     demand: dict[tuple[int, int], int] = defaultdict(int)
     for t in tickets:
         demand[(t["performance_id"], t["price_type_id"])] += 1
+    exclude_hold_id = hold.pk if own_hold and hold else None
     try:
-        inventory.ensure_capacity(performances, dict(demand), price_types, now=now, exclude_hold_id=hold.pk if own_hold and hold else None)
+        inventory.ensure_capacity(performances, dict(demand), price_types, now=now, exclude_hold_id=exclude_hold_id)
     except errors.SaleError:
         raise NeedsRefund("the seats were released when the hold expired and have been sold since") from None
+    try:
+        # The sale path's per-category limits (a standing area's size), under the same lock:
+        # a hold that expired gave its places back, and others may have filled the area since.
+        seats.ensure_category_limits(dict(demand), price_types, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=order.pk)
+    except errors.SaleError as exc:
+        full = SeatCategory.objects.filter(pk=exc.details.get("category_id")).values_list("name", flat=True).first() or "its category"
+        raise NeedsRefund(f"the places were released when the hold expired and “{full}” has sold up to its limit since") from None
 
     issued = Ticket.objects.bulk_create(
         Ticket(
