@@ -358,7 +358,8 @@ def complete_payment(*, order_token: str, session_id: str, payment_reference: st
         # a hold that expired gave its places back, and others may have filled the area since.
         seats.ensure_category_limits(dict(demand), price_types, now=now, exclude_hold_id=exclude_hold_id, exclude_order_id=order.pk)
     except errors.SaleError as exc:
-        full = SeatCategory.objects.filter(pk=exc.details.get("category_id")).values_list("name", flat=True).first() or "its category"
+        category_id: int = exc.details.get("category_id", 0)
+        full = SeatCategory.objects.filter(pk=category_id).values_list("name", flat=True).first() or "its category"
         raise NeedsRefund(f"the places were released when the hold expired and “{full}” has sold up to its limit since") from None
 
     issued = Ticket.objects.bulk_create(
