@@ -236,3 +236,18 @@ def test_a_signed_in_patron_chooses_new_seats_online(two_nights, buyer, good_car
     taken = client.post(f"/account/orders/{order.pk}/exchange/", fields)
     assert "just taken by someone else" in taken.content.decode()
     assert _state() == before
+
+
+def test_an_exchange_into_a_full_standing_area_is_refused_with_nothing_changed(buyer, good_card, clerk):
+    """The standing area's size binds an exchange as it binds a sale (one check: seats.ensure_category_limits)."""
+    r = make_reserved(standing=2)
+    other = seating.use_chart(Performance.objects.create(event=r.perf.event, starts_at=r.perf.starts_at + timedelta(days=1), capacity=1), r.perf.seating_chart)
+    standing = r.prices["Standing"]
+    sell([LineRequest(other.pk, standing.pk, 2)], CheckoutDetails(buyer=Buyer(first_name="Grace", last_name="Hopper", email="grace@example.org"), payment=good_card))
+    order = sell([LineRequest(r.perf.pk, standing.pk, 1)], CheckoutDetails(buyer=buyer, payment=good_card))
+    before = _state()
+    with pytest.raises(SaleError) as refused:
+        exchange_tickets(order.pk, ExchangeRequest([t.pk for t in _tickets(order)], other.pk), idempotency_key="standing-full", actor=clerk)
+    assert refused.value.code == "sold_out" and "Standing" in refused.value.message
+    assert _state() == before
+    assert Ticket.objects.filter(performance=other, price_type=standing, status=Ticket.VALID).count() == 2

@@ -292,7 +292,9 @@ def _exchange_locked(order_id: int, request: ExchangeRequest, *, key: str, finge
     demand: dict[tuple[int, int], int] = {}
     for p in quote.lines:
         demand[(target.pk, p.price_type.pk)] = demand.get((target.pk, p.price_type.pk), 0) + 1
-    inventory.ensure_capacity(performances, demand, {p.price_type.pk: p.price_type for p in quote.lines}, now=now)
+    new_types = {p.price_type.pk: p.price_type for p in quote.lines}
+    inventory.ensure_capacity(performances, demand, new_types, now=now)
+    seats.ensure_category_limits(demand, new_types, now=now)  # a standing area's size, as for a sale
 
     if diff > 0 and method == "waive":
         # The house absorbs the difference as a discount on the new tickets: value unchanged.
