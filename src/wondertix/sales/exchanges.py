@@ -132,15 +132,7 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
     if request.seat_ids and len(request.seat_ids) != len(ids):
         raise errors.invalid("seats_required", "Choose one seat for every ticket you exchange.", field="seat_ids")
     seat_of = dict(zip(ids, request.seat_ids, strict=True)) if request.seat_ids else {}
-    chosen = None
-    if request.price_type_id is not None:
-        chosen = PriceType.objects.filter(pk=request.price_type_id, event_id=target.event_id, active=True).first()
-        if chosen is None:
-            raise errors.invalid("invalid_price_type", "That ticket type is not sold for the performance you chose.", field="price_type_id")
-    if chosen is not None:
-        chosen = performance_prices.for_performance(target, [chosen])[0]
-    # Priced as sold at the target performance (its overrides win).
-    by_name = {pt.name.casefold(): pt for pt in performance_prices.for_performance(target, PriceType.objects.filter(event_id=target.event_id, active=True))}
+    chosen, by_name = target_price_types(request, target)
     lines = []
     for t in sorted(tickets, key=lambda t: t.pk):
         if t.status != Ticket.VALID:
@@ -164,6 +156,20 @@ def _plan(order: Order, request: ExchangeRequest, target: Performance, now: obje
         {target.pk: target}, {p.price_type.pk: p.price_type for p in lines}, staff=True,
     )
     return Quote(order, target, lines, seat_choice)
+
+
+def target_price_types(request: ExchangeRequest, target: Performance) -> tuple[PriceType | None, dict[str, PriceType]]:
+    """The price type the request names for the target (or None), and the target's active
+    types by name (casefolded): a ticket moves to the named type, else to its own type's name.
+    Priced as sold at the target performance (its overrides win)."""
+    chosen = None
+    if request.price_type_id is not None:
+        chosen = PriceType.objects.filter(pk=request.price_type_id, event_id=target.event_id, active=True).first()
+        if chosen is None:
+            raise errors.invalid("invalid_price_type", "That ticket type is not sold for the performance you chose.", field="price_type_id")
+        chosen = performance_prices.for_performance(target, [chosen])[0]
+    by_name = {pt.name.casefold(): pt for pt in performance_prices.for_performance(target, PriceType.objects.filter(event_id=target.event_id, active=True))}
+    return chosen, by_name
 
 
 @dataclass(frozen=True)

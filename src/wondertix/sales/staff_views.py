@@ -25,6 +25,7 @@ from wondertix.ops import audit
 from wondertix.payments.models import Payment
 from wondertix.payments.providers.base import PaymentDetails
 from wondertix.sales import errors, notifications, ticket_files
+from wondertix.sales import staff_exchange_seats as exchange_seats
 from wondertix.sales.cancellation import refund_performance_buyers
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, quote_exchange
 from wondertix.sales.models import Order, Ticket
@@ -38,6 +39,7 @@ from wondertix.sales.refunds import (
     refundable_cents,
     ticket_refundable,
 )
+from wondertix.storefront import seatmap
 
 staff_only = require_role(BOX_OFFICE, ADMIN)
 
@@ -235,6 +237,31 @@ def _exchange_request(post: Any) -> ExchangeRequest:
     )
 
 
+def _exchange_preview(request: HttpRequest, order: Order, ex_req: ExchangeRequest) -> HttpResponse:
+    """The price difference; for a reserved target first the seats, on the POS's seat picker
+    (step `seats`: the ticked seats become one per ticket). A seat choice that does not fit is
+    shown again on the seat page with the reason; other refusals go back to the order page."""
+    on_seat_page = request.POST.get("step") == "seats"
+    ticked: list[int] = []
+    try:
+        if on_seat_page:
+            ticked = seatmap.parse_seat_ids(request.POST.getlist("seat"))
+            ex_req.seat_ids = exchange_seats.assign(order, ex_req, ticked)
+        quote = quote_exchange(order.pk, ex_req)
+    except errors.SaleError as exc:
+        first_visit = exc.code == "seats_required" and not ex_req.seat_ids
+        context = exchange_seats.page(order, ex_req, ticked) if on_seat_page or first_visit else None
+        if context is None:
+            raise
+        status = 200 if first_visit and not on_seat_page else exc.status
+        return render(request, "sales/staff/exchange_seats.html", {**context, "seat_error": "" if status == 200 else exc.message}, status=status)
+    return render(request, "sales/staff/exchange_confirm.html", {
+        "order": order, "quote": quote, "request_data": ex_req, "difference": quote.difference_cents,
+        "key": request.POST.get("key") or uuid.uuid4().hex,
+        **(reader_choice(request) if quote.difference_cents > 0 else {}),
+    })
+
+
 @staff_only
 @require_POST
 def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
@@ -243,12 +270,7 @@ def order_exchange(request: HttpRequest, order_id: int) -> HttpResponse:
     try:
         ex_req = _exchange_request(request.POST)
         if request.POST.get("step") != "confirm":
-            quote = quote_exchange(order.pk, ex_req)
-            return render(request, "sales/staff/exchange_confirm.html", {
-                "order": order, "quote": quote, "request_data": ex_req, "difference": quote.difference_cents,
-                "key": request.POST.get("key") or uuid.uuid4().hex,
-                **(reader_choice(request) if quote.difference_cents > 0 else {}),
-            })
+            return _exchange_preview(request, order, ex_req)
         exchange = exchange_tickets(order.pk, ex_req, idempotency_key=request.POST.get("key", ""), actor=request.user)  # type: ignore[arg-type]
         waiting = exchange.terminal_payments.exclude(status="canceled").first() if exchange.status == Exchange.PENDING else None
         if waiting is not None:  # the difference is being paid on the card reader
