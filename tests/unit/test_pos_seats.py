@@ -111,3 +111,22 @@ def test_house_seats_are_held_with_a_note_shown_to_staff_and_released_for_sale(w
     assert "disabled" not in _input(window.get(f"/staff/pos/{r.perf.pk}/").content.decode(), c4)
     assert list(AuditEntry.objects.filter(action__startswith="hold.").order_by("id").values_list("action", flat=True)) == ["hold.created", "hold.released"]
     assert AuditEntry.objects.get(action="hold.created").after["seat_ids"] == sorted([c4, c5])
+
+
+def test_the_windows_zoom_buttons_share_the_patron_maps_style_rule(window, client):
+    """The zoom buttons carry one class whose rule lives in seatmap.css, the stylesheet both the
+    storefront's and the window's seat pages load (the window loads no storefront site.css)."""
+    from django.contrib.staticfiles import finders
+
+    r = make_reserved()
+    zoom = re.compile(r'<button type="button" class="([^"]*)" data-zoom="(in|out|reset)"')
+    pages = {"window": window.get(f"/staff/pos/{r.perf.pk}/").content.decode(), "patron": client.get(f"/performances/{r.perf.pk}/").content.decode()}
+    for html in pages.values():
+        assert sorted(zoom.findall(html)) == [("seatmap__zoom", "in"), ("seatmap__zoom", "out"), ("seatmap__zoom", "reset")]
+        assert "storefront/seatmap" in html and ".css" in html.split("storefront/seatmap", 1)[1][:40]
+    css = {name: open(finders.find(path), encoding="utf-8").read() for name, path in
+           (("seatmap", "storefront/seatmap.css"), ("site", "storefront/site.css"), ("staff", "boxoffice/staff.css"))}
+    rule = re.search(r"\.seatmap__zoom \{([^}]*)\}", css["seatmap"])
+    assert rule and "border" in rule.group(1) and "min-height" in rule.group(1)
+    # Defined once: not copied into the storefront's or the staff stylesheet.
+    assert "seatmap__zoom" not in css["site"] and "seatmap__zoom" not in css["staff"]
