@@ -263,3 +263,21 @@ def test_a_seat_the_editor_changed_while_the_sale_waited_for_the_lock_is_refused
     assert err.code == "seat_changed" and err.status == 409
     assert "choose your seats again" in err.message and err.details["seat_ids"] == [target]
     assert Order.objects.count() == 0 and Ticket.objects.count() == 0 and SeatClaim.objects.count() == 0
+
+
+def test_a_simulated_card_checkout_of_an_expired_standing_hold_never_overfills_the_area(buyer, good_card):
+    """The simulated card charges inside the sale's transaction, after the lock's re-checks: a
+    hold that expired while others filled the area is refused before any charge."""
+    from wondertix.payments.models import Payment
+
+    r = make_reserved(standing=3)
+    standing = r.prices["Standing"]
+    hold = create_hold([LineRequest(r.perf.pk, standing.pk, 2)])
+    past = timezone.now() - timedelta(seconds=1)
+    Hold.objects.filter(pk=hold.pk).update(expires_at=past)
+    HoldLine.objects.filter(hold=hold).update(expires_at=past)
+    sell([LineRequest(r.perf.pk, standing.pk, 3)], _details(buyer, good_card))
+    err = _refused(checkout, hold.token, _details(buyer, good_card))
+    assert err.code in ("hold_expired", "sold_out")
+    assert Ticket.objects.filter(performance=r.perf, price_type=standing, status=Ticket.VALID).count() == 3
+    assert Order.objects.count() == 1 and Payment.objects.count() == 1
