@@ -120,7 +120,7 @@ def _standing_taken(category_ids: list[int], perf_ids: list[int], now: Any) -> d
     from wondertix.sales.models import HoldLine, Ticket
 
     per: dict[tuple[int, int], int] = defaultdict(int)
-    tickets = Ticket.objects.filter(performance_id__in=perf_ids, price_type__seat_category_id__in=category_ids, status=Ticket.VALID)
+    tickets = Ticket.objects.counted().filter(performance_id__in=perf_ids, price_type__seat_category_id__in=category_ids)
     for perf, cat in tickets.values_list("performance_id", "price_type__seat_category_id"):
         per[(perf, cat)] += 1
     holds = HoldLine.objects.filter(performance_id__in=perf_ids, price_type__seat_category_id__in=category_ids, expires_at__gt=now)

@@ -128,7 +128,7 @@ def set_override(perf_id: int, price_type_id: int, data: dict[str, Any], *, acto
             )
         limit = values["limit_per_performance"]
         if limit is not None:
-            sold = Ticket.objects.filter(performance_id=perf.pk, price_type_id=pt.pk, status=Ticket.VALID).aggregate(n=Count("id"))["n"]
+            sold = Ticket.objects.counted().filter(performance_id=perf.pk, price_type_id=pt.pk).aggregate(n=Count("id"))["n"]
             if limit < sold:
                 raise errors.invalid(
                     "limit_below_sold",

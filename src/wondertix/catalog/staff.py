@@ -456,7 +456,7 @@ def update_price_type(pt_id: int, changes: dict[str, Any], *, actor: Actor) -> P
             # Performances with their own limit for this type (performance_prices) keep it.
             own_limit = PerformancePrice.objects.filter(price_type_id=pt.pk, limit_per_performance__isnull=False).values("performance_id")
             most = (
-                Ticket.objects.filter(price_type_id=pt.pk, status=Ticket.VALID)
+                Ticket.objects.counted().filter(price_type_id=pt.pk)
                 .exclude(performance_id__in=own_limit)
                 .values("performance_id").annotate(n=Count("id")).order_by("-n").first()
             )

@@ -74,7 +74,7 @@ def taken_by_price_type(
     perf_ids = {p for p, _ in pairs}
     type_ids = {t for _, t in pairs}
     taken: dict[tuple[int, int], int] = defaultdict(int)
-    issued = Ticket.objects.filter(performance_id__in=perf_ids, price_type_id__in=type_ids, status=Ticket.VALID)
+    issued = Ticket.objects.counted().filter(performance_id__in=perf_ids, price_type_id__in=type_ids)
     if exclude_order_id is not None:
         issued = issued.exclude(order_id=exclude_order_id)
     tickets = issued.values("performance_id", "price_type_id").annotate(n=Count("id"))

@@ -173,6 +173,21 @@ class Order(models.Model):
         return f"WT-{self.pk:06d}" if self.pk else "WT-new"
 
 
+class TicketQuerySet(models.QuerySet):
+    def counted(self) -> TicketQuerySet:
+        """Tickets that take a place against a limit (a price type's, a seat category's): the
+        valid ones, and both sides of an exchange still waiting for its card payment — its new
+        tickets (issued canceled) and the old ones (marked exchanged) — since it either
+        completes or is undone, and neither may find its place sold meanwhile."""
+
+        pending = Exchange.PENDING
+        return self.filter(
+            Q(status=Ticket.VALID)
+            | Q(status=Ticket.CANCELED, issued_by_exchange__exchange__status=pending)
+            | Q(status=Ticket.EXCHANGED, exchanged_into__exchange__status=pending)
+        )
+
+
 class Ticket(models.Model):
     VALID = "valid"
     REFUNDED = "refunded"
@@ -193,6 +208,8 @@ class Ticket(models.Model):
     checked_in_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Reserved seating: the seat this ticket admits to (empty: general admission or standing).
     seat = models.ForeignKey("catalog.Seat", null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
+
+    objects = TicketQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -270,7 +270,7 @@ def ensure_category_limits(
         if cat in limits:
             wanted[(perf_id, cat)] += qty
     perf_ids = {p for p, _ in wanted}
-    issued = Ticket.objects.filter(performance_id__in=perf_ids, price_type__seat_category_id__in=limits, status=Ticket.VALID)
+    issued = Ticket.objects.counted().filter(performance_id__in=perf_ids, price_type__seat_category_id__in=limits)
     if exclude_order_id is not None:
         issued = issued.exclude(order_id=exclude_order_id)
     taken: dict[tuple[int, int], int] = defaultdict(int)
