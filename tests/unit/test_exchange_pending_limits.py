@@ -2,7 +2,7 @@
 a reader) keeps its places against every limit until it settles: its new tickets are issued
 canceled and its old ones marked exchanged, yet one side of it will stand — so neither a price
 type's limit, nor a standing area's size, nor a staff edit of a limit may treat those places as
-free meanwhile."""
+free meanwhile — and canceling the performance it goes to settles it first."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from tests.unit.seating_fixtures import make_reserved
 from wondertix.catalog import performance_prices
 from wondertix.catalog.models import Performance
 from wondertix.catalog.staff import update_price_type
+from wondertix.payments.models import Payment
+from wondertix.payments.providers.base import ProviderUnavailable
+from wondertix.payments.providers.test import TestCardProvider
+from wondertix.sales.cancellation import cancel_and_refund
 from wondertix.sales.errors import SaleError
 from wondertix.sales.exchanges import ExchangeRequest, exchange_tickets, finish_card_payment
 from wondertix.sales.models import Order, Ticket
@@ -126,3 +130,48 @@ def test_a_pending_exchange_into_a_standing_area_keeps_its_places(admin, buyer, 
     next(c for c in doc["categories"] if c["name"] == "Standing")["limit_per_performance"] = 1
     answer = _save(admin, chart, doc)
     assert answer.status_code == 422 and "2 “Standing” places are sold or held" in answer.json()["message"]
+
+
+def test_canceling_the_target_undoes_an_exchange_still_waiting_for_its_payment(show, buyer, good_card, admin_user):  # noqa: F811
+    first, second, premium = show
+    order = _buy(first, first.adult, buyer, good_card, 2)
+    exchange = _pending(order, list(order.tickets.all()), second, premium)
+    bystander = _buy(second, second.adult, buyer, good_card, 1)
+
+    result = cancel_and_refund(second.pk, "Lead actor ill", actor=admin_user)
+
+    exchange.refresh_from_db()
+    assert exchange.status == Exchange.FAILED and "canceled" in exchange.message
+    # The patron keeps the tickets they had; nothing of theirs is on the canceled performance.
+    assert list(Ticket.objects.filter(order=order).values_list("performance_id", "status")) == [(first.pk, Ticket.VALID)] * 2
+    assert result.refunded_orders == [bystander.pk] and not result.failed
+    assert Performance.objects.get(pk=second.pk).tickets_sold == 0
+    assert Payment.objects.get(pk=exchange.charge_id).status == Payment.FAILED
+    # A payment arriving now finds the exchange undone (and is refunded: payments.services).
+    assert finish_card_payment(exchange.pk, ok=True, reference="pi_late").status == Exchange.FAILED
+
+
+def test_canceling_the_target_finishes_an_exchange_waiting_for_its_refund_then_refunds_it(show, buyer, good_card, admin_user, monkeypatch):  # noqa: F811
+    first, second, premium = show
+    order = _buy(first, premium, buyer, good_card, 2)
+    real_refund = TestCardProvider.refund
+
+    def no_answer(self, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        raise ProviderUnavailable("no answer")
+
+    monkeypatch.setattr(TestCardProvider, "refund", no_answer)
+    request = ExchangeRequest([t.pk for t in order.tickets.all()], second.pk, second.adult.pk, method="original")
+    with pytest.raises(SaleError) as exc:
+        exchange_tickets(order.pk, request, idempotency_key="cheaper-1")
+    assert exc.value.code == "exchange_pending"
+    exchange = Exchange.objects.get(status=Exchange.PENDING)
+
+    monkeypatch.setattr(TestCardProvider, "refund", real_refund)
+    result = cancel_and_refund(second.pk, "Lead actor ill", actor=admin_user)
+
+    exchange.refresh_from_db()
+    assert exchange.status == Exchange.SUCCEEDED
+    # The exchanged tickets landed on the canceled performance and were refunded with the rest.
+    assert set(Ticket.objects.filter(order=order, performance=second).values_list("status", flat=True)) == {Ticket.REFUNDED}
+    assert result.refunded_orders == [order.pk] and not result.failed
+    assert Performance.objects.get(pk=second.pk).tickets_sold == 0

@@ -8,6 +8,10 @@ seats and tells each buyer (one email each, with their refund).
    lock, then finished; the seats go back when the money is back). Each refund carries a key
    made from the performance, the order and its tickets, and `canceled_performance`, so its
    completion queues the cancellation email (ops.outbox) instead of a plain refund email.
+   Before that, exchanges into the performance still waiting for their payment are settled:
+   one whose difference is a charge is undone (the patron keeps the tickets they had; a
+   payment that arrives anyway is refunded to the card, as for any undone exchange), one whose
+   difference is a refund is sent on, so its new tickets are valid and refunded with the rest.
 3. Running the action again (after an error, an interrupted request or a double click) first
    finishes refunds this cancellation left pending, then refunds only what is still valid:
    nothing is refunded or emailed twice.
@@ -27,7 +31,7 @@ from wondertix.catalog.models import Performance
 from wondertix.ops import audit
 from wondertix.sales import errors
 from wondertix.sales.models import Order, Ticket
-from wondertix.sales.refund_models import Refund
+from wondertix.sales.refund_models import Exchange, Refund
 from wondertix.sales.refund_settlement import settle
 from wondertix.sales.refunds import (
     REFUNDABLE_STATUSES,
@@ -90,6 +94,22 @@ def cancel_and_refund(performance_id: int, reason: str, *, method: str = Refund.
     return refund_performance_buyers(performance_id, method=method, actor=actor, reason=reason)
 
 
+def _settle_exchanges_into(perf: Performance, result: RefundAllResult) -> None:
+    """Exchanges into the canceled performance still waiting for their payment (step 2)."""
+    from wondertix.sales import exchanges
+
+    for exchange in Exchange.objects.filter(to_performance=perf, status=Exchange.PENDING).order_by("pk"):
+        try:
+            if exchange.charge_id is not None:
+                exchanges.finish_card_payment(exchange.pk, ok=False, message="The performance was canceled before the price difference was paid.")
+            else:
+                exchanges.settle_exchange(exchange)
+        except errors.SaleError as exc:
+            # Refused by the provider: undone, nothing of it is on this performance any more.
+            if Exchange.objects.filter(pk=exchange.pk, status=Exchange.PENDING).exists():
+                result.failed[exchange.order_id] = exc.message
+
+
 def refund_performance_buyers(performance_id: int, *, method: str = Refund.ORIGINAL, actor: User | None = None, reason: str = "") -> RefundAllResult:
     """Refund every buyer of a canceled performance in full (tickets and their fees).
 
@@ -113,6 +133,7 @@ def refund_performance_buyers(performance_id: int, *, method: str = Refund.ORIGI
         result.refunded_orders.append(refund.order_id)
         result.amount_cents += refund.amount_cents
         result.tickets += refund.items.filter(ticket__isnull=False).count()
+    _settle_exchanges_into(perf, result)
     why = (reason.strip() or f"Performance canceled: {perf}")[:300]
     for order_id, tickets in sorted(_valid_by_order(perf).items()):
         ticket_ids = [t.pk for t in tickets]
