@@ -178,8 +178,8 @@ class TicketQuerySet(models.QuerySet):
         """Tickets that take a place against a limit (a price type's, a seat category's): the
         valid ones, and both sides of an exchange still waiting for its card payment — its new
         tickets (issued canceled) and the old ones (marked exchanged) — since it either
-        completes or is undone, and neither may find its place sold meanwhile."""
-
+        completes or is undone, and neither may find its place sold meanwhile. (Exchange is
+        imported at the end of this module.)"""
         pending = Exchange.PENDING
         return self.filter(
             Q(status=Ticket.VALID)
