@@ -132,11 +132,13 @@ def test_a_pending_exchange_into_a_standing_area_keeps_its_places(admin, buyer, 
     assert answer.status_code == 422 and "2 “Standing” places are sold or held" in answer.json()["message"]
 
 
-def test_canceling_the_target_undoes_an_exchange_still_waiting_for_its_payment(show, buyer, good_card, admin_user):  # noqa: F811
+def test_canceling_the_target_undoes_an_exchange_still_waiting_for_its_payment(show, buyer, good_card, admin_user, admin):  # noqa: F811
     first, second, premium = show
     order = _buy(first, first.adult, buyer, good_card, 2)
     exchange = _pending(order, list(order.tickets.all()), second, premium)
     bystander = _buy(second, second.adult, buyer, good_card, 1)
+    page = admin.get(f"/staff/performances/{second.pk}/cancel/").content.decode()
+    assert "1 exchange into this performance is waiting for a payment" in page
 
     result = cancel_and_refund(second.pk, "Lead actor ill", actor=admin_user)
 
@@ -149,6 +151,7 @@ def test_canceling_the_target_undoes_an_exchange_still_waiting_for_its_payment(s
     assert Payment.objects.get(pk=exchange.charge_id).status == Payment.FAILED
     # A payment arriving now finds the exchange undone (and is refunded: payments.services).
     assert finish_card_payment(exchange.pk, ok=True, reference="pi_late").status == Exchange.FAILED
+    assert "waiting for a payment" not in admin.get(f"/staff/performances/{second.pk}/cancel/").content.decode()
 
 
 def test_canceling_the_target_finishes_an_exchange_waiting_for_its_refund_then_refunds_it(show, buyer, good_card, admin_user, monkeypatch):  # noqa: F811

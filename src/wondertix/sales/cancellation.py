@@ -51,6 +51,7 @@ class CancelPlan:
     refund_cents: int
     without_email: int
     pending_refunds: int
+    pending_exchanges: int = 0
 
 
 @dataclass
@@ -79,6 +80,7 @@ def plan(performance_id: int) -> CancelPlan:
         refund_cents=sum(left[t.pk].face_cents + left[t.pk].fee_cents for t in tickets),
         without_email=no_email,
         pending_refunds=Refund.objects.filter(canceled_performance=perf, status=Refund.PENDING).count(),
+        pending_exchanges=Exchange.objects.filter(to_performance=perf, status=Exchange.PENDING).count(),
     )
 
 
